@@ -1,0 +1,23 @@
+/**
+ * The command registry. Each command's module is imported only when it runs, so `gpuctl runtime state`
+ * never loads NVML, the plugins or koffi.
+ * @module
+ */
+import type { Context } from "./context.ts";
+
+export interface Command {
+  summary: string;
+  load: () => Promise<{ run(ctx: Context, args: string[]): Promise<number> | number }>;
+}
+
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  info: { summary: "show the driver and the GPUs (text, --csv or --json)", load: () => import("./info.ts") },
+};
+
+/** Names gpuctl answers to when installed as a link, and the command each one means. */
+export const ARGV0_COMMANDS: Readonly<Record<string, string>> = {
+  "gpuctl-runtime": "runtime",
+  "nvidia-container-runtime": "runtime",
+  "nvidia-container-runtime-hook": "hook",
+  "nvidia-container-toolkit": "hook",
+};

@@ -1,0 +1,47 @@
+/**
+ * `gpuctl info`: what the driver and GPUs are.
+ * @module
+ */
+import { discover, type SourceChoice } from "../devices/discover.ts";
+import { UsageError } from "../errors/mod.ts";
+import { inventoryCsv, inventoryJson, inventoryText } from "../report/inventory.ts";
+import { parse } from "./args.ts";
+import type { Context } from "./context.ts";
+
+export const HELP = `Usage: gpuctl info [--json | --csv] [--source auto|nvml|proc]
+
+Shows the NVIDIA driver (version, CUDA version, NVML version) and every GPU: index, minor number,
+model, brand, UUID, PCI bus id, architecture (compute capability), memory, and MIG devices.
+
+Options:
+  --json            JSON: {"driver":{...},"source":"nvml"|"proc","devices":[...]}
+  --csv             CSV tables (driver, GPUs, MIG devices)
+  --source SOURCE   nvml: only NVML; proc: only /proc/driver/nvidia (no brand, architecture,
+                    memory or MIG); auto (default): NVML, or /proc with a warning when NVML
+                    cannot be loaded but the kernel driver is loaded
+  -h, --help        this help
+
+Configuration used: nvmlLibrary, driverRoot, procRoot.
+`;
+
+export function run(ctx: Context, args: string[]): number {
+  const { values } = parse("info", args, {
+    json: { type: "boolean" },
+    csv: { type: "boolean" },
+    source: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    ctx.out(HELP);
+    return 0;
+  }
+  if (values.json && values.csv) throw new UsageError("info", "--json and --csv exclude each other");
+  const source = (values.source ?? "auto") as SourceChoice;
+  if (!["auto", "nvml", "proc"].includes(source)) {
+    throw new UsageError("info --source", `unknown source "${source}" (use auto, nvml or proc)`);
+  }
+  const inv = discover(ctx.config, source, (m) => ctx.warn(m));
+  ctx.log.debug("inventory", { source: inv.source, devices: inv.devices.length });
+  ctx.out(values.json ? inventoryJson(inv) : values.csv ? inventoryCsv(inv) : inventoryText(inv));
+  return 0;
+}

@@ -1,0 +1,137 @@
+/**
+ * gpuctl's configuration: a JSONC file (default `/etc/gpuctl/config.jsonc`, or `--config`, or
+ * `$GPUCTL_CONFIG`). A missing default file means defaults; an unknown key or a wrong type is an
+ * error that names the key, the file and the line.
+ * @module
+ */
+import { type Node, parseTree, printParseErrorCode, type ParseError, stripComments } from "jsonc-parser";
+import { GpuctlError } from "../errors/mod.ts";
+
+/** Log levels, most verbose first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The whole configuration, defaults filled in. */
+export interface Config {
+  /** Where the driver's files are: `/`, or e.g. `/run/nvidia/driver` for a containerized driver. */
+  driverRoot: string;
+  /** Where the device nodes are. */
+  devRoot: string;
+  /** Where procfs is. */
+  procRoot: string;
+  /** NVML: a soname (looked up under `driverRoot`) or an absolute path. */
+  nvmlLibrary: string;
+  /** A file to append JSON-line logs to; `null` for none. */
+  logFile: string | null;
+  logLevel: LogLevel;
+}
+
+/** The default config file. */
+export const DEFAULT_CONFIG_PATH = "/etc/gpuctl/config.jsonc";
+
+type KeySpec =
+  | { type: "path"; default: string }
+  | { type: "string"; default: string }
+  | { type: "path?"; default: null }
+  | { type: "enum"; values: readonly string[]; default: string };
+
+/** Every key, its type and default: the single source for validation, defaults and `--help`. */
+export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> = {
+  driverRoot: { type: "path", default: "/", doc: "root of the driver's files" },
+  devRoot: { type: "path", default: "/dev", doc: "where the device nodes are" },
+  procRoot: { type: "path", default: "/proc", doc: "where procfs is" },
+  nvmlLibrary: { type: "string", default: "libnvidia-ml.so.1", doc: "NVML soname or absolute path" },
+  logFile: { type: "path?", default: null, doc: "JSON-lines log file (null: none)" },
+  logLevel: { type: "enum", values: LOG_LEVELS, default: "info", doc: "debug, info, warn or error" },
+};
+
+/** The defaults. */
+export function defaultConfig(): Config {
+  const c: Record<string, unknown> = {};
+  for (const [k, s] of Object.entries(SCHEMA)) c[k] = s.default;
+  return c as unknown as Config;
+}
+
+function lineCol(text: string, offset: number): string {
+  let line = 1, col = 1;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text[i] === "\n") {
+      line++;
+      col = 1;
+    } else col++;
+  }
+  return `${line}:${col}`;
+}
+
+function describeType(s: KeySpec): string {
+  switch (s.type) {
+    case "path":
+      return "an absolute path";
+    case "path?":
+      return "an absolute path or null";
+    case "string":
+      return "a string";
+    case "enum":
+      return `one of ${s.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+}
+
+function checkValue(s: KeySpec, v: unknown): boolean {
+  switch (s.type) {
+    case "path":
+      return typeof v === "string" && v.startsWith("/");
+    case "path?":
+      return v === null || (typeof v === "string" && v.startsWith("/"));
+    case "string":
+      return typeof v === "string" && v.length > 0;
+    case "enum":
+      return typeof v === "string" && s.values.includes(v);
+  }
+}
+
+/** Parses and validates config text; `file` names it in errors. */
+export function parseConfig(text: string, file: string): Config {
+  if (stripComments(text).trim() === "") return defaultConfig(); // an empty file, or only comments
+  const errors: ParseError[] = [];
+  const tree = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) {
+    const e = errors[0]!;
+    throw new GpuctlError(`${file}:${lineCol(text, e.offset)}`, `invalid JSONC: ${printParseErrorCode(e.error)}`);
+  }
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  if (tree === undefined || tree.type !== "object") {
+    throw new GpuctlError(`${file}:${lineCol(text, tree?.offset ?? 0)}`, "the configuration must be a JSON object");
+  }
+  for (const prop of tree.children ?? []) {
+    const [keyNode, valueNode] = prop.children as [Node, Node];
+    const key = keyNode.value as string;
+    const spec = (SCHEMA as Record<string, KeySpec>)[key];
+    const where = `${file}:${lineCol(text, keyNode.offset)}`;
+    if (spec === undefined) {
+      throw new GpuctlError(where, `unknown key "${key}" (known keys: ${Object.keys(SCHEMA).join(", ")})`);
+    }
+    const value: unknown = valueNode.type === "null" ? null : valueNode.value;
+    if (valueNode.type === "object" || valueNode.type === "array" || !checkValue(spec, value)) {
+      throw new GpuctlError(where, `"${key}" must be ${describeType(spec)}, not ${text.slice(valueNode.offset, valueNode.offset + Math.min(valueNode.length, 40))}`);
+    }
+    config[key] = value;
+  }
+  return config as unknown as Config;
+}
+
+/**
+ * Loads the configuration. `explicit` is a path from `--config` or `$GPUCTL_CONFIG`: it must exist.
+ * Without one, the default file is read when present.
+ */
+export function loadConfig(explicit: string | undefined): { config: Config; file: string | null } {
+  const file = explicit ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound && explicit === undefined) return { config: defaultConfig(), file: null };
+    const why = e instanceof Deno.errors.NotFound ? "no such file (give an existing --config FILE)" : (e as Error).message;
+    throw new GpuctlError(`config ${file}`, why);
+  }
+  return { config: parseConfig(text, file), file };
+}

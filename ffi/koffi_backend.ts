@@ -1,0 +1,97 @@
+/**
+ * The koffi backend: what gpuctl uses under Node, and a second implementation the tests hold the
+ * `Deno.dlopen` one against. Loading koffi costs ~40 ms, so it is never the default under Deno.
+ * @module
+ */
+import koffi from "koffi";
+import {
+  type Backend,
+  type Decls,
+  type FfiResult,
+  type FfiType,
+  type Library,
+  LibraryLoadError,
+  loaderReason,
+  type Symbols,
+} from "./types.ts";
+
+const PARAM: Record<FfiType, string> = {
+  i32: "int32_t",
+  u32: "uint32_t",
+  i64: "int64_t",
+  u64: "uint64_t",
+  pointer: "uint64_t",
+  buffer: "void *",
+  cstring: "const char *",
+};
+const RESULT: Record<FfiResult, string> = {
+  i32: "int32_t",
+  u32: "uint32_t",
+  i64: "int64_t",
+  u64: "uint64_t",
+  pointer: "uint64_t",
+  cstring: "const char *",
+  void: "void",
+};
+
+function wrap(decl: Decls[string], fn: (...a: unknown[]) => unknown): (...a: unknown[]) => unknown {
+  const strArgs = decl.params.map((p, i) => (p === "cstring" ? i : -1)).filter((i) => i >= 0);
+  const result = decl.result;
+  return (...args: unknown[]) => {
+    for (const i of strArgs) {
+      if (typeof args[i] === "string" && (args[i] as string).includes("\0")) {
+        throw new TypeError(`Cannot pass a string with a NUL byte to C: ${JSON.stringify(args[i])}`);
+      }
+    }
+    const r = fn(...args);
+    switch (result) {
+      case "i64":
+        return Number(r);
+      case "u64":
+      case "pointer":
+        return BigInt(r as number | bigint);
+      default:
+        return r;
+    }
+  };
+}
+
+export const koffiBackend: Backend = {
+  name: "koffi",
+  open<D extends Decls>(path: string, decls: D): Library<D> {
+    let lib: ReturnType<typeof koffi.load>;
+    try {
+      lib = koffi.load(path);
+    } catch (e) {
+      // koffi says "Failed to load shared library: <dlerror without the path>"; restore dlerror's form.
+      const msg = loaderReason(e instanceof Error ? e.message : String(e));
+      const m = /^Failed to load shared library:\s*(.*)$/s.exec(msg);
+      throw new LibraryLoadError(path, m ? (m[1]!.startsWith(path) ? m[1]! : `${path}: ${m[1]}`) : msg);
+    }
+    const symbols: Record<string, unknown> = {};
+    for (const [key, d] of Object.entries(decls)) {
+      try {
+        const fn = lib.func(d.symbol ?? key, RESULT[d.result], d.params.map((p) => PARAM[p]));
+        symbols[key] = wrap(d, fn as (...a: unknown[]) => unknown);
+      } catch (e) {
+        if (!d.optional) {
+          lib.unload();
+          throw new LibraryLoadError(path, e instanceof Error ? e.message : String(e));
+        }
+        symbols[key] = null;
+      }
+    }
+    return { path, symbols: symbols as Symbols<D>, close: () => lib.unload() };
+  },
+  addressOf(buf: Uint8Array): bigint {
+    return BigInt(koffi.address(buf));
+  },
+  read(addr: bigint, len: number): Uint8Array {
+    if (addr === 0n) throw new TypeError("Cannot read from a NULL pointer");
+    return new Uint8Array(koffi.view(addr, len)).slice();
+  },
+  readCString(addr: bigint): string {
+    if (addr === 0n) throw new TypeError("Cannot read from a NULL pointer");
+    return koffi.decode(addr, "char", -1) as string;
+  },
+};

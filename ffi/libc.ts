@@ -1,0 +1,170 @@
+/**
+ * libc through FFI: the system calls gpuctl makes that Deno has no API for.
+ *
+ * Each function returns its C result; on failure ({@link check}) a {@link SyscallError} carries errno,
+ * read immediately after the failing call, before any other C call can overwrite it.
+ * @module
+ */
+import { backend, openLibrary } from "./mod.ts";
+import type { Backend, Decls, Library } from "./types.ts";
+
+/** Linux system call numbers (x86-64 first, aarch64 second), for calls glibc has no wrapper for. */
+const SYS: Record<string, [number, number]> = {
+  openat2: [437, 437],
+  bpf: [321, 280],
+  open_tree: [428, 428],
+  move_mount: [429, 429],
+};
+
+/** The libc functions gpuctl uses, each declared once. */
+export const LIBC = {
+  __errno_location: { params: [], result: "pointer" },
+  strerror: { params: ["i32"], result: "cstring" },
+  getpid: { params: [], result: "i32" },
+  open: { params: ["cstring", "i32", "u32"], result: "i32" },
+  openat: { params: ["i32", "cstring", "i32", "u32"], result: "i32" },
+  close: { params: ["i32"], result: "i32" },
+  mount: { params: ["cstring", "cstring", "cstring", "u64", "cstring"], result: "i32" },
+  umount2: { params: ["cstring", "i32"], result: "i32" },
+  unshare: { params: ["i32"], result: "i32" },
+  setns: { params: ["i32", "i32"], result: "i32" },
+  mknodat: { params: ["i32", "cstring", "u32", "u64"], result: "i32" },
+  mkdirat: { params: ["i32", "cstring", "u32"], result: "i32" },
+  symlinkat: { params: ["cstring", "i32", "cstring"], result: "i32" },
+  fchownat: { params: ["i32", "cstring", "u32", "u32", "i32"], result: "i32" },
+  fchmod: { params: ["i32", "u32"], result: "i32" },
+  execve: { params: ["cstring", "buffer", "buffer"], result: "i32" },
+  // syscall(2) is variadic; integer and pointer varargs pass like fixed ones on x86-64 and aarch64.
+  sys_openat2: { symbol: "syscall", params: ["i64", "i32", "cstring", "buffer", "u64"], result: "i64" },
+  sys_bpf: { symbol: "syscall", params: ["i64", "i32", "buffer", "u32"], result: "i64" },
+  sys_open_tree: { symbol: "syscall", params: ["i64", "i32", "cstring", "u32"], result: "i64" },
+  sys_move_mount: {
+    symbol: "syscall",
+    params: ["i64", "i32", "cstring", "i32", "cstring", "u32"],
+    result: "i64",
+  },
+} as const satisfies Decls;
+
+/** A failed C call: the function, errno, and the system's text for it. */
+export class SyscallError extends Error {
+  constructor(readonly call: string, readonly errno: number, readonly detail: string) {
+    super(`${call}${detail ? ` ${detail}` : ""}: ${strerror(errno)} (errno ${errno})`);
+    this.name = "SyscallError";
+  }
+}
+
+let lib: Library<typeof LIBC> | null = null;
+let libBackend: Backend | null = null;
+
+/** The opened libc (opened on first use, and again if the backend changes). */
+export function libc(): Library<typeof LIBC>["symbols"] {
+  if (lib === null || libBackend !== backend()) {
+    libBackend = backend();
+    lib = openLibrary("libc.so.6", LIBC);
+  }
+  return lib.symbols;
+}
+
+/** The calling thread's errno. */
+export function errno(): number {
+  const addr = libc().__errno_location();
+  const b = backend().read(addr, 4);
+  return new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
+}
+
+/** The system's message for an errno value. */
+export function strerror(n: number): string {
+  return libc().strerror(n) ?? `errno ${n}`;
+}
+
+/**
+ * Runs a C call and throws {@link SyscallError} when it returns -1; errno is read straight after the call.
+ *
+ * ```ts
+ * const fd = check("open /etc/hostname", () => libc().open("/etc/hostname", O_RDONLY, 0));
+ * ```
+ */
+export function check(what: string, call: () => number): number {
+  const r = call();
+  if (r === -1) {
+    const e = errno();
+    const sp = what.indexOf(" ");
+    throw new SyscallError(sp < 0 ? what : what.slice(0, sp), e, sp < 0 ? "" : what.slice(sp + 1));
+  }
+  return r;
+}
+
+function sysno(name: keyof typeof SYS): number {
+  const [x64, a64] = SYS[name]!;
+  const g = globalThis as { Deno?: { build: { arch: string } }; process?: { arch: string } };
+  const arch = g.Deno?.build.arch ?? (g.process?.arch === "arm64" ? "aarch64" : "x86_64");
+  return arch === "aarch64" ? a64 : x64;
+}
+
+/** Flags and constants used with these calls. */
+export const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOFOLLOW = 0o400000;
+export const O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000, O_PATH = 0o10000000;
+export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000;
+export const CLONE_FS = 0x200, CLONE_NEWNS = 0x20000;
+export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096;
+export const MS_REC = 0x4000, MS_PRIVATE = 1 << 18, MNT_DETACH = 2;
+export const RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08, RESOLVE_IN_ROOT = 0x10;
+export const OPEN_TREE_CLONE = 1, OPEN_TREE_CLOEXEC = O_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH = 4;
+export const S_IFCHR = 0o020000, S_IFDIR = 0o040000, S_IFREG = 0o100000;
+
+/** `openat2(2)`: opens `path` relative to `dirfd` with resolve flags (see `RESOLVE_*`). */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  const how = new Uint8Array(24);
+  const v = new DataView(how.buffer);
+  v.setBigUint64(0, BigInt(flags), true);
+  v.setBigUint64(8, BigInt(mode), true);
+  v.setBigUint64(16, BigInt(resolve), true);
+  return check(`openat2 ${path}`, () => libc().sys_openat2(sysno("openat2"), dirfd, path, how, 24));
+}
+
+/** `bpf(2)`: one command with its attribute union. */
+export function bpf(cmd: number, attr: Uint8Array): number {
+  return check(`bpf cmd=${cmd}`, () => libc().sys_bpf(sysno("bpf"), cmd, attr, attr.byteLength));
+}
+
+/** `open_tree(2)`: a detached copy of a mount tree, for moving across mount namespaces. */
+export function openTree(dirfd: number, path: string, flags: number): number {
+  return check(`open_tree ${path}`, () => libc().sys_open_tree(sysno("open_tree"), dirfd, path, flags));
+}
+
+/** `move_mount(2)`. */
+export function moveMount(fromFd: number, fromPath: string, toFd: number, toPath: string, flags: number): number {
+  return check(
+    `move_mount ${toPath}`,
+    () => libc().sys_move_mount(sysno("move_mount"), fromFd, fromPath, toFd, toPath, flags),
+  );
+}
+
+/** A `dev_t` from major and minor numbers (glibc's makedev). */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major), mi = BigInt(minor);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+
+/**
+ * `execve(2)`: replaces this process. Returns only on failure, by throwing.
+ * The argument and environment strings are kept alive by the closure until the call.
+ */
+export function execve(path: string, argv: readonly string[], envp: readonly string[]): never {
+  const enc = new TextEncoder();
+  const keep: Uint8Array[] = [];
+  const table = (items: readonly string[]): Uint8Array => {
+    const t = new BigUint64Array(items.length + 1);
+    items.forEach((s, i) => {
+      if (s.includes("\0")) throw new TypeError(`Cannot pass a string with a NUL byte to execve: ${s}`);
+      const b = enc.encode(s + "\0");
+      keep.push(b);
+      t[i] = backend().addressOf(b);
+    });
+    return new Uint8Array(t.buffer);
+  };
+  const a = table(argv), e = table(envp);
+  check(`execve ${path}`, () => libc().execve(path, a, e));
+  throw new Error(`execve ${path} returned`); // unreachable: check throws on -1 and success never returns
+}

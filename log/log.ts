@@ -1,0 +1,40 @@
+/**
+ * Logging: JSON lines appended to `logFile`, filtered by `logLevel`. Writing a log never fails a command:
+ * an unwritable log file is dropped silently after the first try.
+ * @module
+ */
+import { LOG_LEVELS, type LogLevel } from "../config/config.ts";
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** A logger that drops everything. */
+export const nullLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A logger writing JSON lines to `file` (`null`: to nothing), for `component` (e.g. `hook`). */
+export function fileLogger(file: string | null, level: LogLevel, component: string): Logger {
+  if (file === null) return nullLogger;
+  const min = LOG_LEVELS.indexOf(level);
+  let broken = false;
+  const enc = new TextEncoder();
+  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (broken || LOG_LEVELS.indexOf(lvl) < min) return;
+    const line = JSON.stringify({ time: new Date().toISOString(), level: lvl, component, pid: Deno.pid, msg, ...fields });
+    try {
+      // Sync and append: one write(2) per line, so concurrent gpuctl processes do not interleave lines.
+      Deno.writeFileSync(file, enc.encode(line + "\n"), { append: true, create: true, mode: 0o600 });
+    } catch {
+      broken = true;
+    }
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * The FFI layer against real libraries, through both backends: libc, and the fake NVML built from C.
+ */
+import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
+import { selectBackend } from "../../ffi/mod.ts";
+import { check, errno, libc, O_RDONLY, strerror, SyscallError } from "../../ffi/libc.ts";
+import { LibraryLoadError } from "../../ffi/types.ts";
+import { Nvml, NvmlError } from "../../ffi/nvml.ts";
+import { inventoryFromNvml, openNvml } from "../../devices/nvml.ts";
+import { GpuctlError } from "../../errors/mod.ts";
+import { fakeDriver, gpu, standardSpec } from "../fixtures/driver.ts";
+
+for (const name of ["deno", "koffi"] as const) {
+  Deno.test(`[${name}] libc: results, errno read right after the failing call, strerror`, async () => {
+    await selectBackend(name);
+    assertEquals(libc().getpid(), Deno.pid);
+    assertEquals(libc().open("/nonexistent/gpuctl", O_RDONLY, 0), -1);
+    assertEquals(errno(), 2);
+    assertEquals(strerror(2), "No such file or directory");
+    const e = assertThrows(() => check("open /nonexistent/x", () => libc().open("/nonexistent/x", O_RDONLY, 0)), SyscallError);
+    assertEquals([e.call, e.errno, e.message], ["open", 2, "open /nonexistent/x: No such file or directory (errno 2)"]);
+    const fd = check("open /proc/self/stat", () => libc().open("/proc/self/stat", O_RDONLY, 0));
+    assert(fd > 2);
+    assertEquals(libc().close(fd), 0);
+    assertThrows(() => libc().open("/etc\0/passwd", O_RDONLY, 0), TypeError, "NUL byte");
+  });
+
+  Deno.test(`[${name}] NVML: the fake driver's GPUs and MIG devices, exactly`, async () => {
+    await selectBackend(name);
+    const d = await fakeDriver(standardSpec(3));
+    const nvml = Nvml.open(d.nvml);
+    try {
+      const inv = inventoryFromNvml(nvml);
+      assertEquals(inv.driver, { version: "580.95.05", cudaVersion: "13.0", nvmlVersion: "13.580.95.05" });
+      assertEquals(inv.devices.length, 3);
+      for (const [i, g] of d.spec.gpus.entries()) {
+        const got = inv.devices[i]!;
+        assertEquals(got, {
+          index: i,
+          minor: g.minor,
+          name: g.name,
+          brand: g.brand === 14 ? "NVIDIA" : "Tesla",
+          uuid: g.uuid,
+          busId: g.busId,
+          architecture: g.computeCapability.join("."),
+          memoryMiB: g.memoryMiB,
+          mig: {
+            enabled: g.mig?.enabled ?? false,
+            devices: (g.mig?.devices ?? []).map((m, k) => ({ index: k, ...m })),
+          },
+        });
+      }
+    } finally {
+      nvml.shutdown();
+    }
+  });
+
+  Deno.test(`[${name}] NVML: load and init failures carry the loader's and NVML's own messages`, async () => {
+    await selectBackend(name);
+    const missing = assertThrows(() => Nvml.open("/nonexistent/libnvidia-ml.so.1"), LibraryLoadError);
+    assertMatch(missing.reason, /^\/nonexistent\/libnvidia-ml\.so\.1: cannot open shared object file: No such file or directory$/);
+    const e = assertThrows(() => openNvml("/nonexistent/libnvidia-ml.so.1"), GpuctlError);
+    assertEquals(e.what, "NVIDIA driver not found");
+    assertMatch(e.why, /^libnvidia-ml\.so\.1 could not be loaded \(\/nonexistent\/.*No such file or directory\)$/);
+
+    const notLoaded = await fakeDriver({ ...standardSpec(1), failInit: 9 });
+    const init = assertThrows(() => openNvml(notLoaded.nvml), GpuctlError);
+    assertEquals(init.message, "NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded (is the nvidia kernel module loaded?)");
+    const raw = assertThrows(() => Nvml.open(notLoaded.nvml), NvmlError);
+    assertEquals([raw.call, raw.code, raw.nvmlMessage], ["nvmlInit_v2", 9, "Driver Not Loaded"]);
+  });
+
+  Deno.test(`[${name}] NVML: a lost GPU names the GPU and the failing call`, async () => {
+    await selectBackend(name);
+    const d = await fakeDriver({ ...standardSpec(1), gpus: [gpu(0), gpu(1, { lost: true })] });
+    const nvml = Nvml.open(d.nvml);
+    try {
+      const e = assertThrows(() => inventoryFromNvml(nvml), GpuctlError);
+      assertEquals(e.message, "GPU 1: nvmlDeviceGetMinorNumber failed: GPU is lost (the GPU fell off the bus; check dmesg, then reset the GPU or reboot)");
+    } finally {
+      nvml.shutdown();
+    }
+  });
+}
+
+Deno.test("the koffi backend really is koffi, and agrees with Deno.dlopen on addresses and memory", async () => {
+  const k = await selectBackend("koffi");
+  assertEquals(k.name, "koffi");
+  const buf = new TextEncoder().encode("gpuctl\0");
+  const kAddr = k.addressOf(buf);
+  assertEquals(k.readCString(kAddr), "gpuctl");
+  assertEquals([...k.read(kAddr, 3)], [103, 112, 117]);
+  const dn = await selectBackend("deno");
+  assertEquals(dn.readCString(dn.addressOf(buf)), "gpuctl");
+});

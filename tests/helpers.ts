@@ -1,0 +1,54 @@
+/**
+ * Test helpers: run gpuctl as a user would (a real process), temporary directories, fixture configs.
+ * @module
+ */
+export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+export const DENO = Deno.execPath();
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -A cli/main.ts ...args` (or another entry) and captures everything. */
+export async function runGpuctl(
+  args: string[],
+  opts: { env?: Record<string, string>; entry?: string; argv0?: string; stdin?: string; cwd?: string } = {},
+): Promise<RunResult> {
+  const cmd = new Deno.Command(opts.argv0 ?? DENO, {
+    args: ["run", "-A", "--quiet", opts.entry ?? `${PROJECT}/cli/main.ts`, ...args],
+    env: { NO_COLOR: "1", ...opts.env },
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  });
+  const child = cmd.spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** A temporary directory removed by the returned disposer. */
+export function tempDir(prefix = "gpuctl-test-"): { path: string; [Symbol.dispose](): void } {
+  const path = Deno.makeTempDirSync({ prefix });
+  return {
+    path,
+    [Symbol.dispose]() {
+      Deno.removeSync(path, { recursive: true });
+    },
+  };
+}
+
+/** Writes `text` to a new file in `dir` and returns its path. */
+export function writeFile(dir: string, name: string, text: string): string {
+  const p = `${dir}/${name}`;
+  Deno.writeTextFileSync(p, text);
+  return p;
+}

@@ -1,0 +1,75 @@
+import { assertEquals, assertThrows } from "../assert.ts";
+import { defaultConfig, loadConfig, parseConfig } from "../../config/config.ts";
+import { GpuctlError } from "../../errors/mod.ts";
+import { tempDir, writeFile } from "../helpers.ts";
+
+Deno.test("parseConfig() fills defaults for an empty file and an empty object", () => {
+  assertEquals(parseConfig("", "c.jsonc"), defaultConfig());
+  assertEquals(parseConfig("{}", "c.jsonc"), defaultConfig());
+  assertEquals(defaultConfig(), {
+    driverRoot: "/",
+    devRoot: "/dev",
+    procRoot: "/proc",
+    nvmlLibrary: "libnvidia-ml.so.1",
+    logFile: null,
+    logLevel: "info",
+  });
+});
+
+Deno.test("parseConfig() accepts comments and trailing commas, and keeps unknown-free values", () => {
+  const c = parseConfig(
+    `// host paths
+{
+  /* a containerized driver */
+  "driverRoot": "/run/nvidia/driver",
+  "logFile": "/var/log/gpuctl.log",
+  "logLevel": "debug",
+}`,
+    "c.jsonc",
+  );
+  assertEquals(c.driverRoot, "/run/nvidia/driver");
+  assertEquals(c.logFile, "/var/log/gpuctl.log");
+  assertEquals(c.logLevel, "debug");
+  assertEquals(c.devRoot, "/dev");
+});
+
+Deno.test("parseConfig() names the file, line and key of an unknown key", () => {
+  const e = assertThrows(() => parseConfig('{\n  "driverRoot": "/",\n  "driverroot": "/x"\n}', "/etc/g.jsonc"), GpuctlError);
+  assertEquals(e.what, "/etc/g.jsonc:3:3");
+  assertEquals(e.why.startsWith('unknown key "driverroot" (known keys: driverRoot, devRoot'), true);
+});
+
+Deno.test("parseConfig() rejects wrong types with the key and what it must be", () => {
+  const cases: [string, string][] = [
+    ['{"driverRoot": 5}', '"driverRoot" must be an absolute path, not 5'],
+    ['{"driverRoot": "relative/dir"}', '"driverRoot" must be an absolute path, not "relative/dir"'],
+    ['{"logLevel": "loud"}', '"logLevel" must be one of "debug", "info", "warn", "error", not "loud"'],
+    ['{"logFile": false}', '"logFile" must be an absolute path or null, not false'],
+    ['{"nvmlLibrary": ["a"]}', '"nvmlLibrary" must be a string, not ["a"]'],
+    ['{"nvmlLibrary": ""}', '"nvmlLibrary" must be a string, not ""'],
+  ];
+  for (const [text, why] of cases) {
+    const e = assertThrows(() => parseConfig(text, "f"), GpuctlError);
+    assertEquals(e.why, why, text);
+    assertEquals(e.what, "f:1:2");
+  }
+  assertEquals(parseConfig('{"logFile": null}', "f").logFile, null);
+});
+
+Deno.test("parseConfig() reports syntax errors with a position", () => {
+  const e = assertThrows(() => parseConfig('{\n  "driverRoot": "/"\n  "devRoot": "/dev"\n}', "f"), GpuctlError);
+  assertEquals(e.what, "f:3:3");
+  assertEquals(e.why, "invalid JSONC: CommaExpected");
+  const top = assertThrows(() => parseConfig("[1]", "f"), GpuctlError);
+  assertEquals(top.why, "the configuration must be a JSON object");
+});
+
+Deno.test("loadConfig() uses defaults when the default file is absent, and fails on a missing explicit file", () => {
+  using d = tempDir();
+  const missing = `${d.path}/nope.jsonc`;
+  const e = assertThrows(() => loadConfig(missing), GpuctlError);
+  assertEquals(e.what, `config ${missing}`);
+  const p = writeFile(d.path, "c.jsonc", '{"devRoot": "/fixture/dev"}');
+  assertEquals(loadConfig(p).config.devRoot, "/fixture/dev");
+  assertEquals(loadConfig(p).file, p);
+});
