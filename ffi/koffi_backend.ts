@@ -1,9 +1,9 @@
 /**
  * The koffi backend: what gpuctl uses under Node, and a second implementation the tests hold the
- * `Deno.dlopen` one against. Loading koffi costs ~40 ms, so it is never the default under Deno.
+ * `Deno.dlopen` one against. Loading koffi costs ~40 ms, so it is never the default under Deno, and it is
+ * imported dynamically (also in the bundle) only when this backend is selected.
  * @module
  */
-import koffi from "koffi";
 import {
   type Backend,
   type Decls,
@@ -34,6 +34,8 @@ const RESULT: Record<FfiResult, string> = {
   void: "void",
 };
 
+type Koffi = typeof import("koffi").default;
+
 function wrap(decl: Decls[string], fn: (...a: unknown[]) => unknown): (...a: unknown[]) => unknown {
   const strArgs = decl.params.map((p, i) => (p === "cstring" ? i : -1)).filter((i) => i >= 0);
   const result = decl.result;
@@ -56,42 +58,50 @@ function wrap(decl: Decls[string], fn: (...a: unknown[]) => unknown): (...a: unk
   };
 }
 
-export const koffiBackend: Backend = {
-  name: "koffi",
-  open<D extends Decls>(path: string, decls: D): Library<D> {
-    let lib: ReturnType<typeof koffi.load>;
-    try {
-      lib = koffi.load(path);
-    } catch (e) {
-      // koffi says "Failed to load shared library: <dlerror without the path>"; restore dlerror's form.
-      const msg = loaderReason(e instanceof Error ? e.message : String(e));
-      const m = /^Failed to load shared library:\s*(.*)$/s.exec(msg);
-      throw new LibraryLoadError(path, m ? (m[1]!.startsWith(path) ? m[1]! : `${path}: ${m[1]}`) : msg);
-    }
-    const symbols: Record<string, unknown> = {};
-    for (const [key, d] of Object.entries(decls)) {
+/** Loads koffi and returns the backend over it. */
+export async function createKoffiBackend(): Promise<Backend> {
+  const koffi: Koffi = (await import("koffi")).default;
+  return backendOver(koffi);
+}
+
+function backendOver(koffi: Koffi): Backend {
+  return {
+    name: "koffi",
+    open<D extends Decls>(path: string, decls: D): Library<D> {
+      let lib: ReturnType<typeof koffi.load>;
       try {
-        const fn = lib.func(d.symbol ?? key, RESULT[d.result], d.params.map((p) => PARAM[p]));
-        symbols[key] = wrap(d, fn as (...a: unknown[]) => unknown);
+        lib = koffi.load(path);
       } catch (e) {
-        if (!d.optional) {
-          lib.unload();
-          throw new LibraryLoadError(path, e instanceof Error ? e.message : String(e));
-        }
-        symbols[key] = null;
+        // koffi says "Failed to load shared library: <dlerror without the path>"; restore dlerror's form.
+        const msg = loaderReason(e instanceof Error ? e.message : String(e));
+        const m = /^Failed to load shared library:\s*(.*)$/s.exec(msg);
+        throw new LibraryLoadError(path, m ? (m[1]!.startsWith(path) ? m[1]! : `${path}: ${m[1]}`) : msg);
       }
-    }
-    return { path, symbols: symbols as Symbols<D>, close: () => lib.unload() };
-  },
-  addressOf(buf: Uint8Array): bigint {
-    return BigInt(koffi.address(buf));
-  },
-  read(addr: bigint, len: number): Uint8Array {
-    if (addr === 0n) throw new TypeError("Cannot read from a NULL pointer");
-    return new Uint8Array(koffi.view(addr, len)).slice();
-  },
-  readCString(addr: bigint): string {
-    if (addr === 0n) throw new TypeError("Cannot read from a NULL pointer");
-    return koffi.decode(addr, "char", -1) as string;
-  },
-};
+      const symbols: Record<string, unknown> = {};
+      for (const [key, d] of Object.entries(decls)) {
+        try {
+          const fn = lib.func(d.symbol ?? key, RESULT[d.result], d.params.map((p) => PARAM[p]));
+          symbols[key] = wrap(d, fn as (...a: unknown[]) => unknown);
+        } catch (e) {
+          if (!d.optional) {
+            lib.unload();
+            throw new LibraryLoadError(path, e instanceof Error ? e.message : String(e));
+          }
+          symbols[key] = null;
+        }
+      }
+      return { path, symbols: symbols as Symbols<D>, close: () => lib.unload() };
+    },
+    addressOf(buf: Uint8Array): bigint {
+      return BigInt(koffi.address(buf));
+    },
+    read(addr: bigint, len: number): Uint8Array {
+      if (addr === 0n) throw new TypeError("Cannot read from a NULL pointer");
+      return new Uint8Array(koffi.view(addr, len)).slice();
+    },
+    readCString(addr: bigint): string {
+      if (addr === 0n) throw new TypeError("Cannot read from a NULL pointer");
+      return koffi.decode(addr, "char", -1) as string;
+    },
+  };
+}

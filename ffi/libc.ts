@@ -134,7 +134,13 @@ export function openTree(dirfd: number, path: string, flags: number): number {
 }
 
 /** `move_mount(2)`. */
-export function moveMount(fromFd: number, fromPath: string, toFd: number, toPath: string, flags: number): number {
+export function moveMount(
+  fromFd: number,
+  fromPath: string,
+  toFd: number,
+  toPath: string,
+  flags: number,
+): number {
   return check(
     `move_mount ${toPath}`,
     () => libc().sys_move_mount(sysno("move_mount"), fromFd, fromPath, toFd, toPath, flags),

@@ -16,7 +16,10 @@ import type { Backend, Decls, Library } from "./types.ts";
 
 export * from "./types.ts";
 
-let current: Backend | null = typeof Deno !== "undefined" && typeof Deno.dlopen === "function" ? denoBackend : null;
+let koffi: Backend | null = null;
+let current: Backend | null = typeof Deno !== "undefined" && typeof Deno.dlopen === "function"
+  ? denoBackend
+  : null;
 
 /** Loads and selects a backend. koffi is imported only here, so nothing else pays for it. */
 export async function selectBackend(name: "deno" | "koffi"): Promise<Backend> {
@@ -24,7 +27,8 @@ export async function selectBackend(name: "deno" | "koffi"): Promise<Backend> {
     if (typeof Deno === "undefined") throw new Error("Cannot use the deno FFI backend outside Deno");
     current = denoBackend;
   } else {
-    current = (await import("./koffi_backend.ts")).koffiBackend;
+    koffi ??= await (await import("./koffi_backend.ts")).createKoffiBackend();
+    current = koffi;
   }
   return current;
 }

@@ -26,7 +26,11 @@ export const NVML = {
   nvmlDeviceGetMemoryInfo: { params: ["pointer", "buffer"], result: "i32" },
   nvmlDeviceGetMigMode: { params: ["pointer", "buffer", "buffer"], result: "i32", optional: true },
   nvmlDeviceGetMaxMigDeviceCount: { params: ["pointer", "buffer"], result: "i32", optional: true },
-  nvmlDeviceGetMigDeviceHandleByIndex: { params: ["pointer", "u32", "buffer"], result: "i32", optional: true },
+  nvmlDeviceGetMigDeviceHandleByIndex: {
+    params: ["pointer", "u32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
   nvmlDeviceGetGpuInstanceId: { params: ["pointer", "buffer"], result: "i32", optional: true },
   nvmlDeviceGetComputeInstanceId: { params: ["pointer", "buffer"], result: "i32", optional: true },
 } as const satisfies Decls;
@@ -160,7 +164,9 @@ export class Nvml {
     this.call("nvmlDeviceGetPciInfo_v3", this.s.nvmlDeviceGetPciInfo_v3(d, b));
     const v = new DataView(b.buffer);
     const hex = (n: number, w: number) => n.toString(16).padStart(w, "0");
-    return `${hex(v.getUint32(16, true), 8)}:${hex(v.getUint32(20, true), 2)}:${hex(v.getUint32(24, true), 2)}.0`;
+    return `${hex(v.getUint32(16, true), 8)}:${hex(v.getUint32(20, true), 2)}:${
+      hex(v.getUint32(24, true), 2)
+    }.0`;
   }
 
   /** The CUDA compute capability as `major.minor`. */

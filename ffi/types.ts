@@ -50,7 +50,9 @@ export type ResultJs<T extends FfiResult> = T extends "void" ? void
   : T extends "cstring" ? string | null
   : never;
 
-type ParamsJs<P extends readonly FfiType[]> = { [K in keyof P]: P[K] extends FfiType ? ParamJs<P[K]> : never };
+type ParamsJs<P extends readonly FfiType[]> = {
+  [K in keyof P]: P[K] extends FfiType ? ParamJs<P[K]> : never;
+};
 
 /** The callable for one declaration. */
 export type FnJs<D extends FnDecl> = (...args: ParamsJs<D["params"]>) => ResultJs<D["result"]>;
@@ -90,7 +92,9 @@ export class LibraryLoadError extends Error {
 
 /** Encodes a JS string as a NUL-terminated C string; refuses embedded NULs (they would truncate a path). */
 export function cString(s: string): Uint8Array {
-  if (s.includes("\0")) throw new TypeError(`Cannot pass a string with a NUL byte to C: ${JSON.stringify(s)}`);
+  if (s.includes("\0")) {
+    throw new TypeError(`Cannot pass a string with a NUL byte to C: ${JSON.stringify(s)}`);
+  }
   return new TextEncoder().encode(s + "\0");
 }
 

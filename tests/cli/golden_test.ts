@@ -1,0 +1,251 @@
+/**
+ * CLI behaviour pinned as data: arguments (and config, env) → stdout, stderr, exit code.
+ *
+ * Expected stdout lives in `golden/<name>.out` when long; `{{FIXTURE}}` and `{{TMP}}` stand for the fixture's
+ * and the case's directories. `GPUCTL_UPDATE_GOLDEN=1 deno task test` rewrites the golden files.
+ */
+import { assertEquals, assertMatch } from "../assert.ts";
+import { fakeDriver, type FakeDriver, fixtureConfig, gpu, standardSpec } from "../fixtures/driver.ts";
+import { DENO, PROJECT, runGpuctl, tempDir } from "../helpers.ts";
+import { VERSION } from "../../cli/version.ts";
+
+interface Case {
+  name: string;
+  args: string[];
+  /** The config file's text; by default one pointing at the standard fixture. `null`: no config file. */
+  config?: (d: FakeDriver, tmp: string) => string | null;
+  spec?: Parameters<typeof fakeDriver>[0];
+  env?: (tmp: string) => Record<string, string>;
+  /** Exact stdout, or `golden` for golden/<name>.out. */
+  stdout: string | "golden";
+  stderr: string | RegExp;
+  code: number;
+  /** Invoke through a link with this name (argv0 dispatch). */
+  argv0?: string;
+  after?: (tmp: string) => void;
+}
+
+const noNvml = (d: FakeDriver, tmp: string) =>
+  JSON.stringify({ driverRoot: tmp, devRoot: d.dev, procRoot: d.proc, nvmlLibrary: "libnvidia-ml.so.1" });
+
+const CASES: Case[] = [
+  { name: "version", args: ["--version"], stdout: `gpuctl ${VERSION}\n`, stderr: "", code: 0 },
+  { name: "help", args: ["--help"], stdout: "golden", stderr: "", code: 0 },
+  { name: "no-args", args: [], stdout: "", stderr: /^gpuctl \d+\.\d+\.\d+: NVIDIA GPUs in containers/, code: 2 },
+  {
+    name: "unknown-command",
+    args: ["frobnicate"],
+    stdout: "",
+    stderr: "gpuctl: frobnicate: unknown command (commands: info)\n",
+    code: 2,
+  },
+  {
+    name: "unknown-global",
+    args: ["--frob", "info"],
+    stdout: "",
+    stderr: "gpuctl: --frob: unknown global option (see 'gpuctl --help')\n",
+    code: 2,
+  },
+  {
+    name: "bad-log-level",
+    args: ["--log-level", "loud", "info"],
+    stdout: "",
+    stderr: 'gpuctl: --log-level: unknown level "loud" (use debug, info, warn, error)\n',
+    code: 2,
+  },
+  { name: "config-needs-value", args: ["--config"], stdout: "", stderr: "gpuctl: --config: needs a value\n", code: 2 },
+  { name: "info-help", args: ["info", "--help"], stdout: "golden", stderr: "", code: 0 },
+  {
+    name: "info-unknown-option",
+    args: ["info", "--xml"],
+    stdout: "",
+    stderr: "gpuctl: info: Unknown option --xml (see 'gpuctl info --help')\n",
+    code: 2,
+  },
+  {
+    name: "info-json-and-csv",
+    args: ["info", "--json", "--csv"],
+    stdout: "",
+    stderr: "gpuctl: info: --json and --csv exclude each other\n",
+    code: 2,
+  },
+  {
+    name: "info-bad-source",
+    args: ["info", "--source", "pci"],
+    stdout: "",
+    stderr: 'gpuctl: info --source: unknown source "pci" (use auto, nvml or proc)\n',
+    code: 2,
+  },
+  { name: "info-text", args: ["info"], stdout: "golden", stderr: "", code: 0 },
+  { name: "info-csv", args: ["info", "--csv"], stdout: "golden", stderr: "", code: 0 },
+  { name: "info-json", args: ["info", "--json"], stdout: "golden", stderr: "", code: 0 },
+  { name: "info-proc-json", args: ["info", "--source", "proc", "--json"], stdout: "golden", stderr: "", code: 0 },
+  {
+    name: "info-koffi-json",
+    args: ["info", "--json"],
+    env: () => ({ GPUCTL_FFI: "koffi" }),
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "info-no-gpus",
+    args: ["info"],
+    spec: { ...standardSpec(0) },
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "info-driver-missing",
+    args: ["info"],
+    config: (_d, tmp) => JSON.stringify({ nvmlLibrary: `${tmp}/libnvidia-ml.so.1`, procRoot: tmp }),
+    stdout: "",
+    stderr:
+      "gpuctl: NVIDIA driver not found: libnvidia-ml.so.1 could not be loaded ({{TMP}}/libnvidia-ml.so.1: cannot open shared object file: No such file or directory)\n",
+    code: 1,
+  },
+  {
+    name: "info-driver-missing-soname",
+    args: ["info", "--source", "nvml"],
+    config: noNvml,
+    stdout: "",
+    stderr: /^gpuctl: NVIDIA driver not found: libnvidia-ml\.so\.1 could not be loaded \(not found under driver root .* in \/usr\/lib\/x86_64-linux-gnu, /,
+    code: 1,
+  },
+  {
+    name: "info-falls-back-to-proc",
+    args: ["info", "--csv"],
+    config: noNvml,
+    stdout: "golden",
+    stderr: /^gpuctl: warning: NVIDIA driver not found: libnvidia-ml\.so\.1 could not be loaded .*; reading .*\/proc\/driver\/nvidia instead\n$/,
+    code: 0,
+  },
+  {
+    name: "info-nvml-init-fails",
+    args: ["info"],
+    spec: { ...standardSpec(1), failInit: 9 },
+    stdout: "",
+    stderr: "gpuctl: NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded (is the nvidia kernel module loaded?)\n",
+    code: 1,
+  },
+  {
+    name: "info-gpu-lost",
+    args: ["info", "--json"],
+    spec: { ...standardSpec(1), gpus: [gpu(0, { lost: true })] },
+    stdout: "",
+    stderr:
+      "gpuctl: GPU 0: nvmlDeviceGetMinorNumber failed: GPU is lost (the GPU fell off the bus; check dmesg, then reset the GPU or reboot)\n",
+    code: 1,
+  },
+  {
+    name: "config-unknown-key",
+    args: ["info"],
+    config: () => '{\n  // typo\n  "driverroot": "/"\n}\n',
+    stdout: "",
+    stderr:
+      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, nvmlLibrary, logFile, logLevel)\n',
+    code: 1,
+  },
+  {
+    name: "config-wrong-type",
+    args: ["info"],
+    config: () => '{"logLevel": 3}',
+    stdout: "",
+    stderr: 'gpuctl: {{TMP}}/config.jsonc:1:2: "logLevel" must be one of "debug", "info", "warn", "error", not 3\n',
+    code: 1,
+  },
+  {
+    name: "config-syntax",
+    args: ["info"],
+    config: () => '{"logLevel": "info" "x": 1}',
+    stdout: "",
+    stderr: "gpuctl: {{TMP}}/config.jsonc:1:21: invalid JSONC: CommaExpected\n",
+    code: 1,
+  },
+  {
+    name: "config-explicit-missing",
+    args: ["info"],
+    config: () => null,
+    env: (tmp) => ({ GPUCTL_CONFIG: `${tmp}/absent.jsonc` }),
+    stdout: "",
+    stderr: "gpuctl: config {{TMP}}/absent.jsonc: no such file (give an existing --config FILE)\n",
+    code: 1,
+  },
+  {
+    name: "help-works-with-broken-config",
+    args: ["info", "--help"],
+    config: () => "{broken",
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "log-file-gets-json-lines",
+    args: ["--log-level", "debug", "info", "--source", "proc"],
+    config: (d, tmp) => fixtureConfig(d, { logFile: `${tmp}/gpuctl.log` }),
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+    after: (tmp) => {
+      const lines = Deno.readTextFileSync(`${tmp}/gpuctl.log`).trim().split("\n").map((l) => JSON.parse(l));
+      assertEquals(lines.length, 1);
+      assertEquals([lines[0].level, lines[0].component, lines[0].msg, lines[0].devices], ["debug", "info", "inventory", 2]);
+    },
+  },
+  {
+    name: "unwritable-log-file-does-not-fail",
+    args: ["info", "--source", "proc", "--json"],
+    config: (d) => fixtureConfig(d, { logFile: "/proc/gpuctl-cannot-write-here.log", logLevel: "debug" }),
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "argv0-hook-dispatch",
+    args: ["prestart"],
+    argv0: "nvidia-container-runtime-hook",
+    stdout: "",
+    stderr: "gpuctl: hook: unknown command (commands: info)\n",
+    code: 2,
+  },
+];
+
+const GOLDEN = `${PROJECT}/tests/cli/golden`;
+const update = Deno.env.get("GPUCTL_UPDATE_GOLDEN") === "1";
+
+for (const c of CASES) {
+  Deno.test(`gpuctl ${c.args.join(" ") || "(no args)"} [${c.name}]`, async () => {
+    const d = await fakeDriver(c.spec ?? standardSpec(2));
+    using tmp = tempDir();
+    const env: Record<string, string> = c.env?.(tmp.path) ?? {};
+    const config = (c.config ?? ((d) => fixtureConfig(d)))(d, tmp.path);
+    if (config !== null) {
+      Deno.writeTextFileSync(`${tmp.path}/config.jsonc`, config);
+      env.GPUCTL_CONFIG ??= `${tmp.path}/config.jsonc`;
+    }
+    let argv0: string | undefined;
+    if (c.argv0) {
+      argv0 = `${tmp.path}/${c.argv0}`;
+      Deno.symlinkSync(DENO, argv0);
+    }
+    const r = await runGpuctl(c.args, { env, ...(argv0 ? { argv0 } : {}) });
+    const sub = (s: string) => s.replaceAll("{{FIXTURE}}", d.dir).replaceAll("{{TMP}}", tmp.path);
+    const unsub = (s: string) => s.replaceAll(d.dir, "{{FIXTURE}}").replaceAll(tmp.path, "{{TMP}}");
+    if (typeof c.stderr === "string") assertEquals(r.stderr, sub(c.stderr), "stderr");
+    else assertMatch(r.stderr, c.stderr, "stderr");
+    if (c.stdout === "golden") {
+      const file = `${GOLDEN}/${c.name}.out`;
+      if (update) Deno.writeTextFileSync(file, unsub(r.stdout));
+      assertEquals(r.stdout, sub(Deno.readTextFileSync(file)), "stdout");
+    } else {
+      assertEquals(r.stdout, c.stdout, "stdout");
+    }
+    assertEquals(r.code, c.code, "exit code");
+    c.after?.(tmp.path);
+  });
+}
+
+Deno.test("VERSION matches package.json", () => {
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${PROJECT}/package.json`)).version, VERSION);
+});
