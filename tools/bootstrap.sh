@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything gpuctl's build and tests need on a fresh Debian machine that has only Node and npm:
-# the pinned Deno and npm packages (npm ci), and the Debian packages the tests use.
+# the pinned Deno and npm packages (npm install from package-lock.json), and the Debian packages the tests use.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,9 @@ if ((${#missing[@]})); then
 fi
 
 if [ ! -x node_modules/.bin/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "bootstrap: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # `npm install` from the lock file: npm 11's lock omits the other platforms' optional Deno builds,
+  # which makes `npm ci` refuse it.
+  echo "bootstrap: npm install" >&2
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
 node_modules/.bin/deno --version >/dev/null
