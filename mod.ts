@@ -8,7 +8,14 @@
  * ```
  * @module
  */
-export { type Config, DEFAULT_CONFIG_PATH, defaultConfig, loadConfig, parseConfig, SCHEMA } from "./config/config.ts";
+export {
+  type Config,
+  DEFAULT_CONFIG_PATH,
+  defaultConfig,
+  loadConfig,
+  parseConfig,
+  SCHEMA,
+} from "./config/config.ts";
 export { discover, resolveNvmlLibrary, type SourceChoice } from "./devices/discover.ts";
 export { inventoryFromNvml, openNvml } from "./devices/nvml.ts";
 export { inventoryFromProc, parseInformation, parseVersionFile } from "./devices/proc.ts";

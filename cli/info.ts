@@ -24,8 +24,8 @@ Options:
 Configuration used: nvmlLibrary, driverRoot, procRoot.
 `;
 
-export function run(ctx: Context, args: string[]): number {
-  const { values } = parse("info", args, {
+export async function run(ctx: Context, args: string[]): Promise<number> {
+  const { values } = await parse("info", args, {
     json: { type: "boolean" },
     csv: { type: "boolean" },
     source: { type: "string" },

@@ -26,7 +26,9 @@ export function invokedAs(): string {
 
 export function usage(): string {
   const cmds = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join("\n");
-  const keys = Object.entries(SCHEMA).map(([k, s]) => `  ${k.padEnd(12)} ${s.doc} (default ${JSON.stringify(s.default)})`)
+  const keys = Object.entries(SCHEMA).map(([k, s]) =>
+    `  ${k.padEnd(12)} ${s.doc} (default ${JSON.stringify(s.default)})`
+  )
     .join("\n");
   return `gpuctl ${VERSION}: NVIDIA GPUs in containers, from one executable
 
@@ -113,7 +115,11 @@ export function parseGlobals(args: string[], env: (k: string) => string | undefi
 export async function main(args: string[], argv0: string): Promise<number> {
   const env = (k: string) => Deno.env.get(k);
   const direct = ARGV0_COMMANDS[argv0];
-  let globals: Globals = { configPath: env("GPUCTL_CONFIG") || undefined, logLevel: undefined, debug: env("GPUCTL_DEBUG") === "1" };
+  let globals: Globals = {
+    configPath: env("GPUCTL_CONFIG") || undefined,
+    logLevel: undefined,
+    debug: env("GPUCTL_DEBUG") === "1",
+  };
   let ctx: Context | undefined;
   try {
     let command: string | undefined, rest: string[];
@@ -130,7 +136,9 @@ export async function main(args: string[], argv0: string): Promise<number> {
       }
       if (p.help || p.command === undefined || p.command === "help") {
         const text = usage();
-        (p.command === undefined && !p.help ? Deno.stderr : Deno.stdout).writeSync(new TextEncoder().encode(text));
+        (p.command === undefined && !p.help ? Deno.stderr : Deno.stdout).writeSync(
+          new TextEncoder().encode(text),
+        );
         return p.command === undefined && !p.help ? 2 : 0;
       }
       command = p.command;
@@ -146,7 +154,9 @@ export async function main(args: string[], argv0: string): Promise<number> {
   } catch (e) {
     const line = describe(e);
     Deno.stderr.writeSync(new TextEncoder().encode(`gpuctl: ${line}\n`));
-    if (globals.debug && e instanceof Error && e.stack) Deno.stderr.writeSync(new TextEncoder().encode(e.stack + "\n"));
+    if (globals.debug && e instanceof Error && e.stack) {
+      Deno.stderr.writeSync(new TextEncoder().encode(e.stack + "\n"));
+    }
     ctx?.log.error(line);
     return e instanceof GpuctlError ? e.exitCode : 1;
   }

@@ -4,7 +4,7 @@
  * error that names the key, the file and the line.
  * @module
  */
-import { type Node, parseTree, printParseErrorCode, type ParseError, stripComments } from "jsonc-parser";
+import { type Node, type ParseError, parseTree, printParseErrorCode, stripComments } from "jsonc-parser";
 import { GpuctlError } from "../errors/mod.ts";
 
 /** Log levels, most verbose first. */
@@ -96,11 +96,17 @@ export function parseConfig(text: string, file: string): Config {
   const tree = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
   if (errors.length > 0) {
     const e = errors[0]!;
-    throw new GpuctlError(`${file}:${lineCol(text, e.offset)}`, `invalid JSONC: ${printParseErrorCode(e.error)}`);
+    throw new GpuctlError(
+      `${file}:${lineCol(text, e.offset)}`,
+      `invalid JSONC: ${printParseErrorCode(e.error)}`,
+    );
   }
   const config = defaultConfig() as unknown as Record<string, unknown>;
   if (tree === undefined || tree.type !== "object") {
-    throw new GpuctlError(`${file}:${lineCol(text, tree?.offset ?? 0)}`, "the configuration must be a JSON object");
+    throw new GpuctlError(
+      `${file}:${lineCol(text, tree?.offset ?? 0)}`,
+      "the configuration must be a JSON object",
+    );
   }
   for (const prop of tree.children ?? []) {
     const [keyNode, valueNode] = prop.children as [Node, Node];
@@ -112,7 +118,12 @@ export function parseConfig(text: string, file: string): Config {
     }
     const value: unknown = valueNode.type === "null" ? null : valueNode.value;
     if (valueNode.type === "object" || valueNode.type === "array" || !checkValue(spec, value)) {
-      throw new GpuctlError(where, `"${key}" must be ${describeType(spec)}, not ${text.slice(valueNode.offset, valueNode.offset + Math.min(valueNode.length, 40))}`);
+      throw new GpuctlError(
+        where,
+        `"${key}" must be ${describeType(spec)}, not ${
+          text.slice(valueNode.offset, valueNode.offset + Math.min(valueNode.length, 40))
+        }`,
+      );
     }
     config[key] = value;
   }
@@ -129,8 +140,12 @@ export function loadConfig(explicit: string | undefined): { config: Config; file
   try {
     text = Deno.readTextFileSync(file);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound && explicit === undefined) return { config: defaultConfig(), file: null };
-    const why = e instanceof Deno.errors.NotFound ? "no such file (give an existing --config FILE)" : (e as Error).message;
+    if (e instanceof Deno.errors.NotFound && explicit === undefined) {
+      return { config: defaultConfig(), file: null };
+    }
+    const why = e instanceof Deno.errors.NotFound
+      ? "no such file (give an existing --config FILE)"
+      : (e as Error).message;
     throw new GpuctlError(`config ${file}`, why);
   }
   return { config: parseConfig(text, file), file };

@@ -47,14 +47,20 @@ export function resolveNvmlLibrary(config: Config): string {
   if (found === undefined) {
     throw new GpuctlError(
       "NVIDIA driver not found",
-      `${lib} could not be loaded (not found under driver root ${config.driverRoot} in ${LIBRARY_DIRS.join(", ")})`,
+      `${lib} could not be loaded (not found under driver root ${config.driverRoot} in ${
+        LIBRARY_DIRS.join(", ")
+      })`,
     );
   }
   return found;
 }
 
 /** Reads the inventory. With `auto`, a missing NVML falls back to `/proc` and says so through `warn`. */
-export function discover(config: Config, source: SourceChoice, warn: (msg: string) => void = () => {}): Inventory {
+export function discover(
+  config: Config,
+  source: SourceChoice,
+  warn: (msg: string) => void = () => {},
+): Inventory {
   if (source === "proc") return inventoryFromProc(config.procRoot);
   let nvml;
   try {

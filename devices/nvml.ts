@@ -29,7 +29,10 @@ export function openNvml(library: string): Nvml {
     return Nvml.open(library);
   } catch (e) {
     if (e instanceof LibraryLoadError) {
-      throw new GpuctlError("NVIDIA driver not found", `${libraryName(library)} could not be loaded (${e.reason})`);
+      throw new GpuctlError(
+        "NVIDIA driver not found",
+        `${libraryName(library)} could not be loaded (${e.reason})`,
+      );
     }
     return nvmlFailure("NVML initialization failed", e);
   }

@@ -43,7 +43,10 @@ export function inventoryFromProc(procRoot: string): Inventory {
   const base = `${procRoot}/driver/nvidia`;
   const text = readText(`${base}/version`);
   if (text === null) {
-    throw new GpuctlError("NVIDIA driver not found", `${base}/version does not exist (is the nvidia kernel module loaded?)`);
+    throw new GpuctlError(
+      "NVIDIA driver not found",
+      `${base}/version does not exist (is the nvidia kernel module loaded?)`,
+    );
   }
   const version = parseVersionFile(text);
   if (version === null) throw new GpuctlError(`${base}/version`, "has no NVRM version line");

@@ -23,7 +23,14 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
   const enc = new TextEncoder();
   const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (broken || LOG_LEVELS.indexOf(lvl) < min) return;
-    const line = JSON.stringify({ time: new Date().toISOString(), level: lvl, component, pid: Deno.pid, msg, ...fields });
+    const line = JSON.stringify({
+      time: new Date().toISOString(),
+      level: lvl,
+      component,
+      pid: Deno.pid,
+      msg,
+      ...fields,
+    });
     try {
       // Sync and append: one write(2) per line, so concurrent gpuctl processes do not interleave lines.
       Deno.writeFileSync(file, enc.encode(line + "\n"), { append: true, create: true, mode: 0o600 });

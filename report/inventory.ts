@@ -7,7 +7,11 @@ import type { Inventory } from "../devices/types.ts";
 /** The JSON shape shared tools parse: keys in this order, every key present (`null` where unknown). */
 export function inventoryJson(inv: Inventory): string {
   const doc = {
-    driver: { version: inv.driver.version, cudaVersion: inv.driver.cudaVersion, nvmlVersion: inv.driver.nvmlVersion },
+    driver: {
+      version: inv.driver.version,
+      cudaVersion: inv.driver.cudaVersion,
+      nvmlVersion: inv.driver.nvmlVersion,
+    },
     source: inv.source,
     devices: inv.devices.map((d) => ({
       index: d.index,
@@ -59,14 +63,17 @@ export function inventoryText(inv: Inventory): string {
     for (const m of d.mig.devices) {
       b.push([
         `  MIG ${d.index}:${m.index}`,
-        `${m.uuid} (GPU instance ${m.gpuInstance}, compute instance ${m.computeInstance}, ${show(m.memoryMiB)} MiB)`,
+        `${m.uuid} (GPU instance ${m.gpuInstance}, compute instance ${m.computeInstance}, ${
+          show(m.memoryMiB)
+        } MiB)`,
       ]);
     }
     blocks.push(b);
   }
   if (inv.devices.length === 0) blocks.push([["Devices", "none"]]);
   const width = Math.max(...blocks.flat().map(([k]) => k.length)) + 2;
-  return blocks.map((b) => b.map(([k, v]) => `${(k + ":").padEnd(width)}${v}`).join("\n")).join("\n\n") + "\n";
+  return blocks.map((b) => b.map(([k, v]) => `${(k + ":").padEnd(width)}${v}`).join("\n")).join("\n\n") +
+    "\n";
 }
 
 function csvField(v: string | number | boolean | null): string {
@@ -79,14 +86,37 @@ const csvRow = (vals: (string | number | boolean | null)[]) => vals.map(csvField
 export function inventoryCsv(inv: Inventory): string {
   let out = csvRow(["NVRM version", "CUDA version", "NVML version", "Source"]) +
     csvRow([inv.driver.version, inv.driver.cudaVersion, inv.driver.nvmlVersion, inv.source]) + "\n" +
-    csvRow(["Device Index", "Device Minor", "Model", "Brand", "GPU UUID", "Bus Location", "Architecture", "Memory MiB", "MIG"]);
+    csvRow([
+      "Device Index",
+      "Device Minor",
+      "Model",
+      "Brand",
+      "GPU UUID",
+      "Bus Location",
+      "Architecture",
+      "Memory MiB",
+      "MIG",
+    ]);
   for (const d of inv.devices) {
-    out += csvRow([d.index, d.minor, d.name, d.brand, d.uuid, d.busId, d.architecture, d.memoryMiB, d.mig.enabled]);
+    out += csvRow([
+      d.index,
+      d.minor,
+      d.name,
+      d.brand,
+      d.uuid,
+      d.busId,
+      d.architecture,
+      d.memoryMiB,
+      d.mig.enabled,
+    ]);
   }
   const migs = inv.devices.flatMap((d) => d.mig.devices.map((m) => ({ d, m })));
   if (migs.length > 0) {
-    out += "\n" + csvRow(["Device Index", "MIG Index", "MIG UUID", "GPU Instance", "Compute Instance", "Memory MiB"]);
-    for (const { d, m } of migs) out += csvRow([d.index, m.index, m.uuid, m.gpuInstance, m.computeInstance, m.memoryMiB]);
+    out += "\n" +
+      csvRow(["Device Index", "MIG Index", "MIG UUID", "GPU Instance", "Compute Instance", "Memory MiB"]);
+    for (const { d, m } of migs) {
+      out += csvRow([d.index, m.index, m.uuid, m.gpuInstance, m.computeInstance, m.memoryMiB]);
+    }
   }
   return out;
 }

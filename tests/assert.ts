@@ -18,7 +18,10 @@ export function assertMatch(actual: string, re: RegExp, msg?: string): void {
 }
 
 export function assertStringIncludes(actual: string, part: string, msg?: string): void {
-  assert.ok(actual.includes(part), msg ?? `expected ${JSON.stringify(actual)} to include ${JSON.stringify(part)}`);
+  assert.ok(
+    actual.includes(part),
+    msg ?? `expected ${JSON.stringify(actual)} to include ${JSON.stringify(part)}`,
+  );
 }
 
 // deno-lint-ignore no-explicit-any
@@ -29,7 +32,10 @@ export function assertThrows<E extends Error>(fn: () => unknown, type: Ctor<E>, 
   try {
     fn();
   } catch (e) {
-    assert.ok(e instanceof type, `expected ${type.name}, got ${e instanceof Error ? `${e.name}: ${e.message}` : e}`);
+    assert.ok(
+      e instanceof type,
+      `expected ${type.name}, got ${e instanceof Error ? `${e.name}: ${e.message}` : e}`,
+    );
     if (includes !== undefined) assertStringIncludes(e.message, includes);
     return e;
   }

@@ -19,7 +19,17 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<{ 
 }
 
 Deno.mkdirSync(`${root}dist`, { recursive: true });
-const bundle = await run(["bundle", "--quiet", "--platform", "deno", "--external", "koffi", "-o", "dist/gpuctl.js", "cli/main.ts"]);
+const bundle = await run([
+  "bundle",
+  "--quiet",
+  "--platform",
+  "deno",
+  "--external",
+  "koffi",
+  "-o",
+  "dist/gpuctl.js",
+  "cli/main.ts",
+]);
 if (!bundle.ok) {
   say(`compile: deno bundle failed:\n${bundle.out}`);
   Deno.exit(1);
@@ -30,7 +40,8 @@ const denort = Deno.env.get("DENORT_BIN");
 if (!denort) {
   say(
     "compile: cannot build dist/gpuctl: deno compile needs Deno's denort base binary and this machine cannot download it.\n" +
-      "         Set DENORT_BIN to a denort for this Deno version (" + Deno.version.deno + "), e.g. unpacked from\n" +
+      "         Set DENORT_BIN to a denort for this Deno version (" + Deno.version.deno +
+      "), e.g. unpacked from\n" +
       "         denort-x86_64-unknown-linux-gnu.zip of the same release, then run 'deno task compile' again.",
   );
   Deno.exit(1);
@@ -50,10 +61,18 @@ if (!compiled.ok) {
   Deno.exit(1);
 }
 // A full deno given as DENORT_BIN yields a binary that behaves as the deno CLI: catch that here.
-const check = await new Deno.Command(`${root}dist/gpuctl`, { args: ["--version"], stdout: "piped", stderr: "piped" }).output();
+const check = await new Deno.Command(`${root}dist/gpuctl`, {
+  args: ["--version"],
+  stdout: "piped",
+  stderr: "piped",
+}).output();
 const version = new TextDecoder().decode(check.stdout).trim();
 if (!version.startsWith("gpuctl ")) {
-  say(`compile: dist/gpuctl does not run as gpuctl (got "${version.split("\n")[0]}"): is DENORT_BIN really denort?`);
+  say(
+    `compile: dist/gpuctl does not run as gpuctl (got "${
+      version.split("\n")[0]
+    }"): is DENORT_BIN really denort?`,
+  );
   Deno.exit(1);
 }
 say(`compile: built dist/gpuctl (${version})`);

@@ -45,5 +45,8 @@ Deno.test("deno task compile refuses a DENORT_BIN that does not exist", async ()
     stderr: "piped",
   }).output();
   assertEquals(o.code, 1);
-  assertStringIncludes(new TextDecoder().decode(o.stderr), "DENORT_BIN=/nonexistent/denort: No such file or directory");
+  assertStringIncludes(
+    new TextDecoder().decode(o.stderr),
+    "DENORT_BIN=/nonexistent/denort: No such file or directory",
+  );
 });

@@ -5,7 +5,7 @@
  * and the case's directories. `GPUCTL_UPDATE_GOLDEN=1 deno task test` rewrites the golden files.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
-import { fakeDriver, type FakeDriver, fixtureConfig, gpu, standardSpec } from "../fixtures/driver.ts";
+import { type FakeDriver, fakeDriver, fixtureConfig, gpu, standardSpec } from "../fixtures/driver.ts";
 import { DENO, PROJECT, runGpuctl, tempDir } from "../helpers.ts";
 import { VERSION } from "../../cli/version.ts";
 
@@ -31,7 +31,13 @@ const noNvml = (d: FakeDriver, tmp: string) =>
 const CASES: Case[] = [
   { name: "version", args: ["--version"], stdout: `gpuctl ${VERSION}\n`, stderr: "", code: 0 },
   { name: "help", args: ["--help"], stdout: "golden", stderr: "", code: 0 },
-  { name: "no-args", args: [], stdout: "", stderr: /^gpuctl \d+\.\d+\.\d+: NVIDIA GPUs in containers/, code: 2 },
+  {
+    name: "no-args",
+    args: [],
+    stdout: "",
+    stderr: /^gpuctl \d+\.\d+\.\d+: NVIDIA GPUs in containers/,
+    code: 2,
+  },
   {
     name: "unknown-command",
     args: ["frobnicate"],
@@ -53,7 +59,13 @@ const CASES: Case[] = [
     stderr: 'gpuctl: --log-level: unknown level "loud" (use debug, info, warn, error)\n',
     code: 2,
   },
-  { name: "config-needs-value", args: ["--config"], stdout: "", stderr: "gpuctl: --config: needs a value\n", code: 2 },
+  {
+    name: "config-needs-value",
+    args: ["--config"],
+    stdout: "",
+    stderr: "gpuctl: --config: needs a value\n",
+    code: 2,
+  },
   { name: "info-help", args: ["info", "--help"], stdout: "golden", stderr: "", code: 0 },
   {
     name: "info-unknown-option",
@@ -79,7 +91,13 @@ const CASES: Case[] = [
   { name: "info-text", args: ["info"], stdout: "golden", stderr: "", code: 0 },
   { name: "info-csv", args: ["info", "--csv"], stdout: "golden", stderr: "", code: 0 },
   { name: "info-json", args: ["info", "--json"], stdout: "golden", stderr: "", code: 0 },
-  { name: "info-proc-json", args: ["info", "--source", "proc", "--json"], stdout: "golden", stderr: "", code: 0 },
+  {
+    name: "info-proc-json",
+    args: ["info", "--source", "proc", "--json"],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
   {
     name: "info-koffi-json",
     args: ["info", "--json"],
@@ -110,7 +128,8 @@ const CASES: Case[] = [
     args: ["info", "--source", "nvml"],
     config: noNvml,
     stdout: "",
-    stderr: /^gpuctl: NVIDIA driver not found: libnvidia-ml\.so\.1 could not be loaded \(not found under driver root .* in \/usr\/lib\/x86_64-linux-gnu, /,
+    stderr:
+      /^gpuctl: NVIDIA driver not found: libnvidia-ml\.so\.1 could not be loaded \(not found under driver root .* in \/usr\/lib\/x86_64-linux-gnu, /,
     code: 1,
   },
   {
@@ -118,7 +137,8 @@ const CASES: Case[] = [
     args: ["info", "--csv"],
     config: noNvml,
     stdout: "golden",
-    stderr: /^gpuctl: warning: NVIDIA driver not found: libnvidia-ml\.so\.1 could not be loaded .*; reading .*\/proc\/driver\/nvidia instead\n$/,
+    stderr:
+      /^gpuctl: warning: NVIDIA driver not found: libnvidia-ml\.so\.1 could not be loaded .*; reading .*\/proc\/driver\/nvidia instead\n$/,
     code: 0,
   },
   {
@@ -126,7 +146,8 @@ const CASES: Case[] = [
     args: ["info"],
     spec: { ...standardSpec(1), failInit: 9 },
     stdout: "",
-    stderr: "gpuctl: NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded (is the nvidia kernel module loaded?)\n",
+    stderr:
+      "gpuctl: NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded (is the nvidia kernel module loaded?)\n",
     code: 1,
   },
   {
@@ -152,7 +173,8 @@ const CASES: Case[] = [
     args: ["info"],
     config: () => '{"logLevel": 3}',
     stdout: "",
-    stderr: 'gpuctl: {{TMP}}/config.jsonc:1:2: "logLevel" must be one of "debug", "info", "warn", "error", not 3\n',
+    stderr:
+      'gpuctl: {{TMP}}/config.jsonc:1:2: "logLevel" must be one of "debug", "info", "warn", "error", not 3\n',
     code: 1,
   },
   {
@@ -190,7 +212,12 @@ const CASES: Case[] = [
     after: (tmp) => {
       const lines = Deno.readTextFileSync(`${tmp}/gpuctl.log`).trim().split("\n").map((l) => JSON.parse(l));
       assertEquals(lines.length, 1);
-      assertEquals([lines[0].level, lines[0].component, lines[0].msg, lines[0].devices], ["debug", "info", "inventory", 2]);
+      assertEquals([lines[0].level, lines[0].component, lines[0].msg, lines[0].devices], [
+        "debug",
+        "info",
+        "inventory",
+        2,
+      ]);
     },
   },
   {

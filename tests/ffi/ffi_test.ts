@@ -17,8 +17,15 @@ for (const name of ["deno", "koffi"] as const) {
     assertEquals(libc().open("/nonexistent/gpuctl", O_RDONLY, 0), -1);
     assertEquals(errno(), 2);
     assertEquals(strerror(2), "No such file or directory");
-    const e = assertThrows(() => check("open /nonexistent/x", () => libc().open("/nonexistent/x", O_RDONLY, 0)), SyscallError);
-    assertEquals([e.call, e.errno, e.message], ["open", 2, "open /nonexistent/x: No such file or directory (errno 2)"]);
+    const e = assertThrows(
+      () => check("open /nonexistent/x", () => libc().open("/nonexistent/x", O_RDONLY, 0)),
+      SyscallError,
+    );
+    assertEquals([e.call, e.errno, e.message], [
+      "open",
+      2,
+      "open /nonexistent/x: No such file or directory (errno 2)",
+    ]);
     const fd = check("open /proc/self/stat", () => libc().open("/proc/self/stat", O_RDONLY, 0));
     assert(fd > 2);
     assertEquals(libc().close(fd), 0);
@@ -58,14 +65,23 @@ for (const name of ["deno", "koffi"] as const) {
   Deno.test(`[${name}] NVML: load and init failures carry the loader's and NVML's own messages`, async () => {
     await selectBackend(name);
     const missing = assertThrows(() => Nvml.open("/nonexistent/libnvidia-ml.so.1"), LibraryLoadError);
-    assertMatch(missing.reason, /^\/nonexistent\/libnvidia-ml\.so\.1: cannot open shared object file: No such file or directory$/);
+    assertMatch(
+      missing.reason,
+      /^\/nonexistent\/libnvidia-ml\.so\.1: cannot open shared object file: No such file or directory$/,
+    );
     const e = assertThrows(() => openNvml("/nonexistent/libnvidia-ml.so.1"), GpuctlError);
     assertEquals(e.what, "NVIDIA driver not found");
-    assertMatch(e.why, /^libnvidia-ml\.so\.1 could not be loaded \(\/nonexistent\/.*No such file or directory\)$/);
+    assertMatch(
+      e.why,
+      /^libnvidia-ml\.so\.1 could not be loaded \(\/nonexistent\/.*No such file or directory\)$/,
+    );
 
     const notLoaded = await fakeDriver({ ...standardSpec(1), failInit: 9 });
     const init = assertThrows(() => openNvml(notLoaded.nvml), GpuctlError);
-    assertEquals(init.message, "NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded (is the nvidia kernel module loaded?)");
+    assertEquals(
+      init.message,
+      "NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded (is the nvidia kernel module loaded?)",
+    );
     const raw = assertThrows(() => Nvml.open(notLoaded.nvml), NvmlError);
     assertEquals([raw.call, raw.code, raw.nvmlMessage], ["nvmlInit_v2", 9, "Driver Not Loaded"]);
   });
@@ -76,7 +92,10 @@ for (const name of ["deno", "koffi"] as const) {
     const nvml = Nvml.open(d.nvml);
     try {
       const e = assertThrows(() => inventoryFromNvml(nvml), GpuctlError);
-      assertEquals(e.message, "GPU 1: nvmlDeviceGetMinorNumber failed: GPU is lost (the GPU fell off the bus; check dmesg, then reset the GPU or reboot)");
+      assertEquals(
+        e.message,
+        "GPU 1: nvmlDeviceGetMinorNumber failed: GPU is lost (the GPU fell off the bus; check dmesg, then reset the GPU or reboot)",
+      );
     } finally {
       nvml.shutdown();
     }

@@ -34,7 +34,10 @@ Deno.test("parseConfig() accepts comments and trailing commas, and keeps unknown
 });
 
 Deno.test("parseConfig() names the file, line and key of an unknown key", () => {
-  const e = assertThrows(() => parseConfig('{\n  "driverRoot": "/",\n  "driverroot": "/x"\n}', "/etc/g.jsonc"), GpuctlError);
+  const e = assertThrows(
+    () => parseConfig('{\n  "driverRoot": "/",\n  "driverroot": "/x"\n}', "/etc/g.jsonc"),
+    GpuctlError,
+  );
   assertEquals(e.what, "/etc/g.jsonc:3:3");
   assertEquals(e.why.startsWith('unknown key "driverroot" (known keys: driverRoot, devRoot'), true);
 });
@@ -57,7 +60,10 @@ Deno.test("parseConfig() rejects wrong types with the key and what it must be", 
 });
 
 Deno.test("parseConfig() reports syntax errors with a position", () => {
-  const e = assertThrows(() => parseConfig('{\n  "driverRoot": "/"\n  "devRoot": "/dev"\n}', "f"), GpuctlError);
+  const e = assertThrows(
+    () => parseConfig('{\n  "driverRoot": "/"\n  "devRoot": "/dev"\n}', "f"),
+    GpuctlError,
+  );
   assertEquals(e.what, "f:3:3");
   assertEquals(e.why, "invalid JSONC: CommaExpected");
   const top = assertThrows(() => parseConfig("[1]", "f"), GpuctlError);

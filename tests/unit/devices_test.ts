@@ -23,7 +23,9 @@ Deno.test("normalizeBusId() gives %08x:%02x:%02x.f lower case", () => {
 
 Deno.test("parseVersionFile() reads proprietary and open kernel module lines", () => {
   assertEquals(
-    parseVersionFile("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"),
+    parseVersionFile(
+      "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n",
+    ),
     "535.104.05",
   );
   assertEquals(
@@ -51,17 +53,26 @@ Deno.test("inventoryFromProc() reads the fixture's GPUs in bus order", async () 
     inv.devices.map((g) => [g.index, g.minor, g.uuid, g.busId, g.name]),
     d.spec.gpus.map((g, i) => [i, g.minor, g.uuid, g.busId, g.name]),
   );
-  assertEquals(inv.devices.every((g) => g.brand === null && g.architecture === null && g.memoryMiB === null), true);
+  assertEquals(
+    inv.devices.every((g) => g.brand === null && g.architecture === null && g.memoryMiB === null),
+    true,
+  );
 });
 
 Deno.test("inventoryFromProc() fails clearly without the kernel driver or with a broken file", () => {
   using d = tempDir();
   const e = assertThrows(() => inventoryFromProc(d.path), GpuctlError);
-  assertEquals(e.message, `NVIDIA driver not found: ${d.path}/driver/nvidia/version does not exist (is the nvidia kernel module loaded?)`);
+  assertEquals(
+    e.message,
+    `NVIDIA driver not found: ${d.path}/driver/nvidia/version does not exist (is the nvidia kernel module loaded?)`,
+  );
   Deno.mkdirSync(`${d.path}/driver/nvidia/gpus/0000:01:00.0`, { recursive: true });
   Deno.writeTextFileSync(`${d.path}/driver/nvidia/version`, "garbage\n");
   assertThrows(() => inventoryFromProc(d.path), GpuctlError, "has no NVRM version line");
-  Deno.writeTextFileSync(`${d.path}/driver/nvidia/version`, "NVRM version: NVIDIA UNIX x86_64 Kernel Module  1.2.3  x\n");
+  Deno.writeTextFileSync(
+    `${d.path}/driver/nvidia/version`,
+    "NVRM version: NVIDIA UNIX x86_64 Kernel Module  1.2.3  x\n",
+  );
   Deno.writeTextFileSync(`${d.path}/driver/nvidia/gpus/0000:01:00.0/information`, "Model: X\n");
   assertThrows(() => inventoryFromProc(d.path), GpuctlError, "lacks Device Minor or GPU UUID");
 });

@@ -14,7 +14,10 @@ const inv: Inventory = {
     busId: "00000000:01:00.0",
     architecture: "9.0",
     memoryMiB: 1024,
-    mig: { enabled: true, devices: [{ index: 2, uuid: "MIG-y", gpuInstance: 3, computeInstance: 1, memoryMiB: null }] },
+    mig: {
+      enabled: true,
+      devices: [{ index: 2, uuid: "MIG-y", gpuInstance: 3, computeInstance: 1, memoryMiB: null }],
+    },
   }],
 };
 
@@ -23,10 +26,24 @@ Deno.test("inventoryJson() has exactly the shared shape, keys in order", () => {
   assertEquals(Object.keys(doc), ["driver", "source", "devices"]);
   assertEquals(Object.keys(doc.driver), ["version", "cudaVersion", "nvmlVersion"]);
   assertEquals(Object.keys(doc.devices[0]), [
-    "index", "minor", "name", "brand", "uuid", "busId", "architecture", "memoryMiB", "mig",
+    "index",
+    "minor",
+    "name",
+    "brand",
+    "uuid",
+    "busId",
+    "architecture",
+    "memoryMiB",
+    "mig",
   ]);
   assertEquals(Object.keys(doc.devices[0].mig), ["enabled", "devices"]);
-  assertEquals(Object.keys(doc.devices[0].mig.devices[0]), ["index", "uuid", "gpuInstance", "computeInstance", "memoryMiB"]);
+  assertEquals(Object.keys(doc.devices[0].mig.devices[0]), [
+    "index",
+    "uuid",
+    "gpuInstance",
+    "computeInstance",
+    "memoryMiB",
+  ]);
   assertEquals(doc.devices[0].brand, null);
 });
 
@@ -47,8 +64,14 @@ Device Index,MIG Index,MIG UUID,GPU Instance,Compute Instance,Memory MiB
 
 Deno.test("inventoryText() aligns values and says 'unknown' and 'none'", () => {
   const t = inventoryText({ ...inv, devices: [] });
-  assertEquals(t, "NVRM version: 580.95.05\nCUDA version: 13.0\nNVML version: unknown\nSource:       NVML\n\nDevices:      none\n");
+  assertEquals(
+    t,
+    "NVRM version: 580.95.05\nCUDA version: 13.0\nNVML version: unknown\nSource:       NVML\n\nDevices:      none\n",
+  );
   const full = inventoryText(inv);
   assertEquals(full.includes("Brand:        unknown\n"), true);
-  assertEquals(full.includes("  MIG 0:2:    MIG-y (GPU instance 3, compute instance 1, unknown MiB)\n"), true);
+  assertEquals(
+    full.includes("  MIG 0:2:    MIG-y (GPU instance 3, compute instance 1, unknown MiB)\n"),
+    true,
+  );
 });
