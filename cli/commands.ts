@@ -12,6 +12,10 @@ export interface Command {
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   info: { summary: "show the driver and the GPUs (text, --csv or --json)", load: () => import("./info.ts") },
+  list: {
+    summary: "show what would be injected into a container (paths, or --json plan)",
+    load: () => import("./list.ts"),
+  },
 };
 
 /** Names gpuctl answers to when installed as a link, and the command each one means. */

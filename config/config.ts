@@ -4,7 +4,7 @@
  * error that names the key, the file and the line.
  * @module
  */
-import { type Node, type ParseError, parseTree, printParseErrorCode, stripComments } from "jsonc-parser";
+import { parseJsoncObject, properties } from "./jsonc.ts";
 import { GpuctlError } from "../errors/mod.ts";
 
 /** Log levels, most verbose first. */
@@ -24,6 +24,13 @@ export interface Config {
   /** A file to append JSON-line logs to; `null` for none. */
   logFile: string | null;
   logLevel: LogLevel;
+  /** Declarative capability plugins (`*.jsonc`). */
+  pluginsDir: string;
+  /** Extra library directories under the driver root, searched before the standard ones when a library
+   *  is not in the driver root's ld.so.cache. */
+  libraryDirs: string[];
+  /** Directories under the driver root searched for the driver's programs, in order. */
+  binaryDirs: string[];
 }
 
 /** The default config file. */
@@ -33,6 +40,7 @@ type KeySpec =
   | { type: "path"; default: string }
   | { type: "string"; default: string }
   | { type: "path?"; default: null }
+  | { type: "paths"; default: string[] }
   | { type: "enum"; values: readonly string[]; default: string };
 
 /** Every key, its type and default: the single source for validation, defaults and `--help`. */
@@ -43,24 +51,32 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
   nvmlLibrary: { type: "string", default: "libnvidia-ml.so.1", doc: "NVML soname or absolute path" },
   logFile: { type: "path?", default: null, doc: "JSON-lines log file (null: none)" },
   logLevel: { type: "enum", values: LOG_LEVELS, default: "info", doc: "debug, info, warn or error" },
+  pluginsDir: {
+    type: "path",
+    default: "/etc/gpuctl/plugins.d",
+    doc: "declarative capability plugins (*.jsonc)",
+  },
+  libraryDirs: { type: "paths", default: [], doc: "extra library dirs under driverRoot (no ld.so.cache)" },
+  binaryDirs: {
+    type: "paths",
+    default: [
+      "/usr/bin",
+      "/usr/sbin",
+      "/bin",
+      "/sbin",
+      "/usr/local/bin",
+      "/usr/local/sbin",
+      "/usr/local/nvidia/bin",
+    ],
+    doc: "where the driver's programs are, under driverRoot",
+  },
 };
 
 /** The defaults. */
 export function defaultConfig(): Config {
   const c: Record<string, unknown> = {};
-  for (const [k, s] of Object.entries(SCHEMA)) c[k] = s.default;
+  for (const [k, s] of Object.entries(SCHEMA)) c[k] = Array.isArray(s.default) ? [...s.default] : s.default;
   return c as unknown as Config;
-}
-
-function lineCol(text: string, offset: number): string {
-  let line = 1, col = 1;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text[i] === "\n") {
-      line++;
-      col = 1;
-    } else col++;
-  }
-  return `${line}:${col}`;
 }
 
 function describeType(s: KeySpec): string {
@@ -69,6 +85,8 @@ function describeType(s: KeySpec): string {
       return "an absolute path";
     case "path?":
       return "an absolute path or null";
+    case "paths":
+      return "a list of absolute paths";
     case "string":
       return "a string";
     case "enum":
@@ -82,6 +100,8 @@ function checkValue(s: KeySpec, v: unknown): boolean {
       return typeof v === "string" && v.startsWith("/");
     case "path?":
       return v === null || (typeof v === "string" && v.startsWith("/"));
+    case "paths":
+      return Array.isArray(v) && v.every((p) => typeof p === "string" && p.startsWith("/"));
     case "string":
       return typeof v === "string" && v.length > 0;
     case "enum":
@@ -91,39 +111,18 @@ function checkValue(s: KeySpec, v: unknown): boolean {
 
 /** Parses and validates config text; `file` names it in errors. */
 export function parseConfig(text: string, file: string): Config {
-  if (stripComments(text).trim() === "") return defaultConfig(); // an empty file, or only comments
-  const errors: ParseError[] = [];
-  const tree = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
-  if (errors.length > 0) {
-    const e = errors[0]!;
-    throw new GpuctlError(
-      `${file}:${lineCol(text, e.offset)}`,
-      `invalid JSONC: ${printParseErrorCode(e.error)}`,
-    );
-  }
+  const doc = parseJsoncObject(text, file);
   const config = defaultConfig() as unknown as Record<string, unknown>;
-  if (tree === undefined || tree.type !== "object") {
-    throw new GpuctlError(
-      `${file}:${lineCol(text, tree?.offset ?? 0)}`,
-      "the configuration must be a JSON object",
-    );
-  }
-  for (const prop of tree.children ?? []) {
-    const [keyNode, valueNode] = prop.children as [Node, Node];
+  if (doc.root === null) return config as unknown as Config;
+  for (const [keyNode, valueNode] of properties(doc.root)) {
     const key = keyNode.value as string;
     const spec = (SCHEMA as Record<string, KeySpec>)[key];
-    const where = `${file}:${lineCol(text, keyNode.offset)}`;
     if (spec === undefined) {
-      throw new GpuctlError(where, `unknown key "${key}" (known keys: ${Object.keys(SCHEMA).join(", ")})`);
+      return doc.fail(keyNode, `unknown key "${key}" (known keys: ${Object.keys(SCHEMA).join(", ")})`);
     }
-    const value: unknown = valueNode.type === "null" ? null : valueNode.value;
-    if (valueNode.type === "object" || valueNode.type === "array" || !checkValue(spec, value)) {
-      throw new GpuctlError(
-        where,
-        `"${key}" must be ${describeType(spec)}, not ${
-          text.slice(valueNode.offset, valueNode.offset + Math.min(valueNode.length, 40))
-        }`,
-      );
+    const value = doc.value(valueNode);
+    if (!checkValue(spec, value)) {
+      return doc.fail(keyNode, `"${key}" must be ${describeType(spec)}, not ${doc.excerpt(valueNode)}`);
     }
     config[key] = value;
   }

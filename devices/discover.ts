@@ -5,26 +5,15 @@
  */
 import type { Config } from "../config/config.ts";
 import { GpuctlError } from "../errors/mod.ts";
+import { readLdCache } from "../driver/ldcache.ts";
+import { hostPath, statInRoot } from "../driver/rootfs.ts";
+import { LIBRARY_DIRS_64 } from "../driver/locate.ts";
 import { inventoryFromNvml, openNvml } from "./nvml.ts";
 import { inventoryFromProc, kernelDriverLoaded } from "./proc.ts";
 import type { Inventory } from "./types.ts";
 
 /** Where `info` takes its facts from. */
 export type SourceChoice = "auto" | "nvml" | "proc";
-
-/** Library directories searched under a non-`/` driver root when `nvmlLibrary` is a bare name. */
-export const LIBRARY_DIRS = [
-  "/usr/lib/x86_64-linux-gnu",
-  "/usr/lib/aarch64-linux-gnu",
-  "/usr/lib64",
-  "/lib/x86_64-linux-gnu",
-  "/lib/aarch64-linux-gnu",
-  "/lib64",
-  "/usr/lib",
-  "/lib",
-  "/usr/local/nvidia/lib64",
-  "/usr/local/nvidia/lib",
-];
 
 function exists(path: string): boolean {
   try {
@@ -43,12 +32,20 @@ export function resolveNvmlLibrary(config: Config): string {
   const lib = config.nvmlLibrary;
   if (lib.includes("/") || config.driverRoot === "/") return lib;
   const root = config.driverRoot.replace(/\/+$/, "");
-  const found = LIBRARY_DIRS.map((d) => `${root}${d}/${lib}`).find(exists);
+  // The driver root's own linker cache first, as its dynamic loader would; then the usual directories.
+  try {
+    for (const e of readLdCache(`${root}/etc/ld.so.cache`)) {
+      if (e.soname !== lib || !e.is64) continue;
+      const s = statInRoot(root, e.path);
+      if (s !== null && s.info.isFile) return hostPath(root, s.path);
+    }
+  } catch { /* no usable cache */ }
+  const found = [...config.libraryDirs, ...LIBRARY_DIRS_64].map((d) => `${root}${d}/${lib}`).find(exists);
   if (found === undefined) {
     throw new GpuctlError(
       "NVIDIA driver not found",
       `${lib} could not be loaded (not found under driver root ${config.driverRoot} in ${
-        LIBRARY_DIRS.join(", ")
+        [...config.libraryDirs, ...LIBRARY_DIRS_64].join(", ")
       })`,
     );
   }

@@ -42,7 +42,7 @@ const CASES: Case[] = [
     name: "unknown-command",
     args: ["frobnicate"],
     stdout: "",
-    stderr: "gpuctl: frobnicate: unknown command (commands: info)\n",
+    stderr: "gpuctl: frobnicate: unknown command (commands: info, list)\n",
     code: 2,
   },
   {
@@ -165,7 +165,7 @@ const CASES: Case[] = [
     config: () => '{\n  // typo\n  "driverroot": "/"\n}\n',
     stdout: "",
     stderr:
-      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, nvmlLibrary, logFile, logLevel)\n',
+      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, nvmlLibrary, logFile, logLevel, pluginsDir, libraryDirs, binaryDirs)\n',
     code: 1,
   },
   {
@@ -233,7 +233,7 @@ const CASES: Case[] = [
     args: ["prestart"],
     argv0: "nvidia-container-runtime-hook",
     stdout: "",
-    stderr: "gpuctl: hook: unknown command (commands: info)\n",
+    stderr: "gpuctl: hook: unknown command (commands: info, list)\n",
     code: 2,
   },
 ];

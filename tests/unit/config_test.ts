@@ -13,7 +13,21 @@ Deno.test("parseConfig() fills defaults for an empty file and an empty object", 
     nvmlLibrary: "libnvidia-ml.so.1",
     logFile: null,
     logLevel: "info",
+    pluginsDir: "/etc/gpuctl/plugins.d",
+    libraryDirs: [],
+    binaryDirs: [
+      "/usr/bin",
+      "/usr/sbin",
+      "/bin",
+      "/sbin",
+      "/usr/local/bin",
+      "/usr/local/sbin",
+      "/usr/local/nvidia/bin",
+    ],
   });
+  // Defaults are fresh copies: changing one config's list does not change the next one's.
+  defaultConfig().binaryDirs.push("/x");
+  assertEquals(defaultConfig().binaryDirs.includes("/x"), false);
 });
 
 Deno.test("parseConfig() accepts comments and trailing commas, and keeps unknown-free values", () => {
@@ -50,6 +64,8 @@ Deno.test("parseConfig() rejects wrong types with the key and what it must be", 
     ['{"logFile": false}', '"logFile" must be an absolute path or null, not false'],
     ['{"nvmlLibrary": ["a"]}', '"nvmlLibrary" must be a string, not ["a"]'],
     ['{"nvmlLibrary": ""}', '"nvmlLibrary" must be a string, not ""'],
+    ['{"libraryDirs": "/usr/lib"}', '"libraryDirs" must be a list of absolute paths, not "/usr/lib"'],
+    ['{"binaryDirs": ["bin"]}', '"binaryDirs" must be a list of absolute paths, not ["bin"]'],
   ];
   for (const [text, why] of cases) {
     const e = assertThrows(() => parseConfig(text, "f"), GpuctlError);
@@ -67,7 +83,7 @@ Deno.test("parseConfig() reports syntax errors with a position", () => {
   assertEquals(e.what, "f:3:3");
   assertEquals(e.why, "invalid JSONC: CommaExpected");
   const top = assertThrows(() => parseConfig("[1]", "f"), GpuctlError);
-  assertEquals(top.why, "the configuration must be a JSON object");
+  assertEquals(top.why, "must be a JSON object");
 });
 
 Deno.test("loadConfig() uses defaults when the default file is absent, and fails on a missing explicit file", () => {

@@ -1,0 +1,56 @@
+/**
+ * Everything the plan needs, read from the host: plugins, the inventory, the driver's files and device nodes.
+ * Used by `gpuctl list` and (later) the hook and the runtime shim; the plan itself stays pure.
+ * @module
+ */
+import type { Config } from "../config/config.ts";
+import { discover, type SourceChoice } from "../devices/discover.ts";
+import { readHostDevices } from "../devices/nodes.ts";
+import { parseVisibleDevices, selectDevices } from "../devices/select.ts";
+import type { Inventory } from "../devices/types.ts";
+import { type DriverFiles, locateDriverFiles } from "../driver/locate.ts";
+import { loadPlugins } from "../plugins/declarative.ts";
+import { BUILTIN, Registry } from "../plugins/registry.ts";
+import { buildPlan, type Plan } from "./plan.ts";
+
+/** A request in NVIDIA's terms; each field is the raw variable value (`undefined`: unset). */
+export interface PlanRequest {
+  visibleDevices: string | undefined;
+  capabilities: string | undefined;
+  /** How the inputs are named in errors (`NVIDIA_VISIBLE_DEVICES` or `--device`). */
+  devicesSource?: string;
+  capabilitiesSource?: string;
+}
+
+export interface Prepared {
+  inventory: Inventory;
+  registry: Registry;
+  files: DriverFiles;
+  plan: Plan;
+}
+
+/** Loads the registry: built-in capabilities plus the declarative plugins in `config.pluginsDir`. */
+export function loadRegistry(config: Config): Registry {
+  return new Registry([...BUILTIN, ...loadPlugins(config.pluginsDir, config.devRoot)]);
+}
+
+/** Reads the host and builds the plan for `req`. Bad requests fail before NVML is touched. */
+export function preparePlan(
+  config: Config,
+  req: PlanRequest,
+  opts: { source?: SourceChoice; warn?: (m: string) => void } = {},
+): Prepared {
+  const warn = opts.warn ?? (() => {});
+  const registry = loadRegistry(config);
+  const capabilities = registry.resolve(req.capabilities, req.capabilitiesSource);
+  const devices = parseVisibleDevices(req.visibleDevices);
+  const inventory = discover(config, opts.source ?? "auto", warn);
+  const selection = selectDevices(devices, inventory, req.devicesSource);
+  const files = locateDriverFiles(config, registry, inventory.driver.version, warn);
+  const extraNodes = registry.names.flatMap((n) =>
+    (registry.get(n)?.deviceNodes ?? []).filter((d) => d.startsWith("/"))
+  );
+  const host = readHostDevices(config, extraNodes);
+  const plan = buildPlan({ capabilities, selection, registry, files, host });
+  return { inventory, registry, files, plan };
+}

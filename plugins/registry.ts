@@ -1,0 +1,118 @@
+/**
+ * The capability registry: the built-in plugins, extended or added to by declarative ones, and the
+ * `NVIDIA_DRIVER_CAPABILITIES` grammar resolved against it.
+ * @module
+ */
+import { GpuctlError } from "../errors/mod.ts";
+import { compat32 } from "./compat32.ts";
+import { compute } from "./compute.ts";
+import { display } from "./display.ts";
+import { graphics } from "./graphics.ts";
+import { ngx } from "./ngx.ts";
+import type { Capability } from "./types.ts";
+import { utility } from "./utility.ts";
+import { video } from "./video.ts";
+
+/** The built-in capabilities, in the order their files are listed. */
+export const BUILTIN: readonly Capability[] = [utility, compute, video, graphics, display, ngx, compat32].map(
+  (c) => ({
+    ...c,
+    origin: "builtin",
+  }),
+);
+
+/** What a container gets when it sets no `NVIDIA_DRIVER_CAPABILITIES`. */
+export const DEFAULT_CAPABILITIES = ["utility", "compute"] as const;
+
+const concat = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined): T[] | undefined =>
+  a === undefined && b === undefined ? undefined : [...(a ?? []), ...(b ?? [])];
+
+/** `ext` added to `base`: lists concatenated, env merged. */
+export function extendCapability(base: Capability, ext: Capability): Capability {
+  const out: Capability = { ...base, origin: `${base.origin ?? "builtin"} + ${ext.origin ?? "plugin"}` };
+  const lists = ["implies", "libraries", "binaries", "ipcs", "deviceNodes", "files", "symlinks"] as const;
+  for (const k of lists) {
+    const v = concat<unknown>(base[k], ext[k]);
+    if (v !== undefined) (out as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (base.env || ext.env) out.env = { ...base.env, ...ext.env };
+  return out;
+}
+
+/** The capabilities a request resolves to. */
+export interface ResolvedCapabilities {
+  /** As requested (after `all` and the default are expanded), in registry order. */
+  requested: string[];
+  /** Requested plus implied (video → compute), in registry order. */
+  effective: string[];
+  /** Whether 32-bit libraries are wanted. */
+  compat32: boolean;
+}
+
+export class Registry {
+  readonly #caps = new Map<string, Capability>();
+
+  constructor(capabilities: readonly Capability[] = BUILTIN) {
+    for (const c of capabilities) {
+      const have = this.#caps.get(c.name);
+      this.#caps.set(c.name, have ? extendCapability(have, c) : c);
+    }
+    for (const c of this.#caps.values()) {
+      for (const i of c.implies ?? []) {
+        if (!this.#caps.has(i)) {
+          throw new GpuctlError(
+            `capability ${c.name}`,
+            `implies unknown capability "${i}" (from ${c.origin ?? "?"})`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Every capability name, in registry order. */
+  get names(): string[] {
+    return [...this.#caps.keys()];
+  }
+
+  get(name: string): Capability | undefined {
+    return this.#caps.get(name);
+  }
+
+  /**
+   * Resolves a `NVIDIA_DRIVER_CAPABILITIES` value: unset or empty → `utility,compute`; `all` → everything;
+   * otherwise a comma list. An unknown name is an error naming it and the known ones; `source` names the input.
+   */
+  resolve(value: string | undefined, source = "NVIDIA_DRIVER_CAPABILITIES"): ResolvedCapabilities {
+    const items = (value ?? "").split(",").map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
+    let wanted: Set<string>;
+    if (items.length === 0) wanted = new Set(DEFAULT_CAPABILITIES);
+    else if (items.includes("all")) wanted = new Set(this.names);
+    else {
+      for (const i of items) {
+        if (!this.#caps.has(i)) {
+          throw new GpuctlError(
+            source,
+            `unknown capability "${i}" (known: ${[...this.names].sort().join(", ")}, all)`,
+          );
+        }
+      }
+      wanted = new Set(items);
+    }
+    const effective = new Set(wanted);
+    const visit = (n: string) => {
+      for (const i of this.#caps.get(n)?.implies ?? []) {
+        if (!effective.has(i)) {
+          effective.add(i);
+          visit(i);
+        }
+      }
+    };
+    [...wanted].forEach(visit);
+    const order = (s: Set<string>) => this.names.filter((n) => s.has(n));
+    return {
+      requested: order(wanted),
+      effective: order(effective),
+      compat32: [...effective].some((n) => this.#caps.get(n)?.compat32 === true),
+    };
+  }
+}

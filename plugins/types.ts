@@ -1,0 +1,48 @@
+/**
+ * What a capability plugin contributes. Plugins are plain values: the planner reads them; nothing in a plugin
+ * runs code or touches the host.
+ * @module
+ */
+
+/** A file to bind into the container: the first candidate that exists under the driver root. */
+export interface FileSpec {
+  /** Host paths relative to the driver root, tried in order. */
+  candidates: readonly string[];
+  /** Where it goes in the container; defaults to the candidate that was found. */
+  containerPath?: string;
+}
+
+/** An IPC endpoint of a host daemon: a socket, or a directory of sockets/pipes. */
+export interface IpcSpec {
+  path: string;
+  kind: "socket" | "dir";
+}
+
+/** A symlink to create in the container's library directory: `link` → `target` (both file names). */
+export interface LibrarySymlink {
+  link: string;
+  target: string;
+}
+
+/** A capability: what `NVIDIA_DRIVER_CAPABILITIES=<name>` brings into a container. */
+export interface Capability {
+  name: string;
+  description: string;
+  /** Capabilities whose contributions this one includes (video → compute, display → graphics). */
+  implies?: readonly string[];
+  /** SONAME prefixes matched against ld.so.cache keys (`libcuda.so` matches `libcuda.so.1`). */
+  libraries?: readonly string[];
+  /** Accept libraries at any version (declarative plugins for non-driver libraries); default: the driver's. */
+  anyLibraryVersion?: boolean;
+  binaries?: readonly string[];
+  ipcs?: readonly IpcSpec[];
+  /** Device nodes under /dev (names like `nvidia-uvm`, or paths for declarative plugins). */
+  deviceNodes?: readonly string[];
+  files?: readonly FileSpec[];
+  symlinks?: readonly LibrarySymlink[];
+  env?: Readonly<Record<string, string>>;
+  /** compat32: resolve the other requested capabilities' libraries for 32-bit too. */
+  compat32?: boolean;
+  /** Where the plugin came from: `builtin` or a file path. */
+  origin?: string;
+}
