@@ -3,7 +3,9 @@
  *
  * - start-up: `gpuctl --version` (bundle and source) against `deno run` of an empty script;
  * - FFI load: `Deno.dlopen` of libc + one call, against koffi doing the same (both under Deno);
- * - discovery: `gpuctl info --json` on the fake NVML (8 GPUs), against the bare start-up.
+ * - discovery: `gpuctl info --json` on the fake NVML (8 GPUs), against the bare start-up;
+ * - planning: `gpuctl list` for `all` capabilities and 8 GPUs, against `info`;
+ * - parsing an ld.so.cache of 5,000 entries (made by ldconfig), against parsing this machine's cache.
  *
  * Runs from the project root; builds dist/gpuctl.js and the fake driver first.
  * @module
@@ -77,6 +79,83 @@ try {
       env: { ...env, GPUCTL_FFI: "koffi" },
     }),
   ]);
+
+  const info = await time("gpuctl info --json", run(`${root}dist/gpuctl.js`, "info", "--json"), {
+    ...opts,
+    env,
+  });
+  report("gpuctl list on the fake driver, 8 GPUs (dist/gpuctl.js)", info, [
+    await time(
+      "gpuctl list --capabilities all",
+      run(`${root}dist/gpuctl.js`, "list", "--capabilities", "all"),
+      { ...opts, env },
+    ),
+    await time(
+      "gpuctl list --capabilities all --json",
+      run(`${root}dist/gpuctl.js`, "list", "--capabilities", "all", "--json"),
+      {
+        ...opts,
+        env,
+      },
+    ),
+  ]);
+
+  const big = await bigCache(tmp, 5000);
+  const { readLdCache } = await import("../driver/ldcache.ts");
+  const parse = (file: string, n: number) => {
+    const samples: number[] = [];
+    let entries = 0;
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      entries = readLdCache(file).length;
+      samples.push(performance.now() - t0);
+    }
+    samples.sort((a, b) => a - b);
+    return { medianMs: samples[Math.floor(n / 2)]!, minMs: samples[0]!, entries };
+  };
+  const sys = parse("/etc/ld.so.cache", 50), gen = parse(big, 50);
+  console.log("\nld.so.cache parsing (in process, 50 runs)");
+  console.log(`  /etc/ld.so.cache (${sys.entries} entries): median ${sys.medianMs.toFixed(2)}ms`);
+  console.log(
+    `  generated (${gen.entries} entries): median ${gen.medianMs.toFixed(2)}ms, ${
+      (gen.medianMs / sys.medianMs).toFixed(1)
+    }x, ` +
+      `${(gen.medianMs * 1000 / gen.entries).toFixed(2)}µs per entry`,
+  );
 } finally {
   Deno.removeSync(tmp, { recursive: true });
+}
+
+/** An ld.so.cache with `n` entries: copies of one stub library whose SONAME is patched per copy, then ldconfig. */
+async function bigCache(dir: string, n: number): Promise<string> {
+  const r = `${dir}/bigroot`;
+  Deno.mkdirSync(`${r}/lib`, { recursive: true });
+  Deno.mkdirSync(`${r}/etc`);
+  Deno.writeTextFileSync(`${dir}/s.c`, "int f(void){return 1;}\n");
+  const template = "libgpuctlbench00000.so.1";
+  const ok = await new Deno.Command("gcc", {
+    args: [
+      "-shared",
+      "-nostdlib",
+      "-s",
+      "-fPIC",
+      `-Wl,-soname,${template}`,
+      "-o",
+      `${dir}/t.so`,
+      `${dir}/s.c`,
+    ],
+  }).output();
+  if (!ok.success) throw new Error("gcc failed");
+  const bytes = Deno.readFileSync(`${dir}/t.so`);
+  const at = new TextDecoder("latin1").decode(bytes).indexOf(template);
+  for (let i = 0; i < n; i++) {
+    const name = `libgpuctlbench${String(i).padStart(5, "0")}.so.1`;
+    const b = bytes.slice();
+    b.set(new TextEncoder().encode(name), at);
+    Deno.writeFileSync(`${r}/lib/${name}`, b);
+  }
+  Deno.writeTextFileSync(`${r}/etc/ld.so.conf`, "");
+  const o = await new Deno.Command("ldconfig", { args: ["-r", r] }).output();
+  if (!o.success) throw new Error("ldconfig failed");
+  return `${r}/etc/ld.so.cache`;
 }

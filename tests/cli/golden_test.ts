@@ -22,7 +22,8 @@ interface Case {
   code: number;
   /** Invoke through a link with this name (argv0 dispatch). */
   argv0?: string;
-  after?: (tmp: string) => void;
+  setup?: (tmp: string, d: FakeDriver) => void;
+  after?: (tmp: string, stdout: string) => void;
 }
 
 const noNvml = (d: FakeDriver, tmp: string) =>
@@ -236,6 +237,168 @@ const CASES: Case[] = [
     stderr: "gpuctl: hook: unknown command (commands: info, list)\n",
     code: 2,
   },
+  { name: "list-help", args: ["list", "--help"], stdout: "golden", stderr: "", code: 0 },
+  { name: "list-default", args: ["list"], stdout: "golden", stderr: "", code: 0 },
+  ...["utility", "compute", "video", "graphics", "display", "ngx", "all"].map((cap): Case => ({
+    name: `list-capability-${cap}`,
+    args: ["list", "--capabilities", cap],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  })),
+  {
+    name: "list-compat32",
+    args: ["list", "--compat32", "--libraries"],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-filters",
+    args: ["list", "--capabilities", "all", "--device-nodes", "--firmware", "--ipcs", "--files"],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-one-gpu-nodes",
+    args: ["list", "--device", "0", "--device-nodes"],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-none-nodes",
+    args: ["list", "--device", "none", "--device-nodes"],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-mig-nodes",
+    args: ["list", "--device", "1:1", "--device-nodes"],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-mig-json",
+    args: [
+      "list",
+      "--device",
+      "MIG-01000000-aaaa-bbbb-cccc-dddd00000000",
+      "--capabilities",
+      "utility",
+      "--json",
+    ],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-rejects-wrong-version",
+    args: ["list", "--capabilities", "graphics,video", "--json"],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+    after: (_tmp, stdout) => {
+      const plan = JSON.parse(stdout);
+      const reasons = plan.rejected.map((r: { path: string; reason: string }) => `${r.path}: ${r.reason}`);
+      assertEquals(reasons, [
+        "/usr/lib/x86_64-linux-gnu/libnvidia-opticalflow.so.470.82.01: version 470.82.01 does not match the driver 580.95.05",
+        "/usr/lib/x86_64-linux-gnu/libnvidia-fbc.so.470.82.01: version 470.82.01 does not match the driver 580.95.05",
+      ]);
+      const libs = plan.mounts.filter((m: { kind: string }) => m.kind === "library").map((
+        m: { containerPath: string },
+      ) => m.containerPath);
+      assertEquals(libs.some((l: string) => l.includes("470")), false);
+    },
+  },
+  {
+    name: "list-usr-local-nvidia-layout",
+    args: ["list", "--binaries", "--libraries"],
+    spec: { ...standardSpec(2), layout: "usr-local-nvidia" },
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-usr-local-nvidia-passes-over-wrapper",
+    args: ["list", "--capabilities", "utility", "--json"],
+    spec: { ...standardSpec(2), layout: "usr-local-nvidia" },
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+    after: (_tmp, stdout) => {
+      // /usr/bin/nvidia-smi is a shell script there: passed over, with the reason, for the real binary.
+      const plan = JSON.parse(stdout);
+      assertEquals(plan.rejected, [
+        {
+          capability: "utility",
+          path: "/usr/bin/nvidia-smi",
+          reason: "not an ELF executable (a wrapper script?); looking further",
+        },
+      ]);
+      const smi = plan.mounts.find((m: { containerPath: string }) =>
+        m.containerPath === "/usr/bin/nvidia-smi"
+      );
+      assertEquals(smi.hostPath.endsWith("/root/usr/local/nvidia/bin/nvidia-smi"), true);
+    },
+  },
+  {
+    name: "list-nixos-layout-no-ldcache",
+    args: ["list", "--compat32", "--binaries", "--libraries"],
+    spec: { ...standardSpec(1), layout: "nixos" },
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-declarative-plugin",
+    args: ["list", "--capabilities", "extras", "--files", "--binaries", "--device-nodes"],
+    config: (d, tmp) => fixtureConfig(d, { pluginsDir: `${tmp}/plugins.d` }),
+    setup: (tmp) => {
+      Deno.mkdirSync(`${tmp}/plugins.d`);
+      Deno.writeTextFileSync(
+        `${tmp}/plugins.d/extras.jsonc`,
+        '// site extras\n{"capability": "extras", "binaries": ["nvidia-debugdump"], "files": ["/etc/vulkan/icd.d/nvidia_icd.json"],\n "deviceNodes": ["/dev/nvidia-modeset"]}\n',
+      );
+    },
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "list-declarative-plugin-error",
+    args: ["list"],
+    config: (d, tmp) => fixtureConfig(d, { pluginsDir: `${tmp}/plugins.d` }),
+    setup: (tmp) => {
+      Deno.mkdirSync(`${tmp}/plugins.d`);
+      Deno.writeTextFileSync(
+        `${tmp}/plugins.d/bad.jsonc`,
+        '{\n  "capability": "bad",\n  "deviceNodes": ["/dev/nope0"]\n}\n',
+      );
+    },
+    stdout: "",
+    stderr:
+      "gpuctl: {{TMP}}/plugins.d/bad.jsonc:3:19: /dev/nope0 is not a character device on this host (under {{FIXTURE}}/dev)\n",
+    code: 1,
+  },
+  {
+    name: "list-bad-device",
+    args: ["list", "--device", "0,7"],
+    stdout: "",
+    stderr: 'gpuctl: --device: unknown device "7" (this host has GPUs 0, 1 and MIG devices 1:0, 1:1)\n',
+    code: 1,
+  },
+  {
+    name: "list-bad-capability",
+    args: ["list", "--capabilities", "compute,opengl"],
+    stdout: "",
+    stderr:
+      'gpuctl: --capabilities: unknown capability "opengl" (known: compat32, compute, display, graphics, ngx, utility, video, all)\n',
+    code: 1,
+  },
 ];
 
 const GOLDEN = `${PROJECT}/tests/cli/golden`;
@@ -251,6 +414,7 @@ for (const c of CASES) {
       Deno.writeTextFileSync(`${tmp.path}/config.jsonc`, config);
       env.GPUCTL_CONFIG ??= `${tmp.path}/config.jsonc`;
     }
+    c.setup?.(tmp.path, d);
     let argv0: string | undefined;
     if (c.argv0) {
       argv0 = `${tmp.path}/${c.argv0}`;
@@ -269,7 +433,7 @@ for (const c of CASES) {
       assertEquals(r.stdout, c.stdout, "stdout");
     }
     assertEquals(r.code, c.code, "exit code");
-    c.after?.(tmp.path);
+    c.after?.(tmp.path, r.stdout);
   });
 }
 
