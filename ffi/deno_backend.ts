@@ -11,6 +11,8 @@ import {
   type Library,
   LibraryLoadError,
   loaderReason,
+  normalizeInteger,
+  paramIndexes,
   type Symbols,
 } from "./types.ts";
 
@@ -40,24 +42,16 @@ function toCString(v: unknown): Uint8Array | null {
 }
 
 function wrap(decl: Decls[string], fn: (...a: unknown[]) => unknown): (...a: unknown[]) => unknown {
-  const strArgs = decl.params.map((p, i) => (p === "cstring" ? i : -1)).filter((i) => i >= 0);
-  const ptrArgs = decl.params.map((p, i) => (p === "pointer" ? i : -1)).filter((i) => i >= 0);
-  const result = decl.result;
+  const strArgs = paramIndexes(decl, "cstring");
+  const ptrArgs = paramIndexes(decl, "pointer");
   return (...args: unknown[]) => {
     for (const i of strArgs) args[i] = toCString(args[i]);
     for (const i of ptrArgs) args[i] = BigInt(args[i] as bigint);
     const r = fn(...args);
-    switch (result) {
-      case "cstring":
-        return r === null ? null : Deno.UnsafePointerView.getCString(r as Deno.PointerObject);
-      case "i64":
-        return Number(r);
-      case "u64":
-      case "pointer":
-        return BigInt(r as number | bigint);
-      default:
-        return r;
+    if (decl.result === "cstring") {
+      return r === null ? null : Deno.UnsafePointerView.getCString(r as Deno.PointerObject);
     }
+    return normalizeInteger(decl.result, r);
   };
 }
 

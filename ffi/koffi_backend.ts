@@ -6,12 +6,15 @@
  */
 import {
   type Backend,
+  cString,
   type Decls,
   type FfiResult,
   type FfiType,
   type Library,
   LibraryLoadError,
   loaderReason,
+  normalizeInteger,
+  paramIndexes,
   type Symbols,
 } from "./types.ts";
 
@@ -37,24 +40,11 @@ const RESULT: Record<FfiResult, string> = {
 type Koffi = typeof import("koffi").default;
 
 function wrap(decl: Decls[string], fn: (...a: unknown[]) => unknown): (...a: unknown[]) => unknown {
-  const strArgs = decl.params.map((p, i) => (p === "cstring" ? i : -1)).filter((i) => i >= 0);
-  const result = decl.result;
+  const strArgs = paramIndexes(decl, "cstring");
   return (...args: unknown[]) => {
-    for (const i of strArgs) {
-      if (typeof args[i] === "string" && (args[i] as string).includes("\0")) {
-        throw new TypeError(`Cannot pass a string with a NUL byte to C: ${JSON.stringify(args[i])}`);
-      }
-    }
-    const r = fn(...args);
-    switch (result) {
-      case "i64":
-        return Number(r);
-      case "u64":
-      case "pointer":
-        return BigInt(r as number | bigint);
-      default:
-        return r;
-    }
+    // koffi converts JS strings itself; refuse the NUL bytes it would silently truncate at.
+    for (const i of strArgs) if (typeof args[i] === "string") cString(args[i] as string);
+    return normalizeInteger(decl.result, fn(...args));
   };
 }
 

@@ -98,6 +98,24 @@ export function cString(s: string): Uint8Array {
   return new TextEncoder().encode(s + "\0");
 }
 
+/** The positions of parameters of one type in a declaration. */
+export function paramIndexes(decl: FnDecl, type: FfiType): number[] {
+  return decl.params.map((p, i) => (p === type ? i : -1)).filter((i) => i >= 0);
+}
+
+/** A backend's raw integer result in the shared JS representation (see the table above). */
+export function normalizeInteger(result: FfiResult, r: unknown): unknown {
+  switch (result) {
+    case "i64":
+      return Number(r);
+    case "u64":
+    case "pointer":
+      return BigInt(r as number | bigint);
+    default:
+      return r;
+  }
+}
+
 /** Decodes a C string held in a buffer, up to its first NUL. */
 export function fromCBuffer(buf: Uint8Array): string {
   const end = buf.indexOf(0);
