@@ -31,6 +31,12 @@ export interface Config {
   libraryDirs: string[];
   /** Directories under the driver root searched for the driver's programs, in order. */
   binaryDirs: string[];
+  /** Honour NVIDIA_VISIBLE_DEVICES from unprivileged containers (NVIDIA's default: true). */
+  acceptEnvWhenUnprivileged: boolean;
+  /** Honour device requests as volume mounts under /var/run/nvidia-container-devices. */
+  acceptVolumeMounts: boolean;
+  /** Ignore every NVIDIA_REQUIRE_* variable. */
+  disableRequire: boolean;
 }
 
 /** The default config file. */
@@ -41,6 +47,7 @@ type KeySpec =
   | { type: "string"; default: string }
   | { type: "path?"; default: null }
   | { type: "paths"; default: string[] }
+  | { type: "boolean"; default: boolean }
   | { type: "enum"; values: readonly string[]; default: string };
 
 /** Every key, its type and default: the single source for validation, defaults and `--help`. */
@@ -70,6 +77,13 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
     ],
     doc: "where the driver's programs are, under driverRoot",
   },
+  acceptEnvWhenUnprivileged: {
+    type: "boolean",
+    default: true,
+    doc: "honour NVIDIA_VISIBLE_DEVICES from unprivileged containers",
+  },
+  acceptVolumeMounts: { type: "boolean", default: false, doc: "honour device requests as volume mounts" },
+  disableRequire: { type: "boolean", default: false, doc: "ignore NVIDIA_REQUIRE_* constraints" },
 };
 
 /** The defaults. */
@@ -87,6 +101,8 @@ function describeType(s: KeySpec): string {
       return "an absolute path or null";
     case "paths":
       return "a list of absolute paths";
+    case "boolean":
+      return "true or false";
     case "string":
       return "a string";
     case "enum":
@@ -102,6 +118,8 @@ function checkValue(s: KeySpec, v: unknown): boolean {
       return v === null || (typeof v === "string" && v.startsWith("/"));
     case "paths":
       return Array.isArray(v) && v.every((p) => typeof p === "string" && p.startsWith("/"));
+    case "boolean":
+      return typeof v === "boolean";
     case "string":
       return typeof v === "string" && v.length > 0;
     case "enum":

@@ -150,3 +150,100 @@ export function describeFlags(flags: number): string {
   };
   return type + (arch[flags & 0xff00] ?? ",unknown");
 }
+
+/**
+ * glibc's `_dl_cache_libcmp`: compares library names with runs of digits compared as numbers, and a digit
+ * ordered after any other character. ld.so binary-searches the cache with it, so a cache must be ordered by it.
+ */
+export function libcmp(a: string, b: string): number {
+  let i = 0, j = 0;
+  const digit = (c: number) => c >= 48 && c <= 57;
+  while (i < a.length) {
+    const c1 = a.charCodeAt(i), c2 = j < b.length ? b.charCodeAt(j) : 0;
+    if (digit(c1)) {
+      if (!digit(c2)) return 1;
+      let v1 = 0, v2 = 0;
+      while (i < a.length && digit(a.charCodeAt(i))) v1 = v1 * 10 + a.charCodeAt(i++) - 48;
+      while (j < b.length && digit(b.charCodeAt(j))) v2 = v2 * 10 + b.charCodeAt(j++) - 48;
+      if (v1 !== v2) return v1 - v2;
+    } else if (digit(c2)) {
+      return -1;
+    } else if (c1 !== c2) {
+      return c1 - c2;
+    } else {
+      i++;
+      j++;
+    }
+  }
+  return -(j < b.length ? b.charCodeAt(j) : 0);
+}
+
+/** ldconfig's entry order: names descending by {@link libcmp}, then higher flags first, then higher hwcap first. */
+export function ldconfigOrder(a: LdCacheEntry, b: LdCacheEntry): number {
+  const r = libcmp(b.soname, a.soname);
+  if (r !== 0) return r;
+  if (a.flags !== b.flags) return b.flags - a.flags;
+  return a.hwcap === b.hwcap ? 0 : a.hwcap > b.hwcap ? -1 : 1;
+}
+
+/** The hwcap bit that marks an entry indexing the glibc-hwcaps extension (which this writer does not emit). */
+export const HWCAP_EXTENSION = 1n << 62n;
+
+/**
+ * Writes a `glibc-ld.so.cache1.1` cache holding `entries`, ordered as ldconfig orders them (so ld.so's binary
+ * search finds every one). Entries indexing the glibc-hwcaps extension are dropped: this writer emits no
+ * extension section. Duplicate (soname, flags, hwcap) keys keep the first occurrence.
+ */
+export function serializeLdCache(entries: readonly LdCacheEntry[]): Uint8Array {
+  const seen = new Set<string>();
+  const list = entries.filter((e) => {
+    if ((e.hwcap & HWCAP_EXTENSION) !== 0n) return false;
+    const k = `${e.soname}\0${e.flags}\0${e.hwcap}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  }).sort(ldconfigOrder);
+  const enc = new TextEncoder();
+  const strings: Uint8Array[] = [];
+  const offsets = new Map<string, number>();
+  let strLen = 0;
+  const tableEnd = HEADER_SIZE + list.length * ENTRY_SIZE;
+  const intern = (s: string): number => {
+    let off = offsets.get(s);
+    if (off === undefined) {
+      const b = enc.encode(s + "\0");
+      off = tableEnd + strLen;
+      offsets.set(s, off);
+      strings.push(b);
+      strLen += b.length;
+    }
+    return off;
+  };
+  const keys = list.map((e) => [intern(e.soname), intern(e.path)] as const);
+  const out = new Uint8Array(tableEnd + strLen);
+  const v = new DataView(out.buffer);
+  out.set(enc.encode(NEW_MAGIC), 0);
+  v.setUint32(20, list.length, true);
+  v.setUint32(24, strLen, true);
+  v.setUint8(28, 2); // little-endian
+  list.forEach((e, i) => {
+    const at = HEADER_SIZE + i * ENTRY_SIZE;
+    v.setInt32(at, e.flags, true);
+    v.setUint32(at + 4, keys[i]![0], true);
+    v.setUint32(at + 8, keys[i]![1], true);
+    v.setUint32(at + 12, 0, true);
+    v.setBigUint64(at + 16, e.hwcap, true);
+  });
+  let at = tableEnd;
+  for (const s of strings) {
+    out.set(s, at);
+    at += s.length;
+  }
+  return out;
+}
+
+/** The flags ld.so accepts for a native 64-bit library on this architecture, or for a 32-bit one. */
+export function nativeFlags(bits: 32 | 64, arch: "x86_64" | "aarch64" = "x86_64"): number {
+  if (bits === 64) return FLAG_ELF_LIBC6 | (arch === "aarch64" ? ARCH.aarch64 : ARCH.x8664);
+  return FLAG_ELF_LIBC6 | ARCH.i386;
+}

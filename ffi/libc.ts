@@ -14,6 +14,7 @@ const SYS: Record<string, [number, number]> = {
   bpf: [321, 280],
   open_tree: [428, 428],
   move_mount: [429, 429],
+  mount_setattr: [442, 442],
 };
 
 /** The libc functions gpuctl uses, each declared once. */
@@ -34,10 +35,23 @@ export const LIBC = {
   fchownat: { params: ["i32", "cstring", "u32", "u32", "i32"], result: "i32" },
   fchmod: { params: ["i32", "u32"], result: "i32" },
   execve: { params: ["cstring", "buffer", "buffer"], result: "i32" },
+  read: { params: ["i32", "buffer", "u64"], result: "i64" },
+  write: { params: ["i32", "buffer", "u64"], result: "i64" },
+  fsync: { params: ["i32"], result: "i32" },
+  renameat: { params: ["i32", "cstring", "i32", "cstring"], result: "i32" },
+  unlinkat: { params: ["i32", "cstring", "i32"], result: "i32" },
+  readlinkat: { params: ["i32", "cstring", "buffer", "u64"], result: "i64" },
+  statx: { params: ["i32", "cstring", "i32", "u32", "buffer"], result: "i32" },
+  setrlimit: { params: ["i32", "buffer"], result: "i32" },
   // syscall(2) is variadic; integer and pointer varargs pass like fixed ones on x86-64 and aarch64.
   sys_openat2: { symbol: "syscall", params: ["i64", "i32", "cstring", "buffer", "u64"], result: "i64" },
   sys_bpf: { symbol: "syscall", params: ["i64", "i32", "buffer", "u32"], result: "i64" },
   sys_open_tree: { symbol: "syscall", params: ["i64", "i32", "cstring", "u32"], result: "i64" },
+  sys_mount_setattr: {
+    symbol: "syscall",
+    params: ["i64", "i32", "cstring", "u32", "buffer", "u64"],
+    result: "i64",
+  },
   sys_move_mount: {
     symbol: "syscall",
     params: ["i64", "i32", "cstring", "i32", "cstring", "u32"],
@@ -111,6 +125,13 @@ export const MS_REC = 0x4000, MS_PRIVATE = 1 << 18, MNT_DETACH = 2;
 export const RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04;
 export const RESOLVE_BENEATH = 0x08, RESOLVE_IN_ROOT = 0x10;
 export const OPEN_TREE_CLONE = 1, OPEN_TREE_CLOEXEC = O_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH = 4;
+export const MOVE_MOUNT_T_EMPTY_PATH = 0x40, AT_REMOVEDIR = 0x200, AT_RECURSIVE = 0x8000, O_NONBLOCK = 0o4000;
+export const MOUNT_ATTR_RDONLY = 1, MOUNT_ATTR_NOSUID = 2, MOUNT_ATTR_NODEV = 4, MOUNT_ATTR_NOEXEC = 8;
+export const S_IFMT = 0o170000,
+  S_IFLNK = 0o120000,
+  S_IFIFO = 0o010000,
+  S_IFSOCK = 0o140000,
+  S_IFBLK = 0o060000;
 export const S_IFCHR = 0o020000, S_IFDIR = 0o040000, S_IFREG = 0o100000;
 
 /** `openat2(2)`: opens `path` relative to `dirfd` with resolve flags (see `RESOLVE_*`). */
@@ -173,4 +194,70 @@ export function execve(path: string, argv: readonly string[], envp: readonly str
   const a = table(argv), e = table(envp);
   check(`execve ${path}`, () => libc().execve(path, a, e));
   throw new Error(`execve ${path} returned`); // unreachable: check throws on -1 and success never returns
+}
+
+/** `mount_setattr(2)`: sets mount attributes (`MOUNT_ATTR_*`) and propagation on a mount or a detached tree. */
+export function mountSetattr(fd: number, path: string, flags: number, set: number, propagation = 0): void {
+  const attr = new Uint8Array(32);
+  const v = new DataView(attr.buffer);
+  v.setBigUint64(0, BigInt(set), true);
+  v.setBigUint64(16, BigInt(propagation), true);
+  check(
+    `mount_setattr ${path}`,
+    () => libc().sys_mount_setattr(sysno("mount_setattr"), fd, path, flags, attr, 32),
+  );
+}
+
+/** What `statx(2)` tells about a file. */
+export interface Statx {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  rdevMajor: number;
+  rdevMinor: number;
+}
+
+/** `statx(2)` of `path` relative to `dirfd` (with `AT_EMPTY_PATH` and `""`: the descriptor itself). */
+export function statx(dirfd: number, path: string, flags: number): Statx {
+  const b = new Uint8Array(256);
+  check(`statx ${path || `fd ${dirfd}`}`, () => libc().statx(dirfd, path, flags, 0x7ff, b));
+  const v = new DataView(b.buffer);
+  return {
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    mode: v.getUint16(28, true),
+    size: Number(v.getBigUint64(40, true)),
+    rdevMajor: v.getUint32(128, true),
+    rdevMinor: v.getUint32(132, true),
+  };
+}
+
+/** Reads a symlink's target relative to `dirfd`. */
+export function readlinkat(dirfd: number, path: string): string {
+  const b = new Uint8Array(4096);
+  const n = check(`readlinkat ${path}`, () => libc().readlinkat(dirfd, path, b, b.length));
+  return new TextDecoder().decode(b.subarray(0, n));
+}
+
+/** Writes all of `data` to `fd`. */
+export function writeAll(fd: number, data: Uint8Array, what: string): void {
+  let off = 0;
+  while (off < data.length) {
+    const chunk = data.subarray(off);
+    off += check(`write ${what}`, () => libc().write(fd, chunk, chunk.length));
+  }
+}
+
+/** Reads up to `max` bytes from `fd`; more than `max` is an error (the caller decides the limit). */
+export function readAll(fd: number, max: number, what: string): Uint8Array {
+  const out = new Uint8Array(max + 1);
+  let n = 0;
+  for (;;) {
+    const chunk = out.subarray(n);
+    if (chunk.length === 0) throw new Error(`${what} is larger than ${max} bytes`);
+    const r = check(`read ${what}`, () => libc().read(fd, chunk, chunk.length));
+    if (r === 0) return out.slice(0, n);
+    n += r;
+  }
 }

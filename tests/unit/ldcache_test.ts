@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { describeFlags, LdCacheError, parseLdCache, readLdCache } from "../../driver/ldcache.ts";
+import * as ldcache from "../../driver/ldcache.ts";
 import { fakeDriver, standardSpec } from "../fixtures/driver.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -123,4 +124,64 @@ Deno.test("parseLdCache() skips the old ld.so-1.7.0 prefix and rejects bad magic
   const bad = cur.slice();
   new DataView(bad.buffer).setUint32(20, 0xffffff, true);
   assertThrows(() => parseLdCache(bad, "x"), LdCacheError, "truncated: 16777215 entries");
+});
+
+Deno.test("libcmp() compares digit runs as numbers and puts digits after other characters", () => {
+  const { libcmp } = ldcache;
+  assert(libcmp("libc.so.10", "libc.so.9") > 0);
+  assert(libcmp("libc.so.6", "libc.so.6") === 0);
+  assert(libcmp("liba.so", "libb.so") < 0);
+  assert(libcmp("lib1", "liba") > 0);
+  assert(libcmp("libx.so", "libx.so.1") < 0);
+  assert(libcmp("libx.so.1", "libx.so") > 0);
+});
+
+Deno.test("serializeLdCache() reproduces ldconfig's order exactly: this machine's cache, re-sorted, is byte-for-byte the same order", () => {
+  const entries = readLdCache("/etc/ld.so.cache");
+  const shuffled = [...entries].reverse();
+  const again = ldcache.parseLdCache(ldcache.serializeLdCache(shuffled));
+  assertEquals(
+    again.map((e) => [e.soname, e.path, e.flags]),
+    entries.map((e) => [e.soname, e.path, e.flags]),
+  );
+});
+
+Deno.test("serializeLdCache() output is read back by ldconfig -p", async () => {
+  using d = tempDir();
+  const entries = [
+    {
+      soname: "libnvidia-ml.so.1",
+      path: "/usr/lib64/libnvidia-ml.so.1",
+      flags: ldcache.nativeFlags(64),
+      is64: true,
+      hwcap: 0n,
+    },
+    {
+      soname: "libcuda.so.1",
+      path: "/usr/lib64/libcuda.so.1",
+      flags: ldcache.nativeFlags(64),
+      is64: true,
+      hwcap: 0n,
+    },
+    {
+      soname: "libcuda.so.1",
+      path: "/usr/lib/libcuda.so.1",
+      flags: ldcache.nativeFlags(32),
+      is64: false,
+      hwcap: 0n,
+    },
+    {
+      soname: "libhw.so.1",
+      path: "/x/libhw.so.1",
+      flags: ldcache.nativeFlags(64),
+      is64: true,
+      hwcap: ldcache.HWCAP_EXTENSION,
+    },
+  ];
+  Deno.writeFileSync(`${d.path}/c`, ldcache.serializeLdCache(entries));
+  assertEquals(await ldconfigP(`${d.path}/c`), [
+    "libnvidia-ml.so.1 (libc6,x86-64) => /usr/lib64/libnvidia-ml.so.1",
+    "libcuda.so.1 (libc6,x86-64) => /usr/lib64/libcuda.so.1",
+    "libcuda.so.1 (libc6) => /usr/lib/libcuda.so.1",
+  ]);
 });

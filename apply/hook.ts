@@ -1,0 +1,54 @@
+/**
+ * The hook's whole job, from the state on stdin to a container with GPUs: request → devices → plan → apply.
+ * @module
+ */
+import type { Config } from "../config/config.ts";
+import { parseSpec, parseState, readLimited, rootfsPath } from "../oci/spec.ts";
+import { preparePlan } from "../plan/prepare.ts";
+import { readRequest } from "../request/request.ts";
+import { checkRequirements, type HostFacts } from "../request/requirements.ts";
+import type { Logger } from "../log/log.ts";
+import { applyToContainer } from "./container.ts";
+import { parseVisibleDevices } from "../devices/select.ts";
+
+/** Runs the prestart hook for the container described by `stateText`. */
+export function runHook(config: Config, stateText: string, log: Logger): void {
+  const state = parseState(stateText);
+  const specFile = `${state.bundle}/config.json`;
+  const spec = parseSpec(readLimited(specFile), specFile);
+  const req = readRequest(spec, config);
+  if (req.devices === undefined || parseVisibleDevices(req.devices).kind === "void") {
+    log.debug("not a GPU container", { id: state.id });
+    return;
+  }
+  const { plan, inventory } = preparePlan(config, {
+    visibleDevices: req.devices,
+    capabilities: req.capabilities,
+    devicesSource: req.devicesSource,
+    capabilitiesSource: "NVIDIA_DRIVER_CAPABILITIES",
+  }, { warn: (m) => log.warn(m) });
+
+  const base: HostFacts = {
+    cuda: inventory.driver.cudaVersion,
+    driver: inventory.driver.version,
+    arch: null,
+    brand: null,
+  };
+  const selected = [
+    ...plan.gpus.map((g) => inventory.devices[g.index]!),
+    ...plan.migs.map((m) => inventory.devices[m.gpu]!),
+  ];
+  const facts = selected.length === 0
+    ? [base]
+    : selected.map((g) => ({ ...base, arch: g.architecture, brand: g.brand }));
+  checkRequirements(req.requirements, facts);
+
+  for (const w of plan.warnings) log.warn(w);
+  applyToContainer(plan, { config, pid: state.pid, rootfs: rootfsPath(spec, state.bundle), log });
+  log.info("GPUs injected", {
+    id: state.id,
+    gpus: plan.gpus.map((g) => g.uuid),
+    migs: plan.migs.map((m) => m.uuid),
+    capabilities: plan.capabilities,
+  });
+}

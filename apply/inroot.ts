@@ -1,0 +1,434 @@
+/**
+ * Working inside a container's rootfs by file descriptor. The image is hostile: any component of a path may be a
+ * symlink (absolute, `../` chains, `/proc/self/root`-style magic links), dangling, or a FIFO. Every path is
+ * resolved relative to a descriptor of the rootfs with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so a
+ * symlink can only ever lead somewhere inside the rootfs; where `openat2` is missing, a component-by-component
+ * walk with `O_NOFOLLOW` does the same. Files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and every
+ * descriptor used as a target is checked through `/proc/self/fd` to lie inside the rootfs.
+ * No path is ever built as `rootfs + path` and handed to the kernel.
+ * @module
+ */
+import {
+  AT_EMPTY_PATH,
+  AT_SYMLINK_NOFOLLOW,
+  check,
+  libc,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  O_WRONLY,
+  openat2,
+  readAll,
+  readlinkat,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  statx,
+  SyscallError,
+  writeAll,
+} from "../ffi/libc.ts";
+import { GpuctlError } from "../errors/mod.ts";
+
+const ENOENT = 2, EEXIST = 17, ENOSYS = 38, ELOOP = 40, EXDEV = 18, EAGAIN = 11;
+const MAX_LINKS = 40;
+
+/** A file type from a `statx` mode. */
+export function fileType(mode: number): "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket" {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "file";
+    case S_IFDIR:
+      return "dir";
+    case S_IFLNK:
+      return "symlink";
+    case S_IFCHR:
+      return "char";
+    case 0o060000:
+      return "block";
+    case 0o010000:
+      return "fifo";
+    default:
+      return "socket";
+  }
+}
+
+function components(path: string): string[] {
+  return path.split("/").filter((c) => c !== "" && c !== ".");
+}
+
+function splitParent(path: string): [string, string] {
+  const c = components(path);
+  const name = c.pop();
+  if (name === undefined || name === "..") {
+    throw new GpuctlError(path, "is not a file path inside the container");
+  }
+  return ["/" + c.join("/"), name];
+}
+
+/** A container rootfs opened by descriptor. Close it with {@link InRoot.close}. */
+export class InRoot {
+  #fds: number[] = [];
+  private constructor(
+    readonly rootPath: string,
+    readonly rootFd: number,
+    readonly openat2Available: boolean,
+  ) {}
+
+  /**
+   * Opens the rootfs at `path` (a path in the current mount namespace). `forceWalk` uses the fall-back walk
+   * even where `openat2` exists (tests run both).
+   */
+  static open(path: string, opts: { forceWalk?: boolean } = {}): InRoot {
+    const fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+    let has = !opts.forceWalk;
+    if (has) {
+      try {
+        const probe = openat2(fd, "/", O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
+        libc().close(probe);
+      } catch (e) {
+        if (e instanceof SyscallError && (e.errno === ENOSYS || e.errno === 1 /* EPERM: seccomp */)) {
+          has = false;
+        } else throw e;
+      }
+    }
+    const real = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    return new InRoot(real, fd, has);
+  }
+
+  /** Closes every descriptor this object opened. */
+  close(): void {
+    for (const fd of this.#fds.splice(0)) libc().close(fd);
+    libc().close(this.rootFd);
+  }
+
+  #keep(fd: number): number {
+    this.#fds.push(fd);
+    return fd;
+  }
+
+  /** Releases one descriptor early. */
+  release(fd: number): void {
+    const i = this.#fds.indexOf(fd);
+    if (i >= 0) this.#fds.splice(i, 1);
+    libc().close(fd);
+  }
+
+  /** Checks, through /proc/self/fd, that a descriptor lies inside the rootfs. */
+  assertInside(fd: number, what: string): void {
+    const p = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    if (p !== this.rootPath && !p.startsWith(this.rootPath === "/" ? "/" : `${this.rootPath}/`)) {
+      throw new GpuctlError(what, `resolved outside the container's rootfs (to ${p}); refusing`);
+    }
+  }
+
+  /**
+   * Opens `path` inside the rootfs (symlinks resolved inside it). With `O_NOFOLLOW` in `flags` a symlink leaf is
+   * not followed (with `O_PATH`, the descriptor is the link itself). Returns `null` when a component is missing.
+   */
+  resolve(path: string, flags: number): number | null {
+    try {
+      if (this.openat2Available) {
+        for (let attempt = 0;; attempt++) {
+          try {
+            return this.#keep(
+              openat2(this.rootFd, path, flags | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
+            );
+          } catch (e) {
+            // EAGAIN: a rename raced the lookup; EXDEV/ELOOP mean a magic link or a loop: refuse.
+            if (e instanceof SyscallError && e.errno === EAGAIN && attempt < 16) continue;
+            throw e;
+          }
+        }
+      }
+      return this.#walk(path, flags);
+    } catch (e) {
+      if (e instanceof SyscallError && e.errno === ENOENT) return null;
+      if (e instanceof SyscallError && (e.errno === ELOOP || e.errno === EXDEV)) {
+        throw new GpuctlError(`${path} in the container`, `crosses a symlink loop or a magic link; refusing`);
+      }
+      throw e;
+    }
+  }
+
+  /** The fall-back resolver: one component at a time, never letting the kernel follow a link. */
+  #walk(path: string, flags: number): number {
+    const stack: number[] = []; // descriptors of the directories walked into, rootFd implied at the bottom
+    const cur = () => stack.at(-1) ?? this.rootFd;
+    const pending = components(path).reverse();
+    let links = 0;
+    try {
+      while (pending.length > 0) {
+        const c = pending.pop()!;
+        if (c === "..") {
+          const top = stack.pop();
+          if (top !== undefined) libc().close(top);
+          continue;
+        }
+        const last = pending.length === 0;
+        const fd = check(`openat ${c}`, () => libc().openat(cur(), c, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0));
+        const st = statx(fd, "", AT_EMPTY_PATH);
+        if (fileType(st.mode) === "symlink" && !(last && flags & O_NOFOLLOW)) {
+          libc().close(fd);
+          if (++links > MAX_LINKS) throw new SyscallError("openat", ELOOP, path);
+          const target = readlinkat(cur(), c);
+          if (target.startsWith("/")) {
+            for (const d of stack.splice(0)) libc().close(d);
+          }
+          pending.push(...components(target).reverse());
+          continue;
+        }
+        if (last) {
+          if ((flags & O_PATH) !== 0) {
+            stack.push(fd);
+            break;
+          }
+          // Reopen the final object with the real flags, through its O_PATH descriptor.
+          libc().close(fd);
+          const real = check(
+            `openat ${c}`,
+            () => libc().openat(cur(), c, (flags | O_NOFOLLOW | O_CLOEXEC) & ~O_CREAT, 0),
+          );
+          stack.push(real);
+          break;
+        }
+        if (fileType(st.mode) !== "dir") {
+          libc().close(fd);
+          throw new SyscallError("openat", 20, /* ENOTDIR */ path);
+        }
+        stack.push(fd);
+      }
+      const out = stack.pop();
+      for (const d of stack) libc().close(d);
+      if (out === undefined) {
+        return this.#keep(
+          check("openat /", () => libc().openat(this.rootFd, ".", (flags & ~O_NOFOLLOW) | O_CLOEXEC, 0)),
+        );
+      }
+      const fd = this.#keep(out);
+      this.assertInside(fd, path);
+      return fd;
+    } catch (e) {
+      for (const d of stack) libc().close(d);
+      throw e;
+    }
+  }
+
+  /** A directory inside the rootfs, created (mode 0755) with every missing parent. Returns an O_PATH descriptor. */
+  mkdirAll(path: string): number {
+    const have = this.resolve(path, O_PATH | O_DIRECTORY);
+    if (have !== null) return have;
+    const parts = components(path);
+    let dir = this.rootFd;
+    let done = "";
+    for (const c of parts) {
+      done += `/${c}`;
+      let fd = this.resolve(done, O_PATH | O_DIRECTORY);
+      if (fd === null) {
+        if (c === "..") throw new GpuctlError(path, "cannot be created in the container (it climbs with ..)");
+        try {
+          check(`mkdirat ${done}`, () => libc().mkdirat(dir, c, 0o755));
+        } catch (e) {
+          if (!(e instanceof SyscallError && e.errno === EEXIST)) throw e;
+        }
+        fd = this.resolve(done, O_PATH | O_DIRECTORY);
+        if (fd === null) {
+          throw new GpuctlError(
+            `${done} in the container`,
+            "exists but is not a directory (a dangling symlink?); refusing",
+          );
+        }
+      }
+      if (dir !== this.rootFd) this.release(dir);
+      dir = fd;
+    }
+    return dir;
+  }
+
+  /** Type of the entry `name` in directory `dirfd`, without following it; `null` if absent. */
+  lstatAt(dirfd: number, name: string): ReturnType<typeof statx> | null {
+    try {
+      return statx(dirfd, name, AT_SYMLINK_NOFOLLOW);
+    } catch (e) {
+      if (e instanceof SyscallError && e.errno === ENOENT) return null;
+      throw e;
+    }
+  }
+
+  /** Removes a non-directory entry `name` from `dirfd` (a symlink or a file), if present. */
+  unlinkAt(dirfd: number, name: string): void {
+    if (libc().unlinkat(dirfd, name, 0) === -1) {
+      try {
+        check(`unlinkat ${name}`, () => -1);
+      } catch (e) {
+        if (!(e instanceof SyscallError && e.errno === ENOENT)) throw e;
+      }
+    }
+  }
+
+  /**
+   * A mount target: an O_PATH descriptor of a regular file (`kind: "file"`) or a directory (`"dir"`) at `path`,
+   * created if absent. A symlink in its place is removed and replaced (`onReplace` is told); a FIFO, socket,
+   * device or a target of the other kind is refused.
+   */
+  mountTarget(path: string, kind: "file" | "dir", onReplace: (msg: string) => void = () => {}): number {
+    const [parent, name] = splitParent(path);
+    const dir = this.mkdirAll(parent);
+    try {
+      const st = this.lstatAt(dir, name);
+      if (st !== null) {
+        const t = fileType(st.mode);
+        if (t === "symlink") {
+          onReplace(`${path} in the image is a symlink; replaced by the injected ${kind}`);
+          this.unlinkAt(dir, name);
+        } else if (t !== kind) {
+          throw new GpuctlError(
+            `${path} in the container`,
+            `is a ${t} in the image, not a ${kind}; refusing to mount over it`,
+          );
+        } else if (kind === "file") {
+          onReplace(`${path} already exists in the image; the injected file is mounted over it`);
+        }
+      }
+      if (this.lstatAt(dir, name) === null) {
+        if (kind === "dir") {
+          check(`mkdirat ${path}`, () => libc().mkdirat(dir, name, 0o755));
+        } else {
+          const fd = check(
+            `create ${path}`,
+            () => libc().openat(dir, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0o644),
+          );
+          libc().close(fd);
+        }
+      }
+      const fd = this.#keep(
+        check(`openat ${path}`, () => libc().openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0)),
+      );
+      const t = fileType(statx(fd, "", AT_EMPTY_PATH).mode);
+      if (t !== kind) {
+        throw new GpuctlError(`${path} in the container`, `changed under us (now a ${t}); refusing`);
+      }
+      this.assertInside(fd, path);
+      return fd;
+    } finally {
+      this.release(dir);
+    }
+  }
+
+  /** Creates (or replaces) the symlink `dir/name` → `target` inside the rootfs. A directory there is refused. */
+  symlink(dirPath: string, name: string, target: string): void {
+    const dir = this.mkdirAll(dirPath);
+    try {
+      const st = this.lstatAt(dir, name);
+      if (st !== null) {
+        const t = fileType(st.mode);
+        if (t === "dir") {
+          throw new GpuctlError(
+            `${dirPath}/${name} in the container`,
+            "is a directory; refusing to replace it by a symlink",
+          );
+        }
+        this.unlinkAt(dir, name);
+      }
+      check(`symlinkat ${dirPath}/${name}`, () => libc().symlinkat(target, dir, name));
+    } finally {
+      this.release(dir);
+    }
+  }
+
+  /** Creates the character device `path` (replacing a non-directory entry that is not already the same device). */
+  mknod(
+    path: string,
+    major: number,
+    minor: number,
+    mode: number,
+    uid: number,
+    gid: number,
+    makedev: (a: number, b: number) => bigint,
+  ): void {
+    const [parent, name] = splitParent(path);
+    const dir = this.mkdirAll(parent);
+    try {
+      const st = this.lstatAt(dir, name);
+      if (st !== null) {
+        const t = fileType(st.mode);
+        if (t === "char" && st.rdevMajor === major && st.rdevMinor === minor) return;
+        if (t === "dir") throw new GpuctlError(`${path} in the container`, "is a directory; refusing");
+        this.unlinkAt(dir, name);
+      }
+      check(
+        `mknodat ${path}`,
+        () => libc().mknodat(dir, name, S_IFCHR | (mode & 0o777), makedev(major, minor)),
+      );
+      check(`fchownat ${path}`, () => libc().fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW));
+    } finally {
+      this.release(dir);
+    }
+  }
+
+  /** Reads a regular file inside the rootfs (at most `max` bytes); `null` if absent. A FIFO or device is refused. */
+  readFile(path: string, max: number): Uint8Array | null {
+    const fd = this.resolve(path, O_RDONLY | O_NONBLOCK);
+    if (fd === null) return null;
+    try {
+      const st = statx(fd, "", AT_EMPTY_PATH);
+      if (fileType(st.mode) !== "file") {
+        throw new GpuctlError(
+          `${path} in the container`,
+          `is a ${fileType(st.mode)}, not a file; refusing to read it`,
+        );
+      }
+      if (st.size > max) {
+        throw new GpuctlError(`${path} in the container`, `is larger than ${max} bytes; refusing to read it`);
+      }
+      return readAll(fd, max, path);
+    } finally {
+      this.release(fd);
+    }
+  }
+
+  /** Whether `path` exists inside the rootfs. */
+  exists(path: string): boolean {
+    const fd = this.resolve(path, O_PATH);
+    if (fd === null) return false;
+    this.release(fd);
+    return true;
+  }
+
+  /**
+   * Replaces `path` atomically: a new file is written next to it (O_EXCL, O_NOFOLLOW), synced, and renamed over
+   * it. Whatever was there — a file, or a symlink pointing anywhere — is replaced, never written through.
+   */
+  writeFileAtomic(path: string, data: Uint8Array, mode = 0o644): void {
+    const [parent, name] = splitParent(path);
+    const dir = this.mkdirAll(parent);
+    const tmp = `.${name}.gpuctl-${Deno.pid}-${Math.random().toString(36).slice(2, 10)}`;
+    let created = false;
+    try {
+      const fd = check(
+        `create ${parent}/${tmp}`,
+        () => libc().openat(dir, tmp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, mode),
+      );
+      created = true;
+      try {
+        writeAll(fd, data, path);
+        check(`fsync ${path}`, () => libc().fsync(fd));
+      } finally {
+        libc().close(fd);
+      }
+      check(`renameat ${path}`, () => libc().renameat(dir, tmp, dir, name));
+      created = false;
+    } finally {
+      if (created) libc().unlinkat(dir, tmp, 0);
+      this.release(dir);
+    }
+  }
+}

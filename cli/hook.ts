@@ -1,0 +1,82 @@
+/**
+ * `gpuctl hook prestart` (also `nvidia-container-runtime-hook prestart`, as Docker's `--gpus` calls it): makes
+ * the requested GPUs appear in a container that runc has set up but not started.
+ * @module
+ */
+import { GpuctlError, UsageError } from "../errors/mod.ts";
+import type { Context } from "./context.ts";
+
+export const HELP = `Usage: gpuctl hook prestart|createContainer|poststart|poststop
+       nvidia-container-runtime-hook prestart
+
+The OCI hook that makes GPUs appear in a container. Reads the container's state (id, pid, bundle) from
+stdin and <bundle>/config.json; if the container asks for GPUs (NVIDIA_VISIBLE_DEVICES, volume mounts
+under /var/run/nvidia-container-devices, NVIDIA_DRIVER_CAPABILITIES, NVIDIA_REQUIRE_*), it checks the
+requirements, allows the device nodes in the container's device cgroup and, inside the container's mount
+namespace, bind-mounts the driver's libraries, programs, firmware and IPC sockets read-only, creates the
+device nodes and library links, covers /proc/driver/nvidia, and updates /etc/ld.so.cache.
+poststart and poststop do nothing. Any failure stops the container with one line on stderr.
+
+Register it as a prestart hook, or put it on dockerd's PATH as nvidia-container-runtime-hook so that
+'docker run --gpus' uses it. Configuration: GPUCTL_CONFIG (default /etc/gpuctl/config.jsonc).
+`;
+
+/** Variables that change how a program or its libraries load: never honoured by the hook. */
+export const UNSAFE_ENV = /^(LD_|GCONV_PATH$|MALLOC_|GLIBC_TUNABLES$|NODE_OPTIONS$|NODE_PATH$|DENO_|BUN_)/;
+
+/**
+ * If this process was started with loader-influencing variables, re-executes itself without them (once).
+ * Returns only when the environment is clean.
+ */
+export async function sanitizeEnvironment(): Promise<void> {
+  const env = Deno.env.toObject();
+  const bad = Object.keys(env).filter((k) => UNSAFE_ENV.test(k));
+  if (bad.length === 0) return;
+  if (env.GPUCTL_SANITIZED === "1") {
+    throw new GpuctlError("hook environment", `${bad.join(", ")} still set after re-executing; refusing`);
+  }
+  const raw = Deno.readFileSync("/proc/self/cmdline");
+  const argv = new TextDecoder().decode(raw).split("\0");
+  if (argv.at(-1) === "") argv.pop();
+  const clean = Object.entries(env).filter(([k]) => !UNSAFE_ENV.test(k)).map(([k, v]) => `${k}=${v}`);
+  clean.push("GPUCTL_SANITIZED=1");
+  const { execve } = await import("../ffi/libc.ts");
+  execve("/proc/self/exe", argv, clean);
+}
+
+export async function run(ctx: Context, args: string[]): Promise<number> {
+  const stage = args.find((a) => !a.startsWith("-"));
+  if (args.includes("--help") || args.includes("-h")) {
+    ctx.out(HELP);
+    return 0;
+  }
+  if (stage === "poststart" || stage === "poststop") return 0;
+  if (stage !== "prestart" && stage !== "createContainer" && stage !== "createRuntime") {
+    throw new UsageError(
+      "hook",
+      `unknown stage ${stage === undefined ? "(none)" : `"${stage}"`} (use prestart)`,
+    );
+  }
+  await sanitizeEnvironment();
+  const { runHook } = await import("../apply/hook.ts");
+  const stdin = await readStdin(1 << 20);
+  runHook(ctx.config, stdin, ctx.log);
+  return 0;
+}
+
+async function readStdin(max: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of Deno.stdin.readable) {
+    n += c.length;
+    if (n > max) throw new GpuctlError("container state on stdin", `is larger than ${max} bytes`);
+    chunks.push(c);
+  }
+  const all = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    all.set(c, o);
+    o += c.length;
+  }
+  return new TextDecoder().decode(all);
+}

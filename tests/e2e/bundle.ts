@@ -1,0 +1,135 @@
+/**
+ * OCI bundles for end-to-end tests with real runc: a busybox rootfs plus the host's glibc, an NVML probe (the
+ * fake nvidia-smi, which dlopens libnvidia-ml.so.1 through the dynamic loader) and a static ldconfig for
+ * `ldconfig -p`, with a config.json from `runc spec`.
+ * @module
+ */
+import { PROJECT } from "../helpers.ts";
+
+export interface BundleOptions {
+  /** Mark the image Debian-style (/etc/debian_version): libraries go to the multiarch dirs, else /usr/lib64. */
+  debian?: boolean;
+  env?: string[];
+  args: string[];
+  /** A prestart hook: gpuctl through a launcher named like Docker's hook, with this environment. */
+  hook?: { env: string[]; path?: string };
+  /** Extra changes to the rootfs before the run (hostile images). */
+  prepare?: (rootfs: string) => void;
+  /** Extra changes to config.json. */
+  edit?: (config: Record<string, unknown>) => void;
+}
+
+let probe: string | null = null;
+
+/** The NVML probe, compiled once per process. */
+async function probeBinary(): Promise<string> {
+  if (probe) return probe;
+  const dir = Deno.makeTempDirSync({ prefix: "gpuctl-probe-" });
+  const out = await new Deno.Command("gcc", {
+    args: ["-O1", "-o", `${dir}/nvml-probe`, `${PROJECT}/tests/fixtures/fake-nvml/nvidia-smi.c`, "-ldl"],
+  }).output();
+  if (!out.success) throw new Error("gcc nvml-probe failed");
+  return (probe = `${dir}/nvml-probe`);
+}
+
+/** A launcher for the hook as Docker installs it: `nvidia-container-runtime-hook` on a PATH. */
+export function hookLauncher(dir: string, entry = `${PROJECT}/cli/main.ts`): string {
+  const path = `${dir}/bin/nvidia-container-runtime-hook`;
+  Deno.mkdirSync(`${dir}/bin`, { recursive: true });
+  Deno.writeTextFileSync(path, `#!/bin/sh\nexec ${Deno.execPath()} run -A --quiet ${entry} hook "$@"\n`, {
+    mode: 0o755,
+  });
+  return path;
+}
+
+/** Makes a bundle in `dir`; returns its path. */
+export async function makeBundle(dir: string, o: BundleOptions): Promise<string> {
+  const r = `${dir}/rootfs`;
+  for (
+    const d of [
+      "bin",
+      "sbin",
+      "etc",
+      "tmp",
+      "proc",
+      "dev",
+      "sys",
+      "lib/x86_64-linux-gnu",
+      "lib64",
+      "usr/local/bin",
+    ]
+  ) {
+    Deno.mkdirSync(`${r}/${d}`, { recursive: true });
+  }
+  Deno.copyFileSync("/bin/busybox", `${r}/bin/busybox`);
+  for (
+    const c of ["sh", "ls", "cat", "echo", "grep", "readlink", "stat", "test", "wc", "head", "find", "sleep"]
+  ) {
+    Deno.symlinkSync("busybox", `${r}/bin/${c}`);
+  }
+  for (const l of ["libc.so.6", "libdl.so.2"]) {
+    Deno.copyFileSync(`/lib/x86_64-linux-gnu/${l}`, `${r}/lib/x86_64-linux-gnu/${l}`);
+  }
+  Deno.copyFileSync("/lib64/ld-linux-x86-64.so.2", `${r}/lib64/ld-linux-x86-64.so.2`);
+  Deno.copyFileSync("/sbin/ldconfig", `${r}/sbin/ldconfig`);
+  Deno.copyFileSync(await probeBinary(), `${r}/usr/local/bin/nvml-probe`);
+  Deno.chmodSync(`${r}/usr/local/bin/nvml-probe`, 0o755);
+  if (o.debian) Deno.writeTextFileSync(`${r}/etc/debian_version`, "12.0\n");
+  Deno.writeTextFileSync(`${r}/etc/passwd`, "root:x:0:0:root:/root:/bin/sh\n");
+  o.prepare?.(r);
+  const spec = await new Deno.Command("runc", { args: ["spec"], cwd: dir }).output();
+  if (!spec.success) throw new Error("runc spec failed");
+  const config = JSON.parse(Deno.readTextFileSync(`${dir}/config.json`));
+  config.process.terminal = false;
+  config.process.args = o.args;
+  config.process.env = [...config.process.env, ...(o.env ?? [])];
+  config.root.readonly = false;
+  if (o.hook) {
+    const path = o.hook.path ?? hookLauncher(dir);
+    config.hooks = {
+      prestart: [{ path, args: ["nvidia-container-runtime-hook", "prestart"], env: o.hook.env }],
+    };
+  }
+  o.edit?.(config);
+  Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(config, null, 1));
+  return dir;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let seq = 0;
+
+/** `runc run` of a bundle with its own state root; the container is deleted afterwards. */
+export async function runcRun(bundle: string, timeoutMs = 60_000): Promise<RunResult> {
+  const id = `gpuctl-${Deno.pid}-${++seq}-${Math.random().toString(36).slice(2, 7)}`;
+  const root = `${bundle}/runc-state`;
+  const cmd = new Deno.Command("runc", {
+    args: ["--root", root, "run", "--bundle", bundle, id],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const out = await cmd.output();
+  await new Deno.Command("runc", {
+    args: ["--root", root, "delete", "--force", id],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** The host's mount table as a sorted list of "mount point  fstype" lines. */
+export function hostMounts(): string {
+  return Deno.readTextFileSync("/proc/self/mountinfo").split("\n").filter((l) => l !== "")
+    .map((l) => {
+      const f = l.split(" ");
+      const post = l.split(" - ")[1]?.split(" ") ?? [];
+      return `${f[4]} ${post[0]}`;
+    }).sort().join("\n");
+}
