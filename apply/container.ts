@@ -163,7 +163,7 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
         root.symlink(s.libraryDir === "lib32" ? dirs.lib32 : dirs.lib, s.link, s.target);
       }
 
-      procDriverNvidia(root, plan, clones, procFiles, log);
+      procDriverNvidia(root, clones, procFiles, log);
 
       updateLdCache(root, plan, dirs, log);
     } finally {
@@ -181,7 +181,6 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
  */
 function procDriverNvidia(
   root: InRoot,
-  plan: Plan,
   clones: Map<PlannedMount, number>,
   files: Map<string, Uint8Array>,
   log: Logger,

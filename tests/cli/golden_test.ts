@@ -22,6 +22,7 @@ interface Case {
   code: number;
   /** Invoke through a link with this name (argv0 dispatch). */
   argv0?: string;
+  stdin?: string;
   setup?: (tmp: string, d: FakeDriver) => void;
   after?: (tmp: string, stdout: string) => void;
 }
@@ -43,7 +44,7 @@ const CASES: Case[] = [
     name: "unknown-command",
     args: ["frobnicate"],
     stdout: "",
-    stderr: "gpuctl: frobnicate: unknown command (commands: info, list)\n",
+    stderr: "gpuctl: frobnicate: unknown command (commands: info, hook, list)\n",
     code: 2,
   },
   {
@@ -166,7 +167,7 @@ const CASES: Case[] = [
     config: () => '{\n  // typo\n  "driverroot": "/"\n}\n',
     stdout: "",
     stderr:
-      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, nvmlLibrary, logFile, logLevel, pluginsDir, libraryDirs, binaryDirs)\n',
+      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, nvmlLibrary, logFile, logLevel, pluginsDir, libraryDirs, binaryDirs, acceptEnvWhenUnprivileged, acceptVolumeMounts, disableRequire)\n',
     code: 1,
   },
   {
@@ -231,12 +232,45 @@ const CASES: Case[] = [
   },
   {
     name: "argv0-hook-dispatch",
+    args: ["--help"],
+    argv0: "nvidia-container-runtime-hook",
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "hook-empty-state",
     args: ["prestart"],
     argv0: "nvidia-container-runtime-hook",
     stdout: "",
-    stderr: "gpuctl: hook: unknown command (commands: info, list)\n",
+    stderr: "gpuctl: container state on stdin: is not JSON (Unexpected end of JSON input)\n",
+    code: 1,
+  },
+  {
+    name: "hook-bad-stage",
+    args: ["hook", "prestop"],
+    stdout: "",
+    stderr: 'gpuctl: hook: unknown stage "prestop" (use prestart)\n',
     code: 2,
   },
+  {
+    name: "hook-bad-state",
+    args: ["hook", "prestart"],
+    stdin: '{"pid": -4, "bundle": "/x"}',
+    stdout: "",
+    stderr: 'gpuctl: container state on stdin: has no valid "pid" (got -4)\n',
+    code: 1,
+  },
+  {
+    name: "hook-missing-bundle",
+    args: ["hook", "prestart"],
+    stdin: '{"pid": 1, "bundle": "/nonexistent/bundle"}',
+    stdout: "",
+    stderr:
+      "gpuctl: /nonexistent/bundle/config.json: cannot be opened: No such file or directory (os error 2): open '/nonexistent/bundle/config.json'\n",
+    code: 1,
+  },
+  { name: "hook-poststop-noop", args: ["hook", "poststop"], stdout: "", stderr: "", code: 0 },
   { name: "list-help", args: ["list", "--help"], stdout: "golden", stderr: "", code: 0 },
   { name: "list-default", args: ["list"], stdout: "golden", stderr: "", code: 0 },
   ...["utility", "compute", "video", "graphics", "display", "ngx", "all"].map((cap): Case => ({
@@ -420,7 +454,11 @@ for (const c of CASES) {
       argv0 = `${tmp.path}/${c.argv0}`;
       Deno.symlinkSync(DENO, argv0);
     }
-    const r = await runGpuctl(c.args, { env, ...(argv0 ? { argv0 } : {}) });
+    const r = await runGpuctl(c.args, {
+      env,
+      ...(argv0 ? { argv0 } : {}),
+      ...(c.stdin !== undefined ? { stdin: c.stdin } : {}),
+    });
     const sub = (s: string) => s.replaceAll("{{FIXTURE}}", d.dir).replaceAll("{{TMP}}", tmp.path);
     const unsub = (s: string) => s.replaceAll(d.dir, "{{FIXTURE}}").replaceAll(tmp.path, "{{TMP}}");
     if (typeof c.stderr === "string") assertEquals(r.stderr, sub(c.stderr), "stderr");

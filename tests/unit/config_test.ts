@@ -24,6 +24,9 @@ Deno.test("parseConfig() fills defaults for an empty file and an empty object", 
       "/usr/local/sbin",
       "/usr/local/nvidia/bin",
     ],
+    acceptEnvWhenUnprivileged: true,
+    acceptVolumeMounts: false,
+    disableRequire: false,
   });
   // Defaults are fresh copies: changing one config's list does not change the next one's.
   defaultConfig().binaryDirs.push("/x");
@@ -66,6 +69,7 @@ Deno.test("parseConfig() rejects wrong types with the key and what it must be", 
     ['{"nvmlLibrary": ""}', '"nvmlLibrary" must be a string, not ""'],
     ['{"libraryDirs": "/usr/lib"}', '"libraryDirs" must be a list of absolute paths, not "/usr/lib"'],
     ['{"binaryDirs": ["bin"]}', '"binaryDirs" must be a list of absolute paths, not ["bin"]'],
+    ['{"acceptVolumeMounts": "yes"}', '"acceptVolumeMounts" must be true or false, not "yes"'],
   ];
   for (const [text, why] of cases) {
     const e = assertThrows(() => parseConfig(text, "f"), GpuctlError);
