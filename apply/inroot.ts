@@ -222,14 +222,22 @@ export class InRoot {
     }
   }
 
-  /** A directory inside the rootfs, created (mode 0755) with every missing parent. Returns an O_PATH descriptor. */
-  mkdirAll(path: string): number {
+  /**
+   * A directory inside the rootfs, created (mode 0755) with every missing parent. A dangling symlink on the way
+   * (`/var/run` → `/run` in an image without `/run`) is followed by creating its target, inside the rootfs.
+   * Returns an O_PATH descriptor.
+   */
+  mkdirAll(path: string, depth = 0): number {
+    if (depth > MAX_LINKS) {
+      throw new GpuctlError(`${path} in the container`, "too many levels of symlinks; refusing");
+    }
     const have = this.resolve(path, O_PATH | O_DIRECTORY);
     if (have !== null) return have;
     const parts = components(path);
     let dir = this.rootFd;
     let done = "";
     for (const c of parts) {
+      const parent = done === "" ? "/" : done;
       done += `/${c}`;
       let fd = this.resolve(done, O_PATH | O_DIRECTORY);
       if (fd === null) {
@@ -238,13 +246,25 @@ export class InRoot {
           check(`mkdirat ${done}`, () => libc().mkdirat(dir, c, 0o755));
         } catch (e) {
           if (!(e instanceof SyscallError && e.errno === EEXIST)) throw e;
+          const st = this.lstatAt(dir, c);
+          if (st !== null && fileType(st.mode) === "symlink") {
+            // A dangling link: create what it points at (resolved inside the rootfs), then go on through it.
+            try {
+              const target = readlinkat(dir, c);
+              const next = target.startsWith("/") ? target : `${parent}/${target}`;
+              this.release(this.mkdirAll(next, depth + 1));
+            } catch (x) {
+              if (x instanceof GpuctlError) throw x;
+              throw new GpuctlError(
+                `${done} in the container`,
+                `is a symlink that cannot be followed inside the rootfs (${(x as Error).message}); refusing`,
+              );
+            }
+          }
         }
         fd = this.resolve(done, O_PATH | O_DIRECTORY);
         if (fd === null) {
-          throw new GpuctlError(
-            `${done} in the container`,
-            "exists but is not a directory (a dangling symlink?); refusing",
-          );
+          throw new GpuctlError(`${done} in the container`, "exists but is not a directory; refusing");
         }
       }
       if (dir !== this.rootFd) this.release(dir);
