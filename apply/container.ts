@@ -81,6 +81,14 @@ function readHost(path: string): Uint8Array | null {
 /** Applies `plan` to the container whose init process is `opts.pid`. */
 export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
   const { config, pid, log } = opts;
+  try {
+    Deno.statSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    throw new GpuctlError(
+      `container process ${pid}`,
+      "is gone (did the container exit before its prestart hook?)",
+    );
+  }
   const rules: DeviceRule[] = plan.deviceNodes.map((n) => ({ major: n.major, minor: n.minor }));
 
   // 1. Device cgroup (host side).

@@ -270,6 +270,45 @@ const CASES: Case[] = [
       "gpuctl: /nonexistent/bundle/config.json: cannot be opened: No such file or directory (os error 2): open '/nonexistent/bundle/config.json'\n",
     code: 1,
   },
+  {
+    name: "hook-pid-gone",
+    args: ["hook", "prestart"],
+    stdin: '{"pid": 4194304, "bundle": "{{TMP}}/bundle"}',
+    setup: (tmp) => {
+      Deno.mkdirSync(`${tmp}/bundle/rootfs`, { recursive: true });
+      Deno.writeTextFileSync(
+        `${tmp}/bundle/config.json`,
+        JSON.stringify({ process: { env: ["NVIDIA_VISIBLE_DEVICES=0"] } }),
+      );
+    },
+    stdout: "",
+    stderr: "gpuctl: container process 4194304: is gone (did the container exit before its prestart hook?)\n",
+    code: 1,
+  },
+  {
+    name: "hook-malformed-config-json",
+    args: ["hook", "prestart"],
+    stdin: '{"pid": 1, "bundle": "{{TMP}}/bundle"}',
+    setup: (tmp) => {
+      Deno.mkdirSync(`${tmp}/bundle`, { recursive: true });
+      Deno.writeTextFileSync(`${tmp}/bundle/config.json`, '{"process": {"env": "NVIDIA_VISIBLE_DEVICES=0"}}');
+    },
+    stdout: "",
+    stderr: 'gpuctl: {{TMP}}/bundle/config.json: "process.env" is not a list of strings\n',
+    code: 1,
+  },
+  {
+    name: "hook-config-json-not-json",
+    args: ["hook", "prestart"],
+    stdin: '{"pid": 1, "bundle": "{{TMP}}/bundle"}',
+    setup: (tmp) => {
+      Deno.mkdirSync(`${tmp}/bundle`, { recursive: true });
+      Deno.writeTextFileSync(`${tmp}/bundle/config.json`, "\u0000\u0001binary");
+    },
+    stdout: "",
+    stderr: /^gpuctl: .*\/bundle\/config.json: is not valid JSON \(/,
+    code: 1,
+  },
   { name: "hook-poststop-noop", args: ["hook", "poststop"], stdout: "", stderr: "", code: 0 },
   { name: "list-help", args: ["list", "--help"], stdout: "golden", stderr: "", code: 0 },
   { name: "list-default", args: ["list"], stdout: "golden", stderr: "", code: 0 },
@@ -457,7 +496,7 @@ for (const c of CASES) {
     const r = await runGpuctl(c.args, {
       env,
       ...(argv0 ? { argv0 } : {}),
-      ...(c.stdin !== undefined ? { stdin: c.stdin } : {}),
+      ...(c.stdin !== undefined ? { stdin: c.stdin.replaceAll("{{TMP}}", tmp.path) } : {}),
     });
     const sub = (s: string) => s.replaceAll("{{FIXTURE}}", d.dir).replaceAll("{{TMP}}", tmp.path);
     const unsub = (s: string) => s.replaceAll(d.dir, "{{FIXTURE}}").replaceAll(tmp.path, "{{TMP}}");
