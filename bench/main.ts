@@ -5,7 +5,9 @@
  * - FFI load: `Deno.dlopen` of libc + one call, against koffi doing the same (both under Deno);
  * - discovery: `gpuctl info --json` on the fake NVML (8 GPUs), against the bare start-up;
  * - planning: `gpuctl list` for `all` capabilities and 8 GPUs, against `info`;
- * - parsing an ld.so.cache of 5,000 entries (made by ldconfig), against parsing this machine's cache.
+ * - parsing an ld.so.cache of 5,000 entries (made by ldconfig), against parsing this machine's cache;
+ * - the prestart hook: `runc run` of a GPU container (compute,utility) with 1 and with 8 fake GPUs, against the
+ *   same container without GPUs (the hook's cost is the difference).
  *
  * Runs from the project root; builds dist/gpuctl.js and the fake driver first.
  * @module
@@ -122,6 +124,50 @@ try {
     }x, ` +
       `${(gen.medianMs * 1000 / gen.entries).toFixed(2)}µs per entry`,
   );
+
+  // The hook under real runc, through dist/gpuctl.js as nvidia-container-runtime-hook.
+  const { makeBundle } = await import("../tests/e2e/bundle.ts");
+  let nth = 0;
+  const runc = async (name: string, gpus: number | null) => {
+    const dir = `${tmp}/runc-hook-${nth++}`;
+    const d1 = await fakeDriver(standardSpec(gpus ?? 1, { mig: false }));
+    Deno.mkdirSync(dir);
+    Deno.writeTextFileSync(`${dir}/gpuctl.jsonc`, fixtureConfig(d1));
+    Deno.mkdirSync(`${dir}/bin`);
+    const hook = `${dir}/bin/nvidia-container-runtime-hook`;
+    Deno.writeTextFileSync(hook, `#!/bin/sh\nexec ${deno} run -A --quiet ${root}dist/gpuctl.js hook "$@"\n`, {
+      mode: 0o755,
+    });
+    await makeBundle(`${dir}/b`, {
+      debian: true,
+      args: ["/bin/true"],
+      env: gpus === null ? [] : ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+      hook: {
+        path: hook,
+        env: [`GPUCTL_CONFIG=${dir}/gpuctl.jsonc`, `HOME=${Deno.env.get("HOME") ?? "/root"}`],
+      },
+    });
+    let n = 0;
+    return await time(name, ["sh", "-c", `runc --root ${dir}/state run --bundle ${dir}/b c$$`], {
+      runs: Math.min(runs, 11),
+    })
+      .finally(() => n++);
+  };
+  const plainDir = `${tmp}/runc-plain`;
+  Deno.mkdirSync(plainDir);
+  await makeBundle(`${plainDir}/b`, { debian: true, args: ["/bin/true"] });
+  const plain = await time("runc run, no hook", [
+    "sh",
+    "-c",
+    `runc --root ${plainDir}/state run --bundle ${plainDir}/b p$$`,
+  ], {
+    runs: Math.min(runs, 11),
+  });
+  report("prestart hook under runc (container runs /bin/true)", plain, [
+    await runc("runc run + hook, no GPU request", null),
+    await runc("runc run + hook, 1 GPU", 1),
+    await runc("runc run + hook, 8 GPUs", 8),
+  ]);
 } finally {
   Deno.removeSync(tmp, { recursive: true });
 }

@@ -21,8 +21,13 @@ Register it as a prestart hook, or put it on dockerd's PATH as nvidia-container-
 'docker run --gpus' uses it. Configuration: GPUCTL_CONFIG (default /etc/gpuctl/config.jsonc).
 `;
 
-/** Variables that change how a program or its libraries load: never honoured by the hook. */
-export const UNSAFE_ENV = /^(LD_|GCONV_PATH$|MALLOC_|GLIBC_TUNABLES$|NODE_OPTIONS$|NODE_PATH$|DENO_|BUN_)/;
+/**
+ * Variables that change how a program or its libraries load: never honoured by the hook. (Deno sets
+ * `DENO_NODE_SHIM_ACTIVE` itself when it starts without a PATH, as runc starts hooks that have no env: a marker,
+ * not an input, so it is let through rather than costing a re-exec on every container start.)
+ */
+export const UNSAFE_ENV =
+  /^(LD_|GCONV_PATH$|MALLOC_|GLIBC_TUNABLES$|NODE_OPTIONS$|NODE_PATH$|DENO_(?!NODE_SHIM_ACTIVE$)|BUN_)/;
 
 /**
  * If this process was started with loader-influencing variables, re-executes itself without them (once).
@@ -59,24 +64,20 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }
   await sanitizeEnvironment();
   const { runHook } = await import("../apply/hook.ts");
-  const stdin = await readStdin(1 << 20);
+  const stdin = readStdin(1 << 20);
   runHook(ctx.config, stdin, ctx.log);
   return 0;
 }
 
-async function readStdin(max: number): Promise<string> {
-  const chunks: Uint8Array[] = [];
+/** Reads all of stdin synchronously (web streams would cost a lazy module load on every container start). */
+function readStdin(max: number): string {
+  const buf = new Uint8Array(max + 1);
   let n = 0;
-  for await (const c of Deno.stdin.readable) {
-    n += c.length;
+  for (;;) {
+    const r = Deno.stdin.readSync(buf.subarray(n));
+    if (r === null || r === 0) break;
+    n += r;
     if (n > max) throw new GpuctlError("container state on stdin", `is larger than ${max} bytes`);
-    chunks.push(c);
   }
-  const all = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(buf.subarray(0, n));
 }

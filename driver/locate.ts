@@ -129,12 +129,13 @@ function libraryCandidates(
   return { index: cache !== null ? "/etc/ld.so.cache" : "directories", entries };
 }
 
-/** Locates every capability's files under `config.driverRoot` for driver `version`. */
+/** Locates the files of every capability (or of those in `only`) under `config.driverRoot` for driver `version`. */
 export function locateDriverFiles(
   config: Config,
   registry: Registry,
   version: string,
   warn: (m: string) => void = () => {},
+  only?: readonly string[],
 ): DriverFiles {
   const root = config.driverRoot;
   const out: DriverFiles = {
@@ -150,7 +151,7 @@ export function locateDriverFiles(
   };
   const { index, entries } = libraryCandidates(config, warn);
   out.libraryIndex = index;
-  for (const name of registry.names) {
+  for (const name of only ?? registry.names) {
     const cap = registry.get(name)!;
     out.libraries[name] = locateLibraries(cap, entries, root, version, out);
     out.binaries[name] = locateBinaries(cap, config, out);

@@ -46,7 +46,7 @@ export function preparePlan(
   const devices = parseVisibleDevices(req.visibleDevices);
   const inventory = discover(config, opts.source ?? "auto", warn);
   const selection = selectDevices(devices, inventory, req.devicesSource);
-  const files = locateDriverFiles(config, registry, inventory.driver.version, warn);
+  const files = locateDriverFiles(config, registry, inventory.driver.version, warn, capabilities.effective);
   const extraNodes = registry.names.flatMap((n) =>
     (registry.get(n)?.deviceNodes ?? []).filter((d) => d.startsWith("/"))
   );

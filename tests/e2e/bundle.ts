@@ -63,7 +63,22 @@ export async function makeBundle(dir: string, o: BundleOptions): Promise<string>
   }
   Deno.copyFileSync("/bin/busybox", `${r}/bin/busybox`);
   for (
-    const c of ["sh", "ls", "cat", "echo", "grep", "readlink", "stat", "test", "wc", "head", "find", "sleep"]
+    const c of [
+      "sh",
+      "ls",
+      "cat",
+      "echo",
+      "grep",
+      "readlink",
+      "stat",
+      "test",
+      "wc",
+      "head",
+      "find",
+      "sleep",
+      "true",
+      "touch",
+    ]
   ) {
     Deno.symlinkSync("busybox", `${r}/bin/${c}`);
   }

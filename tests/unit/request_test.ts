@@ -24,7 +24,7 @@ const spec = (env: string[], o: { privileged?: boolean; mounts?: string[] } = {}
 });
 const host: HostFacts = { cuda: "12.4", driver: "550.54.15", arch: "9.0", brand: "Tesla" };
 
-Deno.test("compareVersions() treats NVIDIA's dotted numbers numerically, through semver", () => {
+Deno.test("compareVersions() treats NVIDIA's dotted numbers numerically", () => {
   assertEquals(compareVersions("535.104.05", "535.54.03"), 1);
   assertEquals(compareVersions("12.4", "12.4.0"), 0);
   assertEquals(compareVersions("9.0", "8.6"), 1);
@@ -177,4 +177,36 @@ Deno.test("readRequest(): MIG config/monitor only for privileged containers, onl
     GpuctlError,
     'only "all"',
   );
+});
+
+Deno.test("the hook's unsafe-environment pattern", async () => {
+  const { UNSAFE_ENV } = await import("../../cli/hook.ts");
+  for (
+    const k of [
+      "LD_PRELOAD",
+      "LD_LIBRARY_PATH",
+      "LD_AUDIT",
+      "GCONV_PATH",
+      "MALLOC_CHECK_",
+      "GLIBC_TUNABLES",
+      "NODE_OPTIONS",
+      "DENO_DIR",
+      "DENO_V8_FLAGS",
+      "BUN_X",
+    ]
+  ) {
+    assert(UNSAFE_ENV.test(k), k);
+  }
+  for (
+    const k of [
+      "PATH",
+      "HOME",
+      "GPUCTL_CONFIG",
+      "DENO_NODE_SHIM_ACTIVE",
+      "XLD_PRELOAD",
+      "NVIDIA_VISIBLE_DEVICES",
+    ]
+  ) {
+    assert(!UNSAFE_ENV.test(k), k);
+  }
 });
