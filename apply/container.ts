@@ -33,6 +33,7 @@ import {
 import type { Plan, PlannedMount } from "../plan/plan.ts";
 import { allowV1, type DeviceRule, findDeviceCgroup } from "./cgroup.ts";
 import { InRoot } from "./inroot.ts";
+import { allowV2 } from "./bpf.ts";
 import { attach, attrsFor, cloneSource, mountTmpfs } from "./mounts.ts";
 import { updateLdCache } from "./ldcache.ts";
 import type { Logger } from "../log/log.ts";
