@@ -50,7 +50,11 @@ function wrap(decl: Decls[string], fn: (...a: unknown[]) => unknown): (...a: unk
 
 /** Loads koffi and returns the backend over it. */
 export async function createKoffiBackend(): Promise<Backend> {
-  const koffi: Koffi = (await import("koffi")).default;
+  // A computed specifier: bundlers leave it alone, so no bundle of gpuctl ever contains koffi (or the Node
+  // built-ins it imports, which would load Deno's Node compatibility on every start). Deno resolves it at run time
+  // through deno.json's import map.
+  const specifier = ["ko", "ffi"].join("");
+  const koffi: Koffi = (await import(specifier)).default;
   return backendOver(koffi);
 }
 

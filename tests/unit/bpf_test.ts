@@ -40,7 +40,8 @@ Deno.test({
     using t = tempDir();
     const mnt = `${t.path}/cg2`;
     Deno.mkdirSync(mnt);
-    const m = await new Deno.Command("mount", { args: ["-t", "cgroup2", "none", mnt], stderr: "piped" }).output();
+    const m = await new Deno.Command("mount", { args: ["-t", "cgroup2", "none", mnt], stderr: "piped" })
+      .output();
     assert(m.success, new TextDecoder().decode(m.stderr));
     const cg = `${mnt}/gpuctl-test-${Deno.pid}`;
     Deno.mkdirSync(cg);
