@@ -13,6 +13,10 @@ export interface Command {
 export const COMMANDS: Readonly<Record<string, Command>> = {
   info: { summary: "show the driver and the GPUs (text, --csv or --json)", load: () => import("./info.ts") },
   hook: { summary: "the OCI prestart hook that puts GPUs into a container", load: () => import("./hook.ts") },
+  runtime: {
+    summary: "the OCI runtime shim in front of runc (also as gpuctl-runtime)",
+    load: () => import("./runtime.ts"),
+  },
   list: {
     summary: "show what would be injected into a container (paths, or --json plan)",
     load: () => import("./list.ts"),

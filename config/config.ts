@@ -37,6 +37,12 @@ export interface Config {
   acceptVolumeMounts: boolean;
   /** Ignore every NVIDIA_REQUIRE_* variable. */
   disableRequire: boolean;
+  /** The runtime shim's mode: `spec` (edit config.json) or `hook` (add the prestart hook only). */
+  mode: "spec" | "hook";
+  /** Low-level runtimes the shim execs, first found wins: names (searched on PATH and sbin dirs) or paths. */
+  runtimes: string[];
+  /** The hook the shim adds in `hook` mode; default: this executable, or nvidia-container-runtime-hook on PATH. */
+  hookPath: string | null;
 }
 
 /** The default config file. */
@@ -48,6 +54,7 @@ type KeySpec =
   | { type: "path?"; default: null }
   | { type: "paths"; default: string[] }
   | { type: "boolean"; default: boolean }
+  | { type: "names"; default: string[] }
   | { type: "enum"; values: readonly string[]; default: string };
 
 /** Every key, its type and default: the single source for validation, defaults and `--help`. */
@@ -84,6 +91,14 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
   },
   acceptVolumeMounts: { type: "boolean", default: false, doc: "honour device requests as volume mounts" },
   disableRequire: { type: "boolean", default: false, doc: "ignore NVIDIA_REQUIRE_* constraints" },
+  mode: {
+    type: "enum",
+    values: ["spec", "hook"],
+    default: "spec",
+    doc: "runtime shim: edit the spec, or add the hook",
+  },
+  runtimes: { type: "names", default: ["runc", "crun"], doc: "low-level runtimes to exec (names or paths)" },
+  hookPath: { type: "path?", default: null, doc: "hook executable the shim adds in hook mode" },
 };
 
 /** The defaults. */
@@ -103,6 +118,8 @@ function describeType(s: KeySpec): string {
       return "a list of absolute paths";
     case "boolean":
       return "true or false";
+    case "names":
+      return "a non-empty list of names or absolute paths";
     case "string":
       return "a string";
     case "enum":
@@ -120,6 +137,9 @@ function checkValue(s: KeySpec, v: unknown): boolean {
       return Array.isArray(v) && v.every((p) => typeof p === "string" && p.startsWith("/"));
     case "boolean":
       return typeof v === "boolean";
+    case "names":
+      return Array.isArray(v) && v.length > 0 &&
+        v.every((p) => typeof p === "string" && p !== "" && (p.startsWith("/") || !p.includes("/")));
     case "string":
       return typeof v === "string" && v.length > 0;
     case "enum":

@@ -42,6 +42,23 @@ export function hookLauncher(dir: string, entry = `${PROJECT}/cli/main.ts`): str
   return path;
 }
 
+/** A launcher for the runtime shim: `gpuctl-runtime`, with `env` exported first. */
+export function runtimeLauncher(
+  dir: string,
+  env: Record<string, string> = {},
+  entry = `${PROJECT}/cli/main.ts`,
+): string {
+  const path = `${dir}/bin/gpuctl-runtime`;
+  Deno.mkdirSync(`${dir}/bin`, { recursive: true });
+  const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v}'\n`).join("");
+  Deno.writeTextFileSync(
+    path,
+    `#!/bin/sh\n${exports}exec ${Deno.execPath()} run -A --quiet ${entry} runtime "$@"\n`,
+    { mode: 0o755 },
+  );
+  return path;
+}
+
 /** Makes a bundle in `dir`; returns its path. */
 export async function makeBundle(dir: string, o: BundleOptions): Promise<string> {
   const r = `${dir}/rootfs`;
@@ -118,12 +135,17 @@ export interface RunResult {
 
 let seq = 0;
 
-/** `runc run` of a bundle with its own state root; the container is deleted afterwards. */
-export async function runcRun(bundle: string, timeoutMs = 60_000): Promise<RunResult> {
+/** `runc run` (or another runtime's) of a bundle with its own state root; the container is deleted afterwards. */
+export async function runcRun(
+  bundle: string,
+  timeoutMs = 60_000,
+  runtime = "runc",
+  extra: string[] = [],
+): Promise<RunResult> {
   const id = `gpuctl-${Deno.pid}-${++seq}-${Math.random().toString(36).slice(2, 7)}`;
   const root = `${bundle}/runc-state`;
-  const cmd = new Deno.Command("runc", {
-    args: ["--root", root, "run", "--bundle", bundle, id],
+  const cmd = new Deno.Command(runtime, {
+    args: ["--root", root, ...extra, "run", "--bundle", bundle, id],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
