@@ -17,6 +17,14 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: "the OCI runtime shim in front of runc (also as gpuctl-runtime)",
     load: () => import("./runtime.ts"),
   },
+  configure: {
+    summary: "register gpuctl-runtime with docker, containerd or crio",
+    load: () => import("./configure.ts"),
+  },
+  install: {
+    summary: "create the gpuctl-runtime and nvidia-container-runtime-hook links",
+    load: () => import("./install.ts"),
+  },
   list: {
     summary: "show what would be injected into a container (paths, or --json plan)",
     load: () => import("./list.ts"),

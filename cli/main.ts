@@ -25,7 +25,9 @@ export function invokedAs(): string {
 }
 
 export function usage(): string {
-  const cmds = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join("\n");
+  const cmds = Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, c]) =>
+    `  ${n.padEnd(10)} ${c.summary}`
+  ).join("\n");
   const keys = Object.entries(SCHEMA).map(([k, s]) =>
     `  ${k.padEnd(12)} ${s.doc} (default ${JSON.stringify(s.default)})`
   )
@@ -146,7 +148,7 @@ export async function main(args: string[], argv0: string): Promise<number> {
     }
     const cmd = COMMANDS[command];
     if (cmd === undefined) {
-      throw new UsageError(command, `unknown command (commands: ${Object.keys(COMMANDS).join(", ")})`);
+      throw new UsageError(command, `unknown command (commands: ${Object.keys(COMMANDS).sort().join(", ")})`);
     }
     if (env("GPUCTL_FFI") === "koffi") await (await import("../ffi/mod.ts")).selectBackend("koffi");
     ctx = new Context(globals, command);

@@ -44,7 +44,7 @@ const CASES: Case[] = [
     name: "unknown-command",
     args: ["frobnicate"],
     stdout: "",
-    stderr: "gpuctl: frobnicate: unknown command (commands: info, hook, list)\n",
+    stderr: "gpuctl: frobnicate: unknown command (commands: configure, hook, info, install, list, runtime)\n",
     code: 2,
   },
   {
@@ -167,7 +167,7 @@ const CASES: Case[] = [
     config: () => '{\n  // typo\n  "driverroot": "/"\n}\n',
     stdout: "",
     stderr:
-      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, nvmlLibrary, logFile, logLevel, pluginsDir, libraryDirs, binaryDirs, acceptEnvWhenUnprivileged, acceptVolumeMounts, disableRequire)\n',
+      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, nvmlLibrary, logFile, logLevel, pluginsDir, libraryDirs, binaryDirs, acceptEnvWhenUnprivileged, acceptVolumeMounts, disableRequire, mode, runtimes, hookPath)\n',
     code: 1,
   },
   {
