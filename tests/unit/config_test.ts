@@ -27,6 +27,9 @@ Deno.test("parseConfig() fills defaults for an empty file and an empty object", 
     acceptEnvWhenUnprivileged: true,
     acceptVolumeMounts: false,
     disableRequire: false,
+    mode: "spec",
+    runtimes: ["runc", "crun"],
+    hookPath: null,
   });
   // Defaults are fresh copies: changing one config's list does not change the next one's.
   defaultConfig().binaryDirs.push("/x");
@@ -70,6 +73,9 @@ Deno.test("parseConfig() rejects wrong types with the key and what it must be", 
     ['{"libraryDirs": "/usr/lib"}', '"libraryDirs" must be a list of absolute paths, not "/usr/lib"'],
     ['{"binaryDirs": ["bin"]}', '"binaryDirs" must be a list of absolute paths, not ["bin"]'],
     ['{"acceptVolumeMounts": "yes"}', '"acceptVolumeMounts" must be true or false, not "yes"'],
+    ['{"mode": "cdi"}', '"mode" must be one of "spec", "hook", not "cdi"'],
+    ['{"runtimes": []}', '"runtimes" must be a non-empty list of names or absolute paths, not []'],
+    ['{"runtimes": ["bin/runc"]}', '"runtimes" must be a non-empty list of names or absolute paths, not ["bin/runc"]'],
   ];
   for (const [text, why] of cases) {
     const e = assertThrows(() => parseConfig(text, "f"), GpuctlError);
