@@ -75,7 +75,10 @@ Deno.test("parseConfig() rejects wrong types with the key and what it must be", 
     ['{"acceptVolumeMounts": "yes"}', '"acceptVolumeMounts" must be true or false, not "yes"'],
     ['{"mode": "cdi"}', '"mode" must be one of "spec", "hook", not "cdi"'],
     ['{"runtimes": []}', '"runtimes" must be a non-empty list of names or absolute paths, not []'],
-    ['{"runtimes": ["bin/runc"]}', '"runtimes" must be a non-empty list of names or absolute paths, not ["bin/runc"]'],
+    [
+      '{"runtimes": ["bin/runc"]}',
+      '"runtimes" must be a non-empty list of names or absolute paths, not ["bin/runc"]',
+    ],
   ];
   for (const [text, why] of cases) {
     const e = assertThrows(() => parseConfig(text, "f"), GpuctlError);
