@@ -84,7 +84,7 @@ Deno.test("docker with gpuctl-runtime: GPU containers, untouched ones, refusals,
         IMAGE,
         "sh",
         "-c",
-        "ls /dev; ls /usr/bin 2>&1",
+        "ls /dev; ls /usr/bin /usr/lib 2>&1; true",
       ]);
       assertEquals(r.stdout.includes("nvidia"), false, r.stdout);
     });
