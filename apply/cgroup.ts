@@ -29,6 +29,12 @@ function mounts(mountinfo: string): { point: string; root: string; fstype: strin
   });
 }
 
+/** Where a cgroup path (as /proc/<pid>/cgroup gives it) lies under a cgroup mount of this host. */
+function underMount(m: { point: string; root: string }, path: string): string {
+  const rel = m.root === "/" ? path : path.startsWith(m.root) ? path.slice(m.root.length) : path;
+  return `${m.point}${rel}`;
+}
+
 /** Finds the container's device cgroup directory (on this host's view) from its /proc entries. */
 export function findDeviceCgroup(pid: number, procfs = "/proc"): CgroupInfo {
   const cg = Deno.readTextFileSync(`${procfs}/${pid}/cgroup`);
@@ -41,23 +47,13 @@ export function findDeviceCgroup(pid: number, procfs = "/proc"): CgroupInfo {
   if (v1) {
     const m = mi.find((x) => x.fstype === "cgroup" && x.opts.includes("devices"));
     if (!m) throw new GpuctlError("device cgroup", "the devices controller is not mounted on this host");
-    const rel = m.root === "/"
-      ? v1.path
-      : v1.path.startsWith(m.root)
-      ? v1.path.slice(m.root.length)
-      : v1.path;
-    return { version: 1, dir: `${m.point}${rel}` };
+    return { version: 1, dir: underMount(m, v1.path) };
   }
   const v2 = lines.find((l) => l.id === "0" && l.controllers.length === 1 && l.controllers[0] === "");
   if (v2) {
     const m = mi.find((x) => x.fstype === "cgroup2");
     if (!m) throw new GpuctlError("device cgroup", "no cgroup2 mount on this host");
-    const rel = m.root === "/"
-      ? v2.path
-      : v2.path.startsWith(m.root)
-      ? v2.path.slice(m.root.length)
-      : v2.path;
-    return { version: 2, dir: `${m.point}${rel}` };
+    return { version: 2, dir: underMount(m, v2.path) };
   }
   throw new GpuctlError(
     `${procfs}/${pid}/cgroup`,

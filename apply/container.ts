@@ -96,12 +96,7 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
   if (opts.cgroups !== false && rules.length > 0) {
     const cg = findDeviceCgroup(pid);
     if (cg.version === 1) allowV1(cg.dir, rules);
-    else {
-      throw new GpuctlError(
-        "device cgroup",
-        "cgroup v2 device rules are not supported yet: use the runtime shim (gpuctl runtime), which puts them in the spec",
-      );
-    }
+    else allowV2(cg.dir, rules);
     log.debug("device cgroup", { version: cg.version, dir: cg.dir, rules: rules.length });
   }
 

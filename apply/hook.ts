@@ -4,9 +4,8 @@
  */
 import type { Config } from "../config/config.ts";
 import { parseSpec, parseState, readLimited, rootfsPath } from "../oci/spec.ts";
-import { preparePlan } from "../plan/prepare.ts";
+import { planForRequest } from "../plan/prepare.ts";
 import { readRequest } from "../request/request.ts";
-import { checkRequirements, type HostFacts } from "../request/requirements.ts";
 import type { Logger } from "../log/log.ts";
 import { applyToContainer } from "./container.ts";
 import { parseVisibleDevices } from "../devices/select.ts";
@@ -21,27 +20,7 @@ export function runHook(config: Config, stateText: string, log: Logger): void {
     log.debug("not a GPU container", { id: state.id });
     return;
   }
-  const { plan, inventory } = preparePlan(config, {
-    visibleDevices: req.devices,
-    capabilities: req.capabilities,
-    devicesSource: req.devicesSource,
-    capabilitiesSource: "NVIDIA_DRIVER_CAPABILITIES",
-  }, { warn: (m) => log.warn(m) });
-
-  const base: HostFacts = {
-    cuda: inventory.driver.cudaVersion,
-    driver: inventory.driver.version,
-    arch: null,
-    brand: null,
-  };
-  const selected = [
-    ...plan.gpus.map((g) => inventory.devices[g.index]!),
-    ...plan.migs.map((m) => inventory.devices[m.gpu]!),
-  ];
-  const facts = selected.length === 0
-    ? [base]
-    : selected.map((g) => ({ ...base, arch: g.architecture, brand: g.brand }));
-  checkRequirements(req.requirements, facts);
+  const { plan } = planForRequest(config, req, (m) => log.warn(m));
 
   for (const w of plan.warnings) log.warn(w);
   applyToContainer(plan, { config, pid: state.pid, rootfs: rootfsPath(spec, state.bundle), log });

@@ -8,9 +8,8 @@ import { GpuctlError } from "../errors/mod.ts";
 import type { Logger } from "../log/log.ts";
 import { writeAtomic } from "../oci/edit.ts";
 import { parseSpec, readLimited, rootfsPath } from "../oci/spec.ts";
-import { preparePlan } from "../plan/prepare.ts";
+import { planForRequest } from "../plan/prepare.ts";
 import { readRequest } from "../request/request.ts";
-import { checkRequirements, type HostFacts } from "../request/requirements.ts";
 import { addHook, applyToSpec, type HookEntry } from "./spec.ts";
 
 const STD_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -62,26 +61,7 @@ export function prepareBundle(
     log.info("prestart hook added", { bundle });
     return;
   }
-  const { plan, inventory } = preparePlan(config, {
-    visibleDevices: req.devices,
-    capabilities: req.capabilities,
-    devicesSource: req.devicesSource,
-    capabilitiesSource: "NVIDIA_DRIVER_CAPABILITIES",
-  }, { warn: (m) => log.warn(m) });
-  const base: HostFacts = {
-    cuda: inventory.driver.cudaVersion,
-    driver: inventory.driver.version,
-    arch: null,
-    brand: null,
-  };
-  const selected = [
-    ...plan.gpus.map((g) => inventory.devices[g.index]!),
-    ...plan.migs.map((m) => inventory.devices[m.gpu]!),
-  ];
-  checkRequirements(
-    req.requirements,
-    selected.length === 0 ? [base] : selected.map((g) => ({ ...base, arch: g.architecture, brand: g.brand })),
-  );
+  const { plan } = planForRequest(config, req, (m) => log.warn(m));
   const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), config, log);
   writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)));
   log.info("GPU container prepared", {

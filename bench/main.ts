@@ -7,7 +7,9 @@
  * - planning: `gpuctl list` for `all` capabilities and 8 GPUs, against `info`;
  * - parsing an ld.so.cache of 5,000 entries (made by ldconfig), against parsing this machine's cache;
  * - the prestart hook: `runc run` of a GPU container (compute,utility) with 1 and with 8 fake GPUs, against the
- *   same container without GPUs (the hook's cost is the difference).
+ *   same container without GPUs (the hook's cost is the difference);
+ * - the runtime shim: pass-through (`gpuctl runtime state <id>` against `runc state <id>` and an empty script),
+ *   and `docker run --rm` through runc, through the shim without a GPU, and through the shim with GPUs.
  *
  * Runs from the project root; builds dist/gpuctl.js and the fake driver first.
  * @module
@@ -168,6 +170,77 @@ try {
     await runc("runc run + hook, 1 GPU", 1),
     await runc("runc run + hook, 8 GPUs", 8),
   ]);
+
+  // The shim: pass-through.
+  const benchId = `gpuctl-bench-${Deno.pid}`;
+  const st = `${tmp}/state-bench`;
+  Deno.mkdirSync(st);
+  await makeBundle(`${st}/b`, { args: ["/bin/sleep", "60"] });
+  // Null stdio: the created container's init would otherwise hold our pipes open.
+  const created = await new Deno.Command("runc", {
+    args: ["--root", `${st}/root`, "create", "--bundle", `${st}/b`, benchId],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!created.success) throw new Error("runc create failed");
+  try {
+    const emptyRun = await time("deno run empty.ts", run(`${tmp}/empty.ts`), opts);
+    report("runtime shim pass-through: state of a created container", emptyRun, [
+      await time("runc state", ["runc", "--root", `${st}/root`, "state", benchId], opts),
+      await time(
+        "gpuctl runtime state (dist/gpuctl.js)",
+        run(`${root}dist/gpuctl.js`, "runtime", "--root", `${st}/root`, "state", benchId),
+        opts,
+      ),
+    ]);
+  } finally {
+    await new Deno.Command("runc", { args: ["--root", `${st}/root`, "delete", "--force", benchId] })
+      .output();
+  }
+
+  // The shim behind dockerd.
+  const { Dockerd } = await import("../tests/e2e/docker.ts");
+  const dk = `${tmp}/dockerd`;
+  Deno.mkdirSync(dk);
+  const d3 = await fakeDriver(standardSpec(1, { mig: false }));
+  Deno.writeTextFileSync(`${dk}/gpuctl.jsonc`, fixtureConfig(d3));
+  Deno.mkdirSync(`${dk}/bin`);
+  Deno.writeTextFileSync(
+    `${dk}/bin/gpuctl-runtime`,
+    `#!/bin/sh\nexport GPUCTL_CONFIG=${dk}/gpuctl.jsonc\nexec ${deno} run -A --quiet ${root}dist/gpuctl.js runtime "$@"\n`,
+    { mode: 0o755 },
+  );
+  const docker = await Dockerd.start(dk, { args: ["--add-runtime", `gpu=${dk}/bin/gpuctl-runtime`] });
+  try {
+    await docker.importImage("bench/busybox");
+    const dr = (...a: string[]) => ["docker", "-H", `unix://${docker.sock}`, "run", "--rm", ...a];
+    const dopts = { runs: Math.min(runs, 9) };
+    const viaRunc = await time("docker run --rm (runc)", dr("bench/busybox", "true"), dopts);
+    report("docker run --rm: runc, the shim, the shim with a GPU (fake driver)", viaRunc, [
+      await time(
+        "docker run --rm --runtime gpu (no GPU)",
+        dr("--runtime", "gpu", "bench/busybox", "true"),
+        dopts,
+      ),
+      await time(
+        "docker run --rm --runtime gpu, 1 GPU",
+        dr(
+          "--runtime",
+          "gpu",
+          "-e",
+          "NVIDIA_VISIBLE_DEVICES=all",
+          "-e",
+          "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+          "bench/busybox",
+          "true",
+        ),
+        dopts,
+      ),
+    ]);
+  } finally {
+    await docker.stop();
+  }
 } finally {
   Deno.removeSync(tmp, { recursive: true });
 }

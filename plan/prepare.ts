@@ -12,6 +12,8 @@ import { type DriverFiles, locateDriverFiles } from "../driver/locate.ts";
 import { loadPlugins } from "../plugins/declarative.ts";
 import { BUILTIN, Registry } from "../plugins/registry.ts";
 import { buildPlan, type Plan } from "./plan.ts";
+import type { GpuRequest } from "../request/request.ts";
+import { checkRequirements, type HostFacts } from "../request/requirements.ts";
 
 /** A request in NVIDIA's terms; each field is the raw variable value (`undefined`: unset). */
 export interface PlanRequest {
@@ -53,4 +55,33 @@ export function preparePlan(
   const host = readHostDevices(config, extraNodes);
   const plan = buildPlan({ capabilities, selection, registry, files, host });
   return { inventory, registry, files, plan };
+}
+
+/**
+ * A container's request turned into a plan, with its `NVIDIA_REQUIRE_*` checked against every selected GPU (or,
+ * with none selected, once against the driver alone). Shared by the hook and the runtime shim.
+ */
+export function planForRequest(config: Config, req: GpuRequest, warn: (m: string) => void): Prepared {
+  const prepared = preparePlan(config, {
+    visibleDevices: req.devices,
+    capabilities: req.capabilities,
+    devicesSource: req.devicesSource,
+    capabilitiesSource: "NVIDIA_DRIVER_CAPABILITIES",
+  }, { warn });
+  const { plan, inventory } = prepared;
+  const base: HostFacts = {
+    cuda: inventory.driver.cudaVersion,
+    driver: inventory.driver.version,
+    arch: null,
+    brand: null,
+  };
+  const selected = [
+    ...plan.gpus.map((g) => inventory.devices[g.index]!),
+    ...plan.migs.map((m) => inventory.devices[m.gpu]!),
+  ];
+  checkRequirements(
+    req.requirements,
+    selected.length === 0 ? [base] : selected.map((g) => ({ ...base, arch: g.architecture, brand: g.brand })),
+  );
+  return prepared;
 }

@@ -52,3 +52,19 @@ export function writeFile(dir: string, name: string, text: string): string {
   Deno.writeTextFileSync(p, text);
   return p;
 }
+
+/** A directory tree as text (paths, file contents, link targets), to show that nothing in it changed. */
+export function snapshot(dir: string): string {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of [...Deno.readDirSync(d)].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = `${d}/${e.name}`;
+      out.push(
+        `${p} ${e.isFile ? Deno.readTextFileSync(p) : e.isSymlink ? `-> ${Deno.readLinkSync(p)}` : "dir"}`,
+      );
+      if (e.isDirectory) walk(p);
+    }
+  };
+  walk(dir);
+  return out.join("\n");
+}

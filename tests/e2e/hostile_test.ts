@@ -5,23 +5,8 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { PROJECT, tempDir } from "../helpers.ts";
+import { PROJECT, snapshot, tempDir } from "../helpers.ts";
 import { hookLauncher, hostMounts, makeBundle, runcRun } from "./bundle.ts";
-
-function snapshot(dir: string): string {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of [...Deno.readDirSync(d)].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const p = `${d}/${e.name}`;
-      out.push(
-        `${p} ${e.isFile ? Deno.readTextFileSync(p) : e.isSymlink ? `-> ${Deno.readLinkSync(p)}` : "dir"}`,
-      );
-      if (e.isDirectory) walk(p);
-    }
-  };
-  walk(dir);
-  return out.join("\n");
-}
 
 interface Case {
   name: string;

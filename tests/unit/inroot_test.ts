@@ -6,22 +6,7 @@ import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { InRoot } from "../../apply/inroot.ts";
 import { GpuctlError } from "../../errors/mod.ts";
 import { makedev } from "../../ffi/libc.ts";
-import { tempDir } from "../helpers.ts";
-
-function snapshot(dir: string): string {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of [...Deno.readDirSync(d)].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const p = `${d}/${e.name}`;
-      out.push(
-        `${p} ${e.isFile ? Deno.readTextFileSync(p) : e.isSymlink ? `-> ${Deno.readLinkSync(p)}` : "dir"}`,
-      );
-      if (e.isDirectory) walk(p);
-    }
-  };
-  walk(dir);
-  return out.join("\n");
-}
+import { snapshot, tempDir } from "../helpers.ts";
 
 /** A rootfs whose every interesting path points out of it, and a canary on the host. */
 function hostile(base: string): { root: string; canary: string } {
