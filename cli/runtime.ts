@@ -24,6 +24,19 @@ Configuration: GPUCTL_CONFIG (default /etc/gpuctl/config.jsonc): mode, runtimes,
 shown by 'gpuctl --help'. Errors go to stderr and to runc's --log file in its format.
 `;
 
+/**
+ * The environment runc gets: the shim's own, minus what Deno adds when it starts without a PATH (its Node shim
+ * directory as PATH, and a marker), so that runc sees exactly what its caller gave.
+ */
+export function passThroughEnv(env: Record<string, string>): string[] {
+  const out = { ...env };
+  if (out.DENO_NODE_SHIM_ACTIVE !== undefined) {
+    delete out.DENO_NODE_SHIM_ACTIVE;
+    if (out.PATH?.endsWith("/node_compat_bin") && !out.PATH.includes(":")) delete out.PATH;
+  }
+  return Object.entries(out).map(([k, v]) => `${k}=${v}`);
+}
+
 function selfPath(): string | null {
   try {
     return Deno.realPathSync(Deno.execPath());
@@ -54,8 +67,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       prepareBundle(config, r.bundle, ctx.log, ctx.globals.configPath);
     }
     const { execve } = await import("../ffi/libc.ts");
-    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-    return execve(runtime, [runtime, ...args], env);
+    return execve(runtime, [runtime, ...args], passThroughEnv(Deno.env.toObject()));
   } catch (e) {
     if (r.log !== undefined) {
       try {

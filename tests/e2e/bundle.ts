@@ -6,6 +6,12 @@
  */
 import { PROJECT } from "../helpers.ts";
 
+/**
+ * Where tests that mount things on the host do so: the Docker tests' dockerd data roots and the cgroup2 test's
+ * hierarchy. Other tests, running in parallel, leave these out when they compare the host's mount table.
+ */
+export const TEST_MOUNT_PREFIXES = ["/tmp/gpuctl-docker", "/tmp/gpuctl-cgroup2-"];
+
 export interface BundleOptions {
   /** Mark the image Debian-style (/etc/debian_version): libraries go to the multiarch dirs, else /usr/lib64. */
   debian?: boolean;
@@ -161,9 +167,13 @@ export async function runcRun(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** The host's mount table as a sorted list of "mount point  fstype" lines. */
+/**
+ * The host's mount table as a sorted list of "mount point  fstype" lines — less the mounts that other tests,
+ * running in parallel, make under {@link TEST_MOUNT_PREFIXES}, which gpuctl never touches.
+ */
 export function hostMounts(): string {
   return Deno.readTextFileSync("/proc/self/mountinfo").split("\n").filter((l) => l !== "")
+    .filter((l) => !TEST_MOUNT_PREFIXES.some((p) => (l.split(" ")[4] ?? "").startsWith(p)))
     .map((l) => {
       const f = l.split(" ");
       const post = l.split(" - ")[1]?.split(" ") ?? [];

@@ -10,7 +10,7 @@ import { Dockerd } from "./docker.ts";
 const IMAGE = "gpuctl-test/busybox-glibc";
 
 Deno.test("docker run --gpus: all, a count, a device, and a bad request", async (t) => {
-  const dir = Deno.makeTempDirSync({ prefix: "gpuctl-docker-" });
+  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-docker-" });
   const d = await fakeDriver(standardSpec(3, { mig: false }));
   Deno.writeTextFileSync(
     `${dir}/gpuctl.jsonc`,

@@ -13,7 +13,7 @@ const GPU_ENV = ["-e", "NVIDIA_VISIBLE_DEVICES=all", "-e", "NVIDIA_DRIVER_CAPABI
 const gpusSeen = (out: string) => out.split("\n").filter((l) => /^GPU \d+: /.test(l)).length;
 
 Deno.test("docker with gpuctl-runtime: GPU containers, untouched ones, refusals, lifecycle, 20 at once, hook mode", async (t) => {
-  const dir = Deno.makeTempDirSync({ prefix: "gpuctl-docker-rt-" });
+  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-docker-rt-" });
   const d = await fakeDriver(standardSpec(3, { mig: false }));
   const home = Deno.env.get("HOME") ?? "/root";
   Deno.writeTextFileSync(

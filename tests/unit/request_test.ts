@@ -210,3 +210,15 @@ Deno.test("the hook's unsafe-environment pattern", async () => {
     assert(!UNSAFE_ENV.test(k), k);
   }
 });
+
+Deno.test("the shim passes runc the caller's environment, without what Deno adds on a PATH-less start", async () => {
+  const { passThroughEnv } = await import("../../cli/runtime.ts");
+  assertEquals(
+    passThroughEnv({ PATH: "/root/.cache/deno/node_compat_bin", DENO_NODE_SHIM_ACTIVE: "1", HOME: "/root" }),
+    ["HOME=/root"],
+  );
+  assertEquals(passThroughEnv({ PATH: "/usr/bin:/bin", GPUCTL_CONFIG: "/c" }), [
+    "PATH=/usr/bin:/bin",
+    "GPUCTL_CONFIG=/c",
+  ]);
+});
