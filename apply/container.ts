@@ -144,10 +144,10 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
 
       for (const [m, fd] of clones) {
         const dest = destination(m, dirs);
-        const kind = m.kind === "proc" || (m.kind === "ipc" && isDir(m.hostPath)) ? "dir" : "file";
         if (m.kind === "proc") continue; // under the /proc/driver/nvidia tmpfs, below
+        const kind = m.kind === "ipc" && isDir(m.hostPath) ? "dir" : "file";
         const target = root.mountTarget(dest, kind, replaced);
-        attach(fd, target, dest);
+        attach(fd, target);
         root.release(target);
       }
 
@@ -158,7 +158,7 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
           const clone = nodeClones.get(n.path);
           if (!(e instanceof SyscallError && e.errno === 1 /* EPERM */) || clone === undefined) throw e;
           const target = root.mountTarget(n.path, "file");
-          attach(clone, target, n.path);
+          attach(clone, target);
           root.release(target);
         }
       }
@@ -208,7 +208,7 @@ function procDriverNvidia(
   for (const [m, fd] of clones) {
     if (m.kind !== "proc") continue;
     const t = root.mountTarget(m.containerPath, "dir");
-    attach(fd, t, m.containerPath);
+    attach(fd, t);
     root.release(t);
   }
   const fd = root.resolve(base, O_PATH | O_DIRECTORY);

@@ -5,10 +5,9 @@
 import type { Config } from "../config/config.ts";
 import { parseSpec, parseState, readLimited, rootfsPath } from "../oci/spec.ts";
 import { planForRequest } from "../plan/prepare.ts";
-import { readRequest } from "../request/request.ts";
+import { isGpuRequest, readRequest } from "../request/request.ts";
 import type { Logger } from "../log/log.ts";
 import { applyToContainer } from "./container.ts";
-import { parseVisibleDevices } from "../devices/select.ts";
 
 /** Runs the prestart hook for the container described by `stateText`. */
 export function runHook(config: Config, stateText: string, log: Logger): void {
@@ -16,7 +15,7 @@ export function runHook(config: Config, stateText: string, log: Logger): void {
   const specFile = `${state.bundle}/config.json`;
   const spec = parseSpec(readLimited(specFile), specFile);
   const req = readRequest(spec, config);
-  if (req.devices === undefined || parseVisibleDevices(req.devices).kind === "void") {
+  if (!isGpuRequest(req)) {
     log.debug("not a GPU container", { id: state.id });
     return;
   }

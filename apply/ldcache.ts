@@ -19,32 +19,24 @@ const MAX_CACHE = 64 << 20;
 
 /** The cache entries the plan adds: each library under its SONAME, and each SONAME link. */
 export function injectedEntries(plan: Plan, dirs: { lib: string; lib32: string }): LdCacheEntry[] {
-  const out: LdCacheEntry[] = [];
   const arch = Deno.build.arch === "aarch64" ? "aarch64" : "x86_64";
-  for (const s of plan.symlinks) {
-    const bits = s.libraryDir === "lib32" ? 32 : 64;
+  const entry = (name: string, libraryDir: "lib" | "lib32" | undefined): LdCacheEntry => {
+    const bits = libraryDir === "lib32" ? 32 : 64;
     const dir = bits === 32 ? dirs.lib32 : dirs.lib;
-    out.push({
-      soname: s.link,
-      path: `${dir}/${s.link}`,
+    return {
+      soname: name,
+      path: `${dir}/${name}`,
       flags: nativeFlags(bits, arch),
       is64: bits === 64,
       hwcap: 0n,
-    });
-  }
+    };
+  };
+  const out = plan.symlinks.map((s) => entry(s.link, s.libraryDir));
   for (const m of plan.mounts) {
     if (m.kind !== "library") continue;
-    const bits = m.libraryDir === "lib32" ? 32 : 64;
-    const dir = bits === 32 ? dirs.lib32 : dirs.lib;
     // Libraries whose SONAME is their file name (libnvidia-glcore.so.<version>) have no link.
     if (!plan.symlinks.some((s) => s.target === m.containerPath && s.libraryDir === m.libraryDir)) {
-      out.push({
-        soname: m.containerPath,
-        path: `${dir}/${m.containerPath}`,
-        flags: nativeFlags(bits, arch),
-        is64: bits === 64,
-        hwcap: 0n,
-      });
+      out.push(entry(m.containerPath, m.libraryDir));
     }
   }
   return out;

@@ -47,9 +47,8 @@ export function cloneSource(hostPath: string, attrs: number): number {
 }
 
 /** Attaches a detached mount onto a target descriptor (in the current mount namespace). */
-export function attach(sourceFd: number, targetFd: number, what: string): void {
+export function attach(sourceFd: number, targetFd: number): void {
   moveMount(sourceFd, "", targetFd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-  void what;
 }
 
 /** Mounts a fresh tmpfs onto a target descriptor (through /proc/self/fd, never a rootfs path). */

@@ -3,13 +3,12 @@
  * @module
  */
 import type { Config } from "../config/config.ts";
-import { parseVisibleDevices } from "../devices/select.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import type { Logger } from "../log/log.ts";
 import { writeAtomic } from "../oci/edit.ts";
 import { parseSpec, readLimited, rootfsPath } from "../oci/spec.ts";
 import { planForRequest } from "../plan/prepare.ts";
-import { readRequest } from "../request/request.ts";
+import { isGpuRequest, readRequest } from "../request/request.ts";
 import { addHook, applyToSpec, type HookEntry } from "./spec.ts";
 
 const STD_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -52,7 +51,7 @@ export function prepareBundle(
   const text = readLimited(file);
   const spec = parseSpec(text, file);
   const req = readRequest(spec, config);
-  if (req.devices === undefined || parseVisibleDevices(req.devices).kind === "void") {
+  if (!isGpuRequest(req)) {
     log.debug("not a GPU container: config.json untouched", { bundle });
     return;
   }
@@ -62,7 +61,7 @@ export function prepareBundle(
     return;
   }
   const { plan } = planForRequest(config, req, (m) => log.warn(m));
-  const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), config, log);
+  const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), log);
   writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)));
   log.info("GPU container prepared", {
     bundle,

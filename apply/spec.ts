@@ -4,7 +4,6 @@
  * descriptor — so a GPU container needs no hook process at all. In `hook` mode only the prestart hook is added.
  * @module
  */
-import type { Config } from "../config/config.ts";
 import type { Logger } from "../log/log.ts";
 import { addToLists, type ListAddition } from "../oci/edit.ts";
 import type { OciSpec } from "../oci/spec.ts";
@@ -12,9 +11,6 @@ import type { Plan } from "../plan/plan.ts";
 import { destination, libraryDirs } from "./container.ts";
 import { InRoot } from "./inroot.ts";
 import { updateLdCache } from "./ldcache.ts";
-
-const RO = ["ro", "nosuid", "nodev", "rbind", "rprivate"];
-const IPC = ["nosuid", "nodev", "noexec", "rbind", "rprivate"];
 
 /** The hook entry the shim adds in hook mode (and Docker's `--gpus` adds): gpuctl as the NVIDIA hook. */
 export interface HookEntry {
@@ -48,7 +44,6 @@ export function applyToSpec(
   spec: OciSpec,
   plan: Plan,
   rootfs: string,
-  _config: Config,
   log: Logger,
 ): string | null {
   let root: InRoot;
@@ -72,7 +67,8 @@ export function applyToSpec(
     destination: destination(m, dirs),
     type: "bind",
     source: m.hostPath,
-    options: m.kind === "ipc" ? IPC : RO,
+    // The plan's options, as an OCI bind mount that runc keeps out of mount propagation.
+    options: [...m.options.filter((o) => o !== "bind"), "rbind", "rprivate"],
   }));
   const additions: ListAddition[] = [
     {

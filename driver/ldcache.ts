@@ -131,7 +131,7 @@ export function readLdCache(path: string): LdCacheEntry[] {
   return parseLdCache(Deno.readFileSync(path), path);
 }
 
-/** Whether an entry is a loadable ELF library of the given word size on this machine's architecture family. */
+/** Whether an entry is an ELF library (plain or libc6), as opposed to an a.out-era libc5 one. */
 export function isElfLibrary(e: LdCacheEntry): boolean {
   const type = e.flags & 0xff;
   return type === FLAG_ELF || type === FLAG_ELF_LIBC6;

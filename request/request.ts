@@ -6,6 +6,7 @@
 import { GpuctlError } from "../errors/mod.ts";
 import { envMap, type OciSpec } from "../oci/spec.ts";
 import { parseRequirement, type Requirement } from "./requirements.ts";
+import { parseVisibleDevices } from "../devices/select.ts";
 
 /** Policy knobs from the configuration. */
 export interface RequestPolicy {
@@ -30,6 +31,11 @@ export interface GpuRequest {
 }
 
 export const VOLUME_ROOT = "/var/run/nvidia-container-devices";
+
+/** Whether a request asks for GPUs at all (unset, empty and `void` do not). */
+export function isGpuRequest(req: GpuRequest): boolean {
+  return req.devices !== undefined && parseVisibleDevices(req.devices).kind !== "void";
+}
 
 /** Whether the container has CAP_SYS_ADMIN in its bounding set. */
 export function isPrivileged(spec: OciSpec): boolean {
