@@ -56,13 +56,13 @@ export function prepareBundle(
     return;
   }
   if (config.mode === "hook") {
-    writeAtomic(file, addHook(text, spec, hookEntry(config, configPath)));
+    writeAtomic(file, addHook(text, spec, hookEntry(config, configPath)), { durable: false });
     log.info("prestart hook added", { bundle });
     return;
   }
   const { plan } = planForRequest(config, req, (m) => log.warn(m));
   const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), log);
-  writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)));
+  writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)), { durable: false });
   log.info("GPU container prepared", {
     bundle,
     mode: edited === null ? "hook (fallback)" : "spec",

@@ -8,7 +8,7 @@ import type { Config } from "../config/config.ts";
 import type { Registry } from "../plugins/registry.ts";
 import type { Capability } from "../plugins/types.ts";
 import { isElfLibrary, type LdCacheEntry, LdCacheError, readLdCache } from "./ldcache.ts";
-import { elfClass, hostPath, resolveInRoot, statInRoot } from "./rootfs.ts";
+import { elfClass, hostPath, RootView } from "./rootfs.ts";
 
 /** A file found under the driver root. */
 export interface Found {
@@ -151,19 +151,20 @@ export function locateDriverFiles(
   };
   const { index, entries } = libraryCandidates(config, warn);
   out.libraryIndex = index;
+  const view = new RootView(root);
   for (const name of only ?? registry.names) {
     const cap = registry.get(name)!;
-    out.libraries[name] = locateLibraries(cap, entries, root, version, out);
-    out.binaries[name] = locateBinaries(cap, config, out);
+    out.libraries[name] = locateLibraries(cap, entries, view, version, out);
+    out.binaries[name] = locateBinaries(cap, config, view, out);
     out.ipcs[name] = (cap.ipcs ?? []).flatMap((ipc) => {
-      const s = statInRoot(root, ipc.path);
+      const s = view.stat(ipc.path);
       const ok = s !== null && (ipc.kind === "dir" ? s.info.isDirectory : s.info.isSocket === true);
       if (!ok) return [];
       return [{ hostPath: hostPath(root, s.path), path: s.path, containerPath: ipc.path, kind: ipc.kind }];
     });
     out.files[name] = (cap.files ?? []).flatMap((f) => {
       for (const c of f.candidates) {
-        const s = statInRoot(root, c);
+        const s = view.stat(c);
         if (s !== null && s.info.isFile) {
           return [{ hostPath: hostPath(root, s.path), path: s.path, containerPath: f.containerPath ?? c }];
         }
@@ -174,14 +175,14 @@ export function locateDriverFiles(
   }
   for (const dir of FIRMWARE_DIRS) {
     const fwDir = `${dir}/nvidia/${version}`;
-    const resolved = resolveInRoot(root, fwDir);
+    const resolved = view.resolve(fwDir);
     if (resolved === null) continue;
     try {
       for (
         const e of [...Deno.readDirSync(hostPath(root, resolved))].sort((a, b) => (a.name < b.name ? -1 : 1))
       ) {
         if (!/^gsp.*\.bin$/.test(e.name)) continue;
-        const s = statInRoot(root, `${resolved}/${e.name}`);
+        const s = view.stat(`${resolved}/${e.name}`);
         if (s === null || !s.info.isFile) continue;
         const containerPath = `/lib/firmware/nvidia/${version}/${e.name}`;
         if (!out.firmware.some((f) => f.containerPath === containerPath)) {
@@ -196,7 +197,7 @@ export function locateDriverFiles(
 function locateLibraries(
   cap: Capability,
   entries: { soname: string; path: string; bits: 32 | 64 }[],
-  root: string,
+  view: RootView,
   version: string,
   out: DriverFiles,
 ): FoundLibrary[] {
@@ -205,7 +206,7 @@ function locateLibraries(
     let any = false;
     for (const e of entries) {
       if (!e.soname.startsWith(prefix)) continue;
-      const s = statInRoot(root, e.path);
+      const s = view.stat(e.path);
       if (s === null || !s.info.isFile) {
         out.rejected.push({
           capability: cap.name,
@@ -227,20 +228,20 @@ function locateLibraries(
       any = true;
       if (found.some((f) => f.path === s.path)) continue;
       // The SONAME: the cache key, unless this entry came from a directory scan (then the file name).
-      found.push({ hostPath: hostPath(root, s.path), path: s.path, soname: e.soname, name, bits: e.bits });
+      found.push({ hostPath: hostPath(view.root, s.path), path: s.path, soname: e.soname, name, bits: e.bits });
     }
     if (!any) out.missing.push({ capability: cap.name, item: prefix });
   }
   return found;
 }
 
-function locateBinaries(cap: Capability, config: Config, out: DriverFiles): FoundFile[] {
-  const root = config.driverRoot;
+function locateBinaries(cap: Capability, config: Config, view: RootView, out: DriverFiles): FoundFile[] {
+  const root = view.root;
   const found: FoundFile[] = [];
   for (const bin of cap.binaries ?? []) {
     let hit: FoundFile | null = null;
     for (const dir of config.binaryDirs) {
-      const s = statInRoot(root, `${dir}/${bin}`);
+      const s = view.stat(`${dir}/${bin}`);
       if (s === null || !s.info.isFile) continue;
       if ((s.info.mode ?? 0) & 0o111 && elfClass(hostPath(root, s.path)) !== null) {
         hit = { hostPath: hostPath(root, s.path), path: s.path, containerPath: `/usr/bin/${bin}` };

@@ -15,36 +15,97 @@ export function hostPath(root: string, path: string): string {
 }
 
 /**
+ * A driver root read as `/`, with every lstat and readlink remembered: the libraries, binaries and files of a
+ * capability share their directories, so resolving each path again from `/` would repeat the same system calls
+ * (and, for the missing ones, the same thrown errors) dozens of times. One view serves one discovery; a tree
+ * that changes under it is read again by the next.
+ */
+export class RootView {
+  readonly #lstat = new Map<string, Deno.FileInfo | null>();
+  readonly #links = new Map<string, string>();
+  readonly #resolved = new Map<string, string | null>();
+  constructor(readonly root: string) {}
+
+  #lstatAt(path: string): Deno.FileInfo | null {
+    let info = this.#lstat.get(path);
+    if (info === undefined) {
+      try {
+        info = Deno.lstatSync(hostPath(this.root, path));
+      } catch {
+        info = null;
+      }
+      this.#lstat.set(path, info);
+    }
+    return info;
+  }
+
+  #readLink(path: string): string {
+    let t = this.#links.get(path);
+    if (t === undefined) {
+      t = Deno.readLinkSync(hostPath(this.root, path));
+      this.#links.set(path, t);
+    }
+    return t;
+  }
+
+  /**
+   * Resolves `path` (absolute, relative to the root) following symlinks inside the root. Returns the resolved
+   * root-relative path, or `null` when a component does not exist or links loop.
+   */
+  resolve(path: string): string | null {
+    let r = this.#resolved.get(path);
+    if (r === undefined) {
+      r = this.#resolve(path);
+      this.#resolved.set(path, r);
+    }
+    return r;
+  }
+
+  #resolve(path: string): string | null {
+    const pending = path.split("/").filter((c) => c !== "" && c !== ".").reverse();
+    const done: string[] = [];
+    let links = 0;
+    while (pending.length > 0) {
+      const c = pending.pop()!;
+      if (c === "..") {
+        done.pop();
+        continue;
+      }
+      const here = "/" + (done.length === 0 ? c : `${done.join("/")}/${c}`);
+      const info = this.#lstatAt(here);
+      if (info === null) return null;
+      if (info.isSymlink) {
+        if (++links > MAX_LINKS) return null;
+        let target: string;
+        try {
+          target = this.#readLink(here);
+        } catch {
+          return null;
+        }
+        if (target.startsWith("/")) done.length = 0;
+        pending.push(...target.split("/").filter((x) => x !== "" && x !== ".").reverse());
+        continue;
+      }
+      done.push(c);
+    }
+    return "/" + done.join("/");
+  }
+
+  /** What `path` resolves to inside the root and its file information (never a symlink), or `null`. */
+  stat(path: string): { path: string; info: Deno.FileInfo } | null {
+    const resolved = this.resolve(path);
+    if (resolved === null) return null;
+    const info = this.#lstatAt(resolved);
+    return info === null ? null : { path: resolved, info };
+  }
+}
+
+/**
  * Resolves `path` (absolute, relative to `root`) following symlinks inside `root`. Returns the resolved
  * root-relative path, or `null` when a component does not exist or links loop.
  */
 export function resolveInRoot(root: string, path: string): string | null {
-  const pending = path.split("/").filter((c) => c !== "" && c !== ".").reverse();
-  const done: string[] = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const c = pending.pop()!;
-    if (c === "..") {
-      done.pop();
-      continue;
-    }
-    const here = "/" + [...done, c].join("/");
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.lstatSync(hostPath(root, here));
-    } catch {
-      return null;
-    }
-    if (info.isSymlink) {
-      if (++links > MAX_LINKS) return null;
-      const target = Deno.readLinkSync(hostPath(root, here));
-      if (target.startsWith("/")) done.length = 0;
-      pending.push(...target.split("/").filter((x) => x !== "" && x !== ".").reverse());
-      continue;
-    }
-    done.push(c);
-  }
-  return "/" + done.join("/");
+  return new RootView(root).resolve(path);
 }
 
 /** The ELF class of a file (32 or 64), or `null` if it is not ELF. */
@@ -62,13 +123,7 @@ export function elfClass(file: string): 32 | 64 | null {
   }
 }
 
-/** lstat inside the root after resolution, or `null`. */
+/** stat inside the root after resolution, or `null`. */
 export function statInRoot(root: string, path: string): { path: string; info: Deno.FileInfo } | null {
-  const resolved = resolveInRoot(root, path);
-  if (resolved === null) return null;
-  try {
-    return { path: resolved, info: Deno.statSync(hostPath(root, resolved)) };
-  } catch {
-    return null;
-  }
+  return new RootView(root).stat(path);
 }

@@ -35,6 +35,7 @@ export const LIBC = {
   fchownat: { params: ["i32", "cstring", "u32", "u32", "i32"], result: "i32" },
   fchmod: { params: ["i32", "u32"], result: "i32" },
   execve: { params: ["cstring", "buffer", "buffer"], result: "i32" },
+  access: { params: ["cstring", "i32"], result: "i32" },
   read: { params: ["i32", "buffer", "u64"], result: "i64" },
   write: { params: ["i32", "buffer", "u64"], result: "i64" },
   fsync: { params: ["i32"], result: "i32" },
@@ -68,32 +69,16 @@ export class SyscallError extends Error {
 }
 
 type LibcSymbols = Library<typeof LIBC>["symbols"];
-let cache: Partial<Record<keyof typeof LIBC, unknown>> = {};
-let cacheBackend: Backend | null = null;
+let lib: Library<typeof LIBC> | null = null;
+let libBackend: Backend | null = null;
 
-/**
- * libc's functions, each bound on first use (binding all of them costs ~9 ms with Deno.dlopen, one ~0.3 ms:
- * the runtime shim's pass-through needs only execve). Re-bound if the backend changes.
- */
-const symbols = new Proxy({} as LibcSymbols, {
-  get(_t, name: string) {
-    if (cacheBackend !== backend()) {
-      cacheBackend = backend();
-      cache = {};
-    }
-    const key = name as keyof typeof LIBC;
-    if (!(key in cache)) {
-      const decl = LIBC[key];
-      if (decl === undefined) throw new TypeError(`libc: ${name} is not declared`);
-      cache[key] = openLibrary("libc.so.6", { [key]: decl } as Pick<typeof LIBC, typeof key>).symbols[key];
-    }
-    return cache[key];
-  },
-});
-
-/** libc's declared functions. */
+/** libc's declared functions, loaded on first use (and again if the backend changes). */
 export function libc(): LibcSymbols {
-  return symbols;
+  if (lib === null || libBackend !== backend()) {
+    libBackend = backend();
+    lib = openLibrary("libc.so.6", LIBC);
+  }
+  return lib.symbols;
 }
 
 /** The calling thread's errno. */
@@ -135,6 +120,7 @@ function sysno(name: keyof typeof SYS): number {
 /** Flags and constants used with these calls. */
 export const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOFOLLOW = 0o400000;
 export const O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000, O_PATH = 0o10000000;
+export const X_OK = 1;
 export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000;
 export const CLONE_FS = 0x200, CLONE_NEWNS = 0x20000;
 export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096;

@@ -1,6 +1,6 @@
 /**
  * Editing config.json: additions to its lists, made as text edits (jsonc-parser) so every other byte — unknown
- * fields, key order, numbers beyond 2^53 — is kept; written atomically (temporary file, fsync, rename).
+ * fields, key order, numbers beyond 2^53 — is kept; written atomically (temporary file, rename).
  * @module
  */
 import { applyEdits, type JSONPath, modify } from "jsonc-parser";
@@ -23,9 +23,71 @@ function get(doc: unknown, path: JSONPath): unknown {
   return v;
 }
 
-/** Applies list additions to config.json text; returns the new text (unchanged text if nothing is added). */
+/**
+ * Where each of `paths` is in JSON text, for those that are arrays: the offset of the closing bracket, and
+ * whether the array has items. One pass over the text (config.json is plain JSON, written by a runtime).
+ */
+export function locateArrays(
+  text: string,
+  paths: readonly JSONPath[],
+): Map<string, { close: number; empty: boolean }> {
+  const want = new Set(paths.map((p) => JSON.stringify(p)));
+  const found = new Map<string, { close: number; empty: boolean }>();
+  // One frame per open container: its path, whether it is an array, the next array index, whether it has items.
+  const stack: { path: JSONPath; array: boolean; index: number; items: boolean }[] = [];
+  let key: string | number | undefined;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x3a /* : */) continue;
+    const top = stack[stack.length - 1];
+    if (c === 0x2c /* , */) {
+      if (top?.array) top.index++;
+      else expectKey = true;
+      continue;
+    }
+    if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      const done = stack.pop();
+      if (done?.array && want.has(JSON.stringify(done.path))) {
+        found.set(JSON.stringify(done.path), { close: i, empty: !done.items });
+      }
+      continue;
+    }
+    // A value begins (or, in an object, a key).
+    if (top !== undefined && top.array) {
+      top.items = true;
+      key = top.index;
+    }
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (expectKey) key = JSON.parse(text.slice(i, j + 1)) as string;
+      expectKey = false;
+      i = j;
+      continue;
+    }
+    if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      const path = top === undefined ? [] : [...top.path, key!];
+      stack.push({ path, array: c === 0x5b, index: 0, items: false });
+      expectKey = c === 0x7b;
+      continue;
+    }
+    // A number, true, false or null: skip to its end.
+    while (i + 1 < text.length && !/[\s,\]\}]/.test(text[i + 1]!)) i++;
+  }
+  return found;
+}
+
+/**
+ * Applies list additions to config.json text; returns the new text (unchanged text if nothing is added).
+ *
+ * Items go in as compact JSON just before the closing bracket of a list that exists, so the list's existing
+ * items and every byte around them stay as they were. A list (or a parent object) that is missing is created
+ * with jsonc-parser's `modify`, afterwards.
+ */
 export function addToLists(text: string, doc: unknown, additions: readonly ListAddition[]): string {
-  let out = text;
+  const inserts: { path: JSONPath; items: unknown[] }[] = [];
+  const create: { path: JSONPath; items: unknown[] }[] = [];
   for (const a of additions) {
     const have = get(doc, a.path);
     if (have !== undefined && !Array.isArray(have)) {
@@ -35,17 +97,37 @@ export function addToLists(text: string, doc: unknown, additions: readonly ListA
     const fresh = a.items.filter((i) =>
       !list.some((e) => (a.same ? a.same(e, i) : JSON.stringify(e) === JSON.stringify(i)))
     );
-    if (fresh.length === 0) continue;
-    const edits = modify(out, a.path, [...list, ...fresh], {
-      formattingOptions: { insertSpaces: true, tabSize: 1 },
-    });
-    out = applyEdits(out, edits);
+    if (fresh.length > 0) (have === undefined ? create : inserts).push({ path: a.path, items: fresh });
+  }
+  const at = inserts.length > 0 ? locateArrays(text, inserts.map((x) => x.path)) : new Map();
+  const edits = inserts.map((x) => {
+    const where = at.get(JSON.stringify(x.path));
+    if (where === undefined) {
+      throw new GpuctlError("config.json", `"${x.path.join(".")}" could not be located in the text`);
+    }
+    const items = x.items.map((i) => JSON.stringify(i)).join(",");
+    return { offset: where.close, content: where.empty ? items : `,${items}` };
+  });
+  let out = text;
+  for (const e of edits.sort((x, y) => y.offset - x.offset)) {
+    out = out.slice(0, e.offset) + e.content + out.slice(e.offset);
+  }
+  for (const c of create) {
+    out = applyEdits(
+      out,
+      modify(out, c.path, c.items, { formattingOptions: { insertSpaces: true, tabSize: 1 } }),
+    );
   }
   return out;
 }
 
-/** Replaces `file` atomically with `text`, keeping its mode. */
-export function writeAtomic(file: string, text: string): void {
+/**
+ * Replaces `file` atomically with `text`, keeping its mode: a temporary file in the same directory, renamed over
+ * it. `durable` (the default) also fsyncs the data before the rename, so a crash leaves the old file or the new
+ * one, never an empty one: for the host's configuration. A container's config.json lives as long as the
+ * container (usually on tmpfs, under /run) and a host crash ends the container anyway, so the shim skips it.
+ */
+export function writeAtomic(file: string, text: string, opts: { durable?: boolean } = {}): void {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const base = file.slice(file.lastIndexOf("/") + 1);
   let mode = 0o644;
@@ -58,7 +140,7 @@ export function writeAtomic(file: string, text: string): void {
     const data = new TextEncoder().encode(text);
     let n = 0;
     while (n < data.length) n += f.writeSync(data.subarray(n));
-    f.syncSync();
+    if (opts.durable ?? true) f.syncSync();
   } catch (e) {
     f.close();
     Deno.removeSync(tmp);

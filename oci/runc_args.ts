@@ -4,6 +4,7 @@
  * `--log`/`--log-format` runc will use, so that its own errors reach the same file.
  * @module
  */
+import { libc, X_OK } from "../ffi/libc.ts";
 
 /** runc's global options that take a value. */
 const GLOBAL_WITH_VALUE = new Set(["--root", "--log", "--log-format", "--criu", "--rootless"]);
@@ -61,7 +62,12 @@ export function scanRuncArgs(args: readonly string[], cwd: string): RuncArgs {
 /** The standard directories searched for a low-level runtime, after PATH. */
 export const SBIN_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
+/**
+ * Whether `path` is an executable regular file. access(2) answers the common case, a name that is not in this
+ * directory, without the thrown error a failed stat costs in Deno (about 0.1 ms each, on every shim call).
+ */
 function executable(path: string): boolean {
+  if (libc().access(path, X_OK) !== 0) return false;
   try {
     const s = Deno.statSync(path);
     return s.isFile && ((s.mode ?? 0) & 0o111) !== 0;
