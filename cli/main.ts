@@ -165,5 +165,10 @@ export async function main(args: string[], argv0: string): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, invokedAs()));
+  // A natural exit, not Deno.exit(), and no top-level await: Deno saves this module's V8 code cache only when
+  // the program ends on its own, and every later start (the shim's exec'd pass-through included) then loads
+  // faster (about 6 ms here). Every command is synchronous at heart and leaves nothing pending.
+  main(Deno.args, invokedAs()).then((code) => {
+    Deno.exitCode = code;
+  });
 }
