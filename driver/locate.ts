@@ -228,7 +228,13 @@ function locateLibraries(
       any = true;
       if (found.some((f) => f.path === s.path)) continue;
       // The SONAME: the cache key, unless this entry came from a directory scan (then the file name).
-      found.push({ hostPath: hostPath(view.root, s.path), path: s.path, soname: e.soname, name, bits: e.bits });
+      found.push({
+        hostPath: hostPath(view.root, s.path),
+        path: s.path,
+        soname: e.soname,
+        name,
+        bits: e.bits,
+      });
     }
     if (!any) out.missing.push({ capability: cap.name, item: prefix });
   }

@@ -68,7 +68,8 @@ Deno.test("writeAtomic() replaces a file whole, keeps its mode, and leaves no te
 });
 
 Deno.test("locateArrays() finds lists past strings with brackets and escapes, nested lists, and empty ones", () => {
-  const text = '{ "a": "x]\\"}[", "b" : [ [1, 2], {"c": []}, "]" ],\n "d": {"e": [ ], "f": [true, null, -1.5e3]} }';
+  const text =
+    '{ "a": "x]\\"}[", "b" : [ [1, 2], {"c": []}, "]" ],\n "d": {"e": [ ], "f": [true, null, -1.5e3]} }';
   const at = locateArrays(text, [["b"], ["b", 0], ["b", 1, "c"], ["d", "e"], ["d", "f"], ["a"], ["zz"]]);
   const expect = (path: (string | number)[], close: number, empty: boolean) =>
     assertEquals(at.get(JSON.stringify(path)), { close, empty }, JSON.stringify(path));
