@@ -100,14 +100,6 @@ export class RootView {
   }
 }
 
-/**
- * Resolves `path` (absolute, relative to `root`) following symlinks inside `root`. Returns the resolved
- * root-relative path, or `null` when a component does not exist or links loop.
- */
-export function resolveInRoot(root: string, path: string): string | null {
-  return new RootView(root).resolve(path);
-}
-
 /** The ELF class of a file (32 or 64), or `null` if it is not ELF. */
 export function elfClass(file: string): 32 | 64 | null {
   let f: Deno.FsFile | undefined;

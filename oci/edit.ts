@@ -48,9 +48,8 @@ export function locateArrays(
     }
     if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
       const done = stack.pop();
-      if (done?.array && want.has(JSON.stringify(done.path))) {
-        found.set(JSON.stringify(done.path), { close: i, empty: !done.items });
-      }
+      const id = done?.array ? JSON.stringify(done.path) : "";
+      if (want.has(id)) found.set(id, { close: i, empty: !done!.items });
       continue;
     }
     // A value begins (or, in an object, a key).

@@ -2,7 +2,7 @@
  * The FFI layer against real libraries, through both backends: libc, and the fake NVML built from C.
  */
 import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
-import { selectBackend } from "../../ffi/mod.ts";
+import { openLibrary, selectBackend } from "../../ffi/mod.ts";
 import { check, errno, libc, O_RDONLY, strerror, SyscallError } from "../../ffi/libc.ts";
 import { LibraryLoadError } from "../../ffi/types.ts";
 import { Nvml, NvmlError } from "../../ffi/nvml.ts";
@@ -30,6 +30,23 @@ for (const name of ["deno", "koffi"] as const) {
     assert(fd > 2);
     assertEquals(libc().close(fd), 0);
     assertThrows(() => libc().open("/etc\0/passwd", O_RDONLY, 0), TypeError, "NUL byte");
+  });
+
+  Deno.test(`[${name}] a missing optional symbol is null, a missing required one fails the load`, async () => {
+    await selectBackend(name);
+    const lib = openLibrary("libc.so.6", {
+      getpid: { params: [], result: "i32" },
+      gpuctl_no_such_function: { params: [], result: "i32", optional: true },
+      sys_getpid: { symbol: "syscall", params: ["i64"], result: "i64" },
+    });
+    assertEquals(lib.symbols.gpuctl_no_such_function, null);
+    assertEquals(lib.symbols.getpid(), Deno.pid);
+    assertEquals(lib.symbols.sys_getpid(Deno.build.arch === "aarch64" ? 172 : 39), Deno.pid);
+    const e = assertThrows(
+      () => openLibrary("libc.so.6", { gpuctl_no_such_function: { params: [], result: "i32" } }),
+      LibraryLoadError,
+    );
+    assertMatch(e.reason, /gpuctl_no_such_function/);
   });
 
   Deno.test(`[${name}] NVML: the fake driver's GPUs and MIG devices, exactly`, async () => {
