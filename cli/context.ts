@@ -1,9 +1,10 @@
 /**
- * What every command gets: its output streams, the global options, and the configuration, loaded on
- * first use so that `--help` works even when the config file is broken.
+ * What every command gets: its output streams, the global options, and the configuration. The config file is
+ * read when the context opens, but a broken one fails only the command that uses it, so `--help` still works.
  * @module
  */
-import { type Config, loadConfig, type LogLevel } from "../config/config.ts";
+import { readConfig } from "../config/read.ts";
+import type { Config, LogLevel } from "../config/schema.ts";
 import { fileLogger, type Logger } from "../log/log.ts";
 
 export interface Globals {
@@ -22,10 +23,28 @@ function writeAll(fd: { writeSync(p: Uint8Array): number }, text: string): void 
   while (buf.length > 0) buf = buf.subarray(fd.writeSync(buf));
 }
 
+/** The configuration, or why it could not be read. */
+type Loaded = { ok: Config } | { error: unknown };
+
 export class Context {
-  #config: Config | undefined;
+  #config: Loaded;
   #log: Logger | undefined;
-  constructor(readonly globals: Globals, readonly component: string) {}
+  private constructor(readonly globals: Globals, readonly component: string, config: Loaded) {
+    this.#config = config;
+  }
+
+  /** A context for `component`, its configuration read (see `config/read.ts`: the fast path for a valid file). */
+  static async open(globals: Globals, component: string): Promise<Context> {
+    let config: Loaded;
+    try {
+      const { config: c } = await readConfig(globals.configPath);
+      if (globals.logLevel !== undefined) c.logLevel = globals.logLevel;
+      config = { ok: c };
+    } catch (error) {
+      config = { error };
+    }
+    return new Context(globals, component, config);
+  }
 
   /** Writes to stdout. */
   out(text: string): void {
@@ -38,13 +57,10 @@ export class Context {
     this.log.warn(msg);
   }
 
+  /** The configuration; throws the config file's error for a command that needs it. */
   get config(): Config {
-    if (this.#config === undefined) {
-      const { config } = loadConfig(this.globals.configPath);
-      if (this.globals.logLevel !== undefined) config.logLevel = this.globals.logLevel;
-      this.#config = config;
-    }
-    return this.#config;
+    if ("error" in this.#config) throw this.#config.error;
+    return this.#config.ok;
   }
 
   /** The logger; a no-op until the config has been loaded without error. */

@@ -10,7 +10,7 @@ import { describe, GpuctlError, UsageError } from "../errors/mod.ts";
 import { ARGV0_COMMANDS, COMMANDS } from "./commands.ts";
 import { Context, type Globals } from "./context.ts";
 import { VERSION } from "./version.ts";
-import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/config.ts";
+import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/schema.ts";
 
 /** The basename gpuctl was invoked as: the first NUL-terminated field of `/proc/self/cmdline`. */
 export function invokedAs(): string {
@@ -151,7 +151,7 @@ export async function main(args: string[], argv0: string): Promise<number> {
       throw new UsageError(command, `unknown command (commands: ${Object.keys(COMMANDS).sort().join(", ")})`);
     }
     if (env("GPUCTL_FFI") === "koffi") await (await import("../ffi/mod.ts")).selectBackend("koffi");
-    ctx = new Context(globals, command);
+    ctx = await Context.open(globals, command);
     return await (await cmd.load()).run(ctx, rest);
   } catch (e) {
     const line = describe(e);

@@ -3,7 +3,7 @@
  * an unwritable log file is dropped silently after the first try.
  * @module
  */
-import { LOG_LEVELS, type LogLevel } from "../config/config.ts";
+import { LOG_LEVELS, type LogLevel } from "../config/schema.ts";
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;

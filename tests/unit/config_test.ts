@@ -1,5 +1,6 @@
-import { assertEquals, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "../assert.ts";
 import { defaultConfig, loadConfig, parseConfig } from "../../config/config.ts";
+import { jsoncToJson, quickConfig } from "../../config/read.ts";
 import { GpuctlError } from "../../errors/mod.ts";
 import { tempDir, writeFile } from "../helpers.ts";
 
@@ -107,4 +108,56 @@ Deno.test("loadConfig() uses defaults when the default file is absent, and fails
   const p = writeFile(d.path, "c.jsonc", '{"devRoot": "/fixture/dev"}');
   assertEquals(loadConfig(p).config.devRoot, "/fixture/dev");
   assertEquals(loadConfig(p).file, p);
+});
+
+Deno.test("the fast config path agrees with the full parser: same config when valid, none when not", () => {
+  const valid = [
+    "",
+    "  // only a comment\n",
+    "/* a */ {}",
+    '{"devRoot": "/d", // the fixture\n "runtimes": ["crun",],}',
+    '{"mode": "hook" /* b */ , }',
+    '{"logFile": "/var/log/a//b,]", "pluginsDir": "/p/*x*/"}',
+    '{"nvmlLibrary": "lib\\"x//y,}"}',
+    '{"runtimes": ["runc", /* x */ ], "libraryDirs": [ ],}',
+    '{"logFile": null, "disableRequire": true}\n// trailing\n',
+    '{"binaryDirs": ["/a", "/b",\n  // more later\n]}',
+    '{"devRoot": "/one", "devRoot": "/two"}',
+  ];
+  for (const text of valid) {
+    const quick = quickConfig(text);
+    assert(quick !== null, `fast path refused ${JSON.stringify(text)}`);
+    assertEquals(quick, parseConfig(text, "f"), text);
+  }
+  const invalid = [
+    '{\n  "driverRoot": "/"\n  "devRoot": "/dev"\n}',
+    "[1]",
+    "null",
+    '"x"',
+    '{"nope": 1}',
+    '{"constructor": 1}',
+    '{"__proto__": {}}',
+    '{"runtimes": []}',
+    '{"runtimes": ["bin/runc"]}',
+    '{"devRoot": "dev"}',
+    "{,}",
+    '{"mode": "spec",,}',
+    '{"devRoot": "/d"} x',
+    '{"devRoot": "/d" // no close',
+    "{'devRoot': '/d'}",
+    '{"logLevel": "loud"}',
+  ];
+  for (const text of invalid) {
+    assertEquals(quickConfig(text), null, text);
+    assertThrows(() => parseConfig(text, "f"), GpuctlError);
+  }
+  // Comments and the trailing comma become spaces: every offset stays where it was.
+  assertEquals(jsoncToJson("[1, /* c */ ]// x"), "[1" + " ".repeat(10) + "]" + " ".repeat(4));
+  // An unterminated comment is the full parser's to judge (it reads the rest as a comment).
+  assertEquals(quickConfig('{"mode": "hook"} /* x'), null);
+});
+
+Deno.test("unknown keys that name Object's own properties are reported as unknown", () => {
+  const e = assertThrows(() => parseConfig('{"toString": "/x"}', "f"), GpuctlError);
+  assertStringIncludes(e.why, 'unknown key "toString"');
 });

@@ -1,0 +1,127 @@
+/**
+ * Reading the configuration on the hot path. Every start of the shim and the hook reads the config file, and a
+ * full JSONC parser costs about 4 ms there (loading it and parsing with positions). A valid file does not need
+ * one: comments and trailing commas are blanked out and `JSON.parse` does the rest. Only a file that fails that
+ * path goes to the full parser in `config.ts`, whose job is then to say where the problem is.
+ * @module
+ */
+import { GpuctlError } from "../errors/mod.ts";
+import {
+  checkValue,
+  type Config,
+  DEFAULT_CONFIG_PATH,
+  defaultConfig,
+  type KeySpec,
+  SCHEMA,
+} from "./schema.ts";
+
+/**
+ * JSONC text as JSON: comments and trailing commas replaced by spaces, strings untouched. What is not JSONC
+ * stays invalid, for `JSON.parse` to refuse.
+ */
+export function jsoncToJson(text: string): string {
+  const blank: [number, number][] = []; // ranges to replace by spaces, in any order
+  let comma = -1; // index of a comma that may yet prove to be trailing
+  let prev = 0; // the last significant character: a comma after `{`, `[` or `,` is never trailing
+  for (let i = 0; i < text.length;) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      comma = -1;
+      prev = c;
+      for (i++; i < text.length; i++) {
+        const s = text.charCodeAt(i);
+        if (s === 0x5c /* \ */) i++;
+        else if (s === 0x22) break;
+      }
+      i++;
+    } else if (c === 0x2f /* / */ && text.charCodeAt(i + 1) === 0x2f) {
+      const end = text.indexOf("\n", i);
+      const stop = end < 0 ? text.length : end;
+      blank.push([i, stop]);
+      i = stop;
+    } else if (c === 0x2f && text.charCodeAt(i + 1) === 0x2a /* * */) {
+      const end = text.indexOf("*/", i + 2);
+      if (end < 0) return text; // an unterminated comment: left for JSON.parse to refuse
+      blank.push([i, end + 2]);
+      i = end + 2;
+    } else if (c === 0x2c /* , */) {
+      comma = prev === 0x7b /* { */ || prev === 0x5b /* [ */ || prev === 0x2c ? -1 : i;
+      prev = c;
+      i++;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (comma >= 0) blank.push([comma, comma + 1]);
+      comma = -1;
+      prev = c;
+      i++;
+    } else {
+      if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
+        comma = -1;
+        prev = c;
+      }
+      i++;
+    }
+  }
+  if (blank.length === 0) return text;
+  blank.sort((a, b) => a[0] - b[0]);
+  let out = "", from = 0;
+  for (const [start, end] of blank) {
+    out += text.slice(from, start) + " ".repeat(end - start);
+    from = end;
+  }
+  return out + text.slice(from);
+}
+
+/**
+ * The configuration in `text` when it is valid; `null` when it is not (malformed, not an object, an unknown
+ * key, a wrong type): the caller then asks the full parser to explain it.
+ */
+export function quickConfig(text: string): Config | null {
+  const json = jsoncToJson(text);
+  if (json.trim() === "") return defaultConfig();
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return null;
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(doc)) {
+    if (!Object.hasOwn(SCHEMA, key)) return null;
+    if (!checkValue((SCHEMA as Record<string, KeySpec>)[key]!, value)) return null;
+    config[key] = value;
+  }
+  return config as unknown as Config;
+}
+
+/**
+ * The config file's text, or `null` when the default file is absent (defaults apply). `explicit` is a path
+ * from `--config` or `$GPUCTL_CONFIG`: it must exist.
+ */
+export function readConfigText(explicit: string | undefined): { text: string; file: string } | null {
+  const file = explicit ?? DEFAULT_CONFIG_PATH;
+  try {
+    return { text: Deno.readTextFileSync(file), file };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound && explicit === undefined) return null;
+    const why = e instanceof Deno.errors.NotFound
+      ? "no such file (give an existing --config FILE)"
+      : (e as Error).message;
+    throw new GpuctlError(`config ${file}`, why);
+  }
+}
+
+/**
+ * `loadConfig()` for the command line: the same result and the same errors, but the full JSONC parser is
+ * loaded only when the file is invalid.
+ */
+export async function readConfig(
+  explicit: string | undefined,
+): Promise<{ config: Config; file: string | null }> {
+  const r = readConfigText(explicit);
+  if (r === null) return { config: defaultConfig(), file: null };
+  const quick = quickConfig(r.text);
+  if (quick !== null) return { config: quick, file: r.file };
+  const { parseConfig } = await import("./config.ts");
+  return { config: parseConfig(r.text, r.file), file: r.file };
+}

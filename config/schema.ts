@@ -1,0 +1,145 @@
+/**
+ * The configuration's keys: their types, defaults and documentation, and how a value is checked. The single
+ * source for validation, defaults and `--help`; no JSONC parser here, so every start can load it cheaply.
+ * @module
+ */
+
+/** Log levels, most verbose first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The whole configuration, defaults filled in. */
+export interface Config {
+  /** Where the driver's files are: `/`, or e.g. `/run/nvidia/driver` for a containerized driver. */
+  driverRoot: string;
+  /** Where the device nodes are. */
+  devRoot: string;
+  /** Where procfs is. */
+  procRoot: string;
+  /** NVML: a soname (looked up under `driverRoot`) or an absolute path. */
+  nvmlLibrary: string;
+  /** A file to append JSON-line logs to; `null` for none. */
+  logFile: string | null;
+  logLevel: LogLevel;
+  /** Declarative capability plugins (`*.jsonc`). */
+  pluginsDir: string;
+  /** Extra library directories under the driver root, searched before the standard ones when a library
+   *  is not in the driver root's ld.so.cache. */
+  libraryDirs: string[];
+  /** Directories under the driver root searched for the driver's programs, in order. */
+  binaryDirs: string[];
+  /** Honour NVIDIA_VISIBLE_DEVICES from unprivileged containers (NVIDIA's default: true). */
+  acceptEnvWhenUnprivileged: boolean;
+  /** Honour device requests as volume mounts under /var/run/nvidia-container-devices. */
+  acceptVolumeMounts: boolean;
+  /** Ignore every NVIDIA_REQUIRE_* variable. */
+  disableRequire: boolean;
+  /** The runtime shim's mode: `spec` (edit config.json) or `hook` (add the prestart hook only). */
+  mode: "spec" | "hook";
+  /** Low-level runtimes the shim execs, first found wins: names (searched on PATH and sbin dirs) or paths. */
+  runtimes: string[];
+  /** The hook the shim adds in `hook` mode; default: this executable, or nvidia-container-runtime-hook on PATH. */
+  hookPath: string | null;
+}
+
+/** The default config file. */
+export const DEFAULT_CONFIG_PATH = "/etc/gpuctl/config.jsonc";
+
+export type KeySpec =
+  | { type: "path"; default: string }
+  | { type: "string"; default: string }
+  | { type: "path?"; default: null }
+  | { type: "paths"; default: string[] }
+  | { type: "boolean"; default: boolean }
+  | { type: "names"; default: string[] }
+  | { type: "enum"; values: readonly string[]; default: string };
+
+/** Every key, its type and default: the single source for validation, defaults and `--help`. */
+export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> = {
+  driverRoot: { type: "path", default: "/", doc: "root of the driver's files" },
+  devRoot: { type: "path", default: "/dev", doc: "where the device nodes are" },
+  procRoot: { type: "path", default: "/proc", doc: "where procfs is" },
+  nvmlLibrary: { type: "string", default: "libnvidia-ml.so.1", doc: "NVML soname or absolute path" },
+  logFile: { type: "path?", default: null, doc: "JSON-lines log file (null: none)" },
+  logLevel: { type: "enum", values: LOG_LEVELS, default: "info", doc: "debug, info, warn or error" },
+  pluginsDir: {
+    type: "path",
+    default: "/etc/gpuctl/plugins.d",
+    doc: "declarative capability plugins (*.jsonc)",
+  },
+  libraryDirs: { type: "paths", default: [], doc: "extra library dirs under driverRoot (no ld.so.cache)" },
+  binaryDirs: {
+    type: "paths",
+    default: [
+      "/usr/bin",
+      "/usr/sbin",
+      "/bin",
+      "/sbin",
+      "/usr/local/bin",
+      "/usr/local/sbin",
+      "/usr/local/nvidia/bin",
+    ],
+    doc: "where the driver's programs are, under driverRoot",
+  },
+  acceptEnvWhenUnprivileged: {
+    type: "boolean",
+    default: true,
+    doc: "honour NVIDIA_VISIBLE_DEVICES from unprivileged containers",
+  },
+  acceptVolumeMounts: { type: "boolean", default: false, doc: "honour device requests as volume mounts" },
+  disableRequire: { type: "boolean", default: false, doc: "ignore NVIDIA_REQUIRE_* constraints" },
+  mode: {
+    type: "enum",
+    values: ["spec", "hook"],
+    default: "spec",
+    doc: "runtime shim: edit the spec, or add the hook",
+  },
+  runtimes: { type: "names", default: ["runc", "crun"], doc: "low-level runtimes to exec (names or paths)" },
+  hookPath: { type: "path?", default: null, doc: "hook executable the shim adds in hook mode" },
+};
+
+/** The defaults. */
+export function defaultConfig(): Config {
+  const c: Record<string, unknown> = {};
+  for (const [k, s] of Object.entries(SCHEMA)) c[k] = Array.isArray(s.default) ? [...s.default] : s.default;
+  return c as unknown as Config;
+}
+
+export function describeType(s: KeySpec): string {
+  switch (s.type) {
+    case "path":
+      return "an absolute path";
+    case "path?":
+      return "an absolute path or null";
+    case "paths":
+      return "a list of absolute paths";
+    case "boolean":
+      return "true or false";
+    case "names":
+      return "a non-empty list of names or absolute paths";
+    case "string":
+      return "a string";
+    case "enum":
+      return `one of ${s.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+}
+
+export function checkValue(s: KeySpec, v: unknown): boolean {
+  switch (s.type) {
+    case "path":
+      return typeof v === "string" && v.startsWith("/");
+    case "path?":
+      return v === null || (typeof v === "string" && v.startsWith("/"));
+    case "paths":
+      return Array.isArray(v) && v.every((p) => typeof p === "string" && p.startsWith("/"));
+    case "boolean":
+      return typeof v === "boolean";
+    case "names":
+      return Array.isArray(v) && v.length > 0 &&
+        v.every((p) => typeof p === "string" && p !== "" && (p.startsWith("/") || !p.includes("/")));
+    case "string":
+      return typeof v === "string" && v.length > 0;
+    case "enum":
+      return typeof v === "string" && s.values.includes(v);
+  }
+}

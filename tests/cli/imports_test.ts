@@ -1,0 +1,59 @@
+/**
+ * What every start loads. The shim's pass-through (`gpuctl runtime state|start|delete|…`) runs on every
+ * container operation and must load neither NVML, koffi, the plugins, the planner nor the full JSONC parser:
+ * checked on the module graph Deno itself reports, following static imports only.
+ * @module
+ */
+import { assert, assertEquals } from "../assert.ts";
+import { DENO, PROJECT } from "../helpers.ts";
+
+interface Dep {
+  code?: { specifier: string };
+  isDynamic?: boolean;
+}
+interface Info {
+  modules: { specifier: string; dependencies?: Dep[] }[];
+}
+
+const info: Info = JSON.parse(
+  new TextDecoder().decode(
+    (await new Deno.Command(DENO, { args: ["info", "--json", `${PROJECT}/cli/main.ts`], cwd: PROJECT })
+      .output())
+      .stdout,
+  ),
+);
+const byName = new Map(info.modules.map((m) => [m.specifier, m]));
+const url = (p: string) => `file://${PROJECT}/${p}`;
+
+/** Everything `roots` load before running a line of their own: their static imports, transitively. */
+function staticClosure(roots: string[]): Set<string> {
+  const seen = new Set<string>();
+  const todo = roots.map(url);
+  for (let s = todo.pop(); s !== undefined; s = todo.pop()) {
+    if (seen.has(s)) continue;
+    seen.add(s);
+    for (const d of byName.get(s)?.dependencies ?? []) {
+      if (d.code !== undefined && !d.isDynamic) todo.push(d.code.specifier);
+    }
+  }
+  return seen;
+}
+
+const rel = (s: Set<string>) => [...s].map((x) => x.replace(`file://${PROJECT}/`, "")).sort();
+
+Deno.test("the pass-through path loads no NVML, koffi, plugins, planner or full JSONC parser", () => {
+  // main.ts, then the runtime command, then libc for execve: the modules a pass-through evaluates.
+  const loaded = rel(staticClosure(["cli/main.ts", "cli/runtime.ts", "ffi/libc.ts"]));
+  assert(loaded.includes("cli/runtime.ts") && loaded.includes("config/read.ts"), loaded.join(" "));
+  const heavy = loaded.filter((m) =>
+    /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^apply\/|^devices\/|^driver\/|config\/(config|jsonc)\.ts/
+      .test(m)
+  );
+  assertEquals(heavy, []);
+});
+
+Deno.test("the graph this test reads is the real one: the hook's path does load NVML and the plugins", () => {
+  const loaded = rel(staticClosure(["cli/main.ts", "cli/hook.ts", "apply/hook.ts"]));
+  assert(loaded.some((m) => m === "plugins/registry.ts"), loaded.join(" "));
+  assert(loaded.some((m) => m === "ffi/nvml.ts"), loaded.join(" "));
+});
