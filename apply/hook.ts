@@ -1,16 +1,15 @@
 /**
  * The hook's whole job, from the state on stdin to a container with GPUs: request → devices → plan → apply.
+ * The planner and the in-container work are imported only once the container has asked for GPUs.
  * @module
  */
-import type { Config } from "../config/config.ts";
+import type { Config } from "../config/schema.ts";
 import { parseSpec, parseState, readLimited, rootfsPath } from "../oci/spec.ts";
-import { planForRequest } from "../plan/prepare.ts";
 import { isGpuRequest, readRequest } from "../request/request.ts";
 import type { Logger } from "../log/log.ts";
-import { applyToContainer } from "./container.ts";
 
 /** Runs the prestart hook for the container described by `stateText`. */
-export function runHook(config: Config, stateText: string, log: Logger): void {
+export async function runHook(config: Config, stateText: string, log: Logger): Promise<void> {
   const state = parseState(stateText);
   const specFile = `${state.bundle}/config.json`;
   const spec = parseSpec(readLimited(specFile), specFile);
@@ -19,6 +18,10 @@ export function runHook(config: Config, stateText: string, log: Logger): void {
     log.debug("not a GPU container", { id: state.id });
     return;
   }
+  const [{ planForRequest }, { applyToContainer }] = await Promise.all([
+    import("../plan/prepare.ts"),
+    import("./container.ts"),
+  ]);
   const { plan } = planForRequest(config, req, (m) => log.warn(m));
 
   for (const w of plan.warnings) log.warn(w);

@@ -65,7 +65,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   await sanitizeEnvironment();
   const { runHook } = await import("../apply/hook.ts");
   const stdin = readStdin(1 << 20);
-  runHook(ctx.config, stdin, ctx.log);
+  await runHook(ctx.config, stdin, ctx.log);
   return 0;
 }
 

@@ -64,7 +64,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     }
     if (r.command === "create" || r.command === "run") {
       const { prepareBundle } = await import("../apply/shim.ts");
-      prepareBundle(config, r.bundle, ctx.log, ctx.globals.configPath);
+      await prepareBundle(config, r.bundle, ctx.log, ctx.globals.configPath);
     }
     const { execve } = await import("../ffi/libc.ts");
     return execve(runtime, [runtime, ...args], passThroughEnv(Deno.env.toObject()));

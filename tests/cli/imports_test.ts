@@ -52,8 +52,27 @@ Deno.test("the pass-through path loads no NVML, koffi, plugins, planner or full 
   assertEquals(heavy, []);
 });
 
-Deno.test("the graph this test reads is the real one: the hook's path does load NVML and the plugins", () => {
-  const loaded = rel(staticClosure(["cli/main.ts", "cli/hook.ts", "apply/hook.ts"]));
+Deno.test("the shim's create of a container without a GPU request loads no more than that", () => {
+  const loaded = rel(staticClosure(["cli/main.ts", "cli/runtime.ts", "apply/shim.ts", "ffi/libc.ts"]));
+  assert(loaded.includes("request/request.ts"), loaded.join(" "));
+  const heavy = loaded.filter((m) =>
+    /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^devices\/(nvml|discover|nodes)|^driver\/|apply\/(spec|container|inroot)/
+      .test(m)
+  );
+  assertEquals(heavy, []);
+});
+
+Deno.test("the hook for a container without a GPU request loads neither the planner nor NVML", () => {
+  const loaded = rel(staticClosure(["cli/main.ts", "cli/hook.ts", "apply/hook.ts", "ffi/libc.ts"]));
+  assert(loaded.includes("request/request.ts"), loaded.join(" "));
+  assertEquals(
+    loaded.filter((m) => /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^driver\//.test(m)),
+    [],
+  );
+});
+
+Deno.test("the graph this test reads is the real one: a GPU container's path does load NVML and the plugins", () => {
+  const loaded = rel(staticClosure(["cli/main.ts", "cli/hook.ts", "apply/hook.ts", "plan/prepare.ts"]));
   assert(loaded.some((m) => m === "plugins/registry.ts"), loaded.join(" "));
   assert(loaded.some((m) => m === "ffi/nvml.ts"), loaded.join(" "));
 });
