@@ -10,38 +10,73 @@ export interface Timing {
   runs: number;
 }
 
-/** Times `cmd` `runs` times after `warmup` runs; fails loudly if the command fails. */
+/** One command to time. */
+export interface Case {
+  name: string;
+  cmd: string[];
+  env?: Record<string, string>;
+  stdin?: string;
+}
+
+/** Runs `c` once and returns its wall time; fails loudly if the command fails. */
+async function once(c: Case): Promise<number> {
+  const cmd = new Deno.Command(c.cmd[0]!, {
+    args: c.cmd.slice(1),
+    env: { NO_COLOR: "1", ...c.env },
+    stdout: "null",
+    stderr: "piped",
+    stdin: c.stdin === undefined ? "null" : "piped",
+  });
+  const t0 = performance.now();
+  const child = cmd.spawn();
+  if (c.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(c.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dt = performance.now() - t0;
+  if (!out.success) {
+    throw new Error(`${c.name}: ${c.cmd.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return dt;
+}
+
+/**
+ * Times the cases together: each round runs every case once, in turn, after `warmup` rounds. A shared
+ * machine's slow spells then fall on all of them alike, and their ratios stay fair.
+ */
+export async function timeTogether(
+  cases: Case[],
+  opts: { runs?: number; warmup?: number } = {},
+): Promise<Timing[]> {
+  const runs = opts.runs ?? 15, warmup = opts.warmup ?? 2;
+  const samples: number[][] = cases.map(() => []);
+  for (let i = 0; i < warmup + runs; i++) {
+    for (const [k, c] of cases.entries()) {
+      const dt = await once(c);
+      if (i >= warmup) samples[k]!.push(dt);
+    }
+  }
+  return cases.map((c, k) => {
+    const s = samples[k]!.sort((a, b) => a - b);
+    return { name: c.name, medianMs: s[Math.floor(s.length / 2)]!, minMs: s[0]!, runs };
+  });
+}
+
+/** Times one command `runs` times after `warmup` runs. */
 export async function time(
   name: string,
   cmd: string[],
   opts: { env?: Record<string, string>; runs?: number; warmup?: number; stdin?: string } = {},
 ): Promise<Timing> {
-  const runs = opts.runs ?? 15, warmup = opts.warmup ?? 2;
-  const samples: number[] = [];
-  for (let i = 0; i < warmup + runs; i++) {
-    const c = new Deno.Command(cmd[0]!, {
-      args: cmd.slice(1),
-      env: { NO_COLOR: "1", ...opts.env },
-      stdout: "null",
-      stderr: "piped",
-      stdin: opts.stdin === undefined ? "null" : "piped",
-    });
-    const t0 = performance.now();
-    const child = c.spawn();
-    if (opts.stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(opts.stdin));
-      await w.close();
-    }
-    const out = await child.output();
-    const dt = performance.now() - t0;
-    if (!out.success) {
-      throw new Error(`${name}: ${cmd.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-    }
-    if (i >= warmup) samples.push(dt);
-  }
-  samples.sort((a, b) => a - b);
-  return { name, medianMs: samples[Math.floor(samples.length / 2)]!, minMs: samples[0]!, runs };
+  const c: Case = {
+    name,
+    cmd,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.stdin ? { stdin: opts.stdin } : {}),
+  };
+  return (await timeTogether([c], opts))[0]!;
 }
 
 /** Prints timings as a table with each one's ratio to `baseline`. */

@@ -8,13 +8,17 @@
  * - parsing an ld.so.cache of 5,000 entries (made by ldconfig), against parsing this machine's cache;
  * - the prestart hook: `runc run` of a GPU container (compute,utility) with 1 and with 8 fake GPUs, against the
  *   same container without GPUs (the hook's cost is the difference);
- * - the runtime shim: pass-through (`gpuctl runtime state <id>` against `runc state <id>` and an empty script),
- *   and `docker run --rm` through runc, through the shim without a GPU, and through the shim with GPUs.
+ * - the runtime shim: pass-through (`gpuctl runtime state <id>` against `runc state <id>` and an empty script,
+ *   with its target), and `docker run --rm` through runc, through the shim without and with a GPU, and with
+ *   Docker's own `--gpus` (plain runc, gpuctl as the hook).
+ *
+ * The cases of one table run interleaved, round by round, so that a busy machine's slow spells fall on all of
+ * them alike.
  *
  * Runs from the project root; builds dist/gpuctl.js and the fake driver first.
  * @module
  */
-import { report, time } from "./lib.ts";
+import { type Case, report, timeTogether } from "./lib.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../tests/fixtures/driver.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -39,69 +43,49 @@ try {
   const run = (file: string, ...a: string[]) => [deno, "run", "-A", "--quiet", file, ...a];
   const opts = { runs };
 
-  const empty = await time("deno run empty.ts", run(`${tmp}/empty.ts`), opts);
-  report("start-up", empty, [
-    await time("gpuctl --version (dist/gpuctl.js)", run(`${root}dist/gpuctl.js`, "--version"), opts),
-    await time("gpuctl --version (cli/main.ts)", run(`${root}cli/main.ts`, "--version"), opts),
+  const gpuctl = (...a: string[]) => run(`${root}dist/gpuctl.js`, ...a);
+  const group = async (title: string, cases: Case[], o: { runs?: number } = opts) => {
+    const [base, ...rest] = await timeTogether(cases, o);
+    report(title, base!, rest);
+    return [base!, ...rest];
+  };
+
+  await group("start-up", [
+    { name: "deno run empty.ts", cmd: run(`${tmp}/empty.ts`) },
+    { name: "gpuctl --version (dist/gpuctl.js)", cmd: gpuctl("--version") },
+    { name: "gpuctl --version (cli/main.ts)", cmd: run(`${root}cli/main.ts`, "--version") },
   ]);
 
   // koffi.ts must resolve "koffi" through the project's deno.json: run it with the project's config.
   const cfg = ["--config", `${root}deno.json`];
-  const dl = await time("Deno.dlopen libc + getpid", [
-    deno,
-    "run",
-    "-A",
-    "--quiet",
-    ...cfg,
-    `${tmp}/dlopen.ts`,
-  ], opts);
-  report("FFI load cost", empty, [
-    dl,
-    await time("koffi load libc + getpid (under Deno)", [
-      deno,
-      "run",
-      "-A",
-      "--quiet",
-      ...cfg,
-      `${tmp}/koffi.ts`,
-    ], opts),
+  await group("FFI load cost", [
+    { name: "deno run empty.ts", cmd: run(`${tmp}/empty.ts`) },
+    { name: "Deno.dlopen libc + getpid", cmd: [deno, "run", "-A", "--quiet", ...cfg, `${tmp}/dlopen.ts`] },
+    {
+      name: "koffi load libc + getpid (under Deno)",
+      cmd: [deno, "run", "-A", "--quiet", ...cfg, `${tmp}/koffi.ts`],
+    },
   ]);
 
-  const version = await time("gpuctl --version", run(`${root}dist/gpuctl.js`, "--version"), { ...opts, env });
-  report("gpuctl info on the fake NVML, 8 GPUs (dist/gpuctl.js)", version, [
-    await time("gpuctl info --json", run(`${root}dist/gpuctl.js`, "info", "--json"), { ...opts, env }),
-    await time(
-      "gpuctl info --json --source proc",
-      run(`${root}dist/gpuctl.js`, "info", "--json", "--source", "proc"),
-      {
-        ...opts,
-        env,
-      },
-    ),
-    await time("gpuctl info --json (koffi backend)", run(`${root}dist/gpuctl.js`, "info", "--json"), {
-      ...opts,
+  await group("gpuctl info on the fake NVML, 8 GPUs (dist/gpuctl.js)", [
+    { name: "gpuctl --version", cmd: gpuctl("--version"), env },
+    { name: "gpuctl info --json", cmd: gpuctl("info", "--json"), env },
+    { name: "gpuctl info --json --source proc", cmd: gpuctl("info", "--json", "--source", "proc"), env },
+    {
+      name: "gpuctl info --json (koffi backend)",
+      cmd: gpuctl("info", "--json"),
       env: { ...env, GPUCTL_FFI: "koffi" },
-    }),
+    },
   ]);
 
-  const info = await time("gpuctl info --json", run(`${root}dist/gpuctl.js`, "info", "--json"), {
-    ...opts,
-    env,
-  });
-  report("gpuctl list on the fake driver, 8 GPUs (dist/gpuctl.js)", info, [
-    await time(
-      "gpuctl list --capabilities all",
-      run(`${root}dist/gpuctl.js`, "list", "--capabilities", "all"),
-      { ...opts, env },
-    ),
-    await time(
-      "gpuctl list --capabilities all --json",
-      run(`${root}dist/gpuctl.js`, "list", "--capabilities", "all", "--json"),
-      {
-        ...opts,
-        env,
-      },
-    ),
+  await group("gpuctl list on the fake driver, 8 GPUs (dist/gpuctl.js)", [
+    { name: "gpuctl info --json", cmd: gpuctl("info", "--json"), env },
+    { name: "gpuctl list --capabilities all", cmd: gpuctl("list", "--capabilities", "all"), env },
+    {
+      name: "gpuctl list --capabilities all --json",
+      cmd: gpuctl("list", "--capabilities", "all", "--json"),
+      env,
+    },
   ]);
 
   const big = await bigCache(tmp, 5000);
@@ -130,7 +114,7 @@ try {
   // The hook under real runc, through dist/gpuctl.js as nvidia-container-runtime-hook.
   const { makeBundle } = await import("../tests/e2e/bundle.ts");
   let nth = 0;
-  const runc = async (name: string, gpus: number | null) => {
+  const runc = async (name: string, gpus: number | null): Promise<Case> => {
     const dir = `${tmp}/runc-hook-${nth++}`;
     const d1 = await fakeDriver(standardSpec(gpus ?? 1, { mig: false }));
     Deno.mkdirSync(dir);
@@ -149,27 +133,20 @@ try {
         env: [`GPUCTL_CONFIG=${dir}/gpuctl.jsonc`, `HOME=${Deno.env.get("HOME") ?? "/root"}`],
       },
     });
-    let n = 0;
-    return await time(name, ["sh", "-c", `runc --root ${dir}/state run --bundle ${dir}/b c$$`], {
-      runs: Math.min(runs, 11),
-    })
-      .finally(() => n++);
+    return { name, cmd: ["sh", "-c", `runc --root ${dir}/state run --bundle ${dir}/b c$$`] };
   };
   const plainDir = `${tmp}/runc-plain`;
   Deno.mkdirSync(plainDir);
   await makeBundle(`${plainDir}/b`, { debian: true, args: ["/bin/true"] });
-  const plain = await time("runc run, no hook", [
-    "sh",
-    "-c",
-    `runc --root ${plainDir}/state run --bundle ${plainDir}/b p$$`,
-  ], {
-    runs: Math.min(runs, 11),
-  });
-  report("prestart hook under runc (container runs /bin/true)", plain, [
+  await group("prestart hook under runc (container runs /bin/true)", [
+    {
+      name: "runc run, no hook",
+      cmd: ["sh", "-c", `runc --root ${plainDir}/state run --bundle ${plainDir}/b p$$`],
+    },
     await runc("runc run + hook, no GPU request", null),
     await runc("runc run + hook, 1 GPU", 1),
     await runc("runc run + hook, 8 GPUs", 8),
-  ]);
+  ], { runs: Math.min(runs, 11) });
 
   // The shim: pass-through.
   const benchId = `gpuctl-bench-${Deno.pid}`;
@@ -185,59 +162,63 @@ try {
   }).output();
   if (!created.success) throw new Error("runc create failed");
   try {
-    const emptyRun = await time("deno run empty.ts", run(`${tmp}/empty.ts`), opts);
-    report("runtime shim pass-through: state of a created container", emptyRun, [
-      await time("runc state", ["runc", "--root", `${st}/root`, "state", benchId], opts),
-      await time(
-        "gpuctl runtime state (dist/gpuctl.js)",
-        run(`${root}dist/gpuctl.js`, "runtime", "--root", `${st}/root`, "state", benchId),
-        opts,
-      ),
-    ]);
+    const [empty, runcState, shimState] = await group(
+      "runtime shim pass-through: state of a created container",
+      [
+        { name: "deno run empty.ts", cmd: run(`${tmp}/empty.ts`) },
+        { name: "runc state", cmd: ["runc", "--root", `${st}/root`, "state", benchId] },
+        {
+          name: "gpuctl runtime state (dist/gpuctl.js)",
+          cmd: gpuctl("runtime", "--root", `${st}/root`, "state", benchId),
+        },
+      ],
+    );
+    const over = shimState!.medianMs - runcState!.medianMs, target = empty!.medianMs + 2;
+    console.log(
+      `  its cost over runc: ${over.toFixed(1)}ms; target, an empty deno run + 2 ms: ${
+        target.toFixed(1)
+      }ms (${over <= target ? "met" : `${(over - target).toFixed(1)}ms over`})`,
+    );
   } finally {
     await new Deno.Command("runc", { args: ["--root", `${st}/root`, "delete", "--force", benchId] })
       .output();
   }
 
-  // The shim behind dockerd.
+  // Docker: runc; the shim (gpuctl-runtime) without and with a GPU; and Docker's own --gpus, which runs plain runc
+  // with gpuctl as nvidia-container-runtime-hook (found on dockerd's PATH) for GPU containers only.
   const { Dockerd } = await import("../tests/e2e/docker.ts");
+  const { hookLauncher, runtimeLauncher } = await import("../tests/e2e/bundle.ts");
   const dk = `${tmp}/dockerd`;
   Deno.mkdirSync(dk);
   const d3 = await fakeDriver(standardSpec(1, { mig: false }));
   Deno.writeTextFileSync(`${dk}/gpuctl.jsonc`, fixtureConfig(d3));
-  Deno.mkdirSync(`${dk}/bin`);
-  Deno.writeTextFileSync(
-    `${dk}/bin/gpuctl-runtime`,
-    `#!/bin/sh\nexport GPUCTL_CONFIG=${dk}/gpuctl.jsonc\nexec ${deno} run -A --quiet ${root}dist/gpuctl.js runtime "$@"\n`,
-    { mode: 0o755 },
-  );
-  const docker = await Dockerd.start(dk, { args: ["--add-runtime", `gpu=${dk}/bin/gpuctl-runtime`] });
+  const gpuctlEnv = { GPUCTL_CONFIG: `${dk}/gpuctl.jsonc` };
+  runtimeLauncher(dk, gpuctlEnv, `${root}dist/gpuctl.js`);
+  hookLauncher(dk, `${root}dist/gpuctl.js`);
+  const docker = await Dockerd.start(dk, {
+    args: ["--add-runtime", `gpu=${dk}/bin/gpuctl-runtime`],
+    env: { ...gpuctlEnv, HOME: Deno.env.get("HOME") ?? "/root" },
+    pathDirs: [`${dk}/bin`],
+  });
   try {
     await docker.importImage("bench/busybox");
     const dr = (...a: string[]) => ["docker", "-H", `unix://${docker.sock}`, "run", "--rm", ...a];
-    const dopts = { runs: Math.min(runs, 9) };
-    const viaRunc = await time("docker run --rm (runc)", dr("bench/busybox", "true"), dopts);
-    report("docker run --rm: runc, the shim, the shim with a GPU (fake driver)", viaRunc, [
-      await time(
-        "docker run --rm --runtime gpu (no GPU)",
-        dr("--runtime", "gpu", "bench/busybox", "true"),
-        dopts,
-      ),
-      await time(
-        "docker run --rm --runtime gpu, 1 GPU",
-        dr(
-          "--runtime",
-          "gpu",
-          "-e",
-          "NVIDIA_VISIBLE_DEVICES=all",
-          "-e",
-          "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
-          "bench/busybox",
-          "true",
-        ),
-        dopts,
-      ),
-    ]);
+    const gpuEnv = ["-e", "NVIDIA_VISIBLE_DEVICES=all", "-e", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"];
+    await group("docker run --rm: runc, the shim, the shim with a GPU, --gpus (fake driver)", [
+      { name: "docker run --rm (runc)", cmd: dr("bench/busybox", "true") },
+      {
+        name: "docker run --rm --runtime gpu (no GPU)",
+        cmd: dr("--runtime", "gpu", "bench/busybox", "true"),
+      },
+      {
+        name: "docker run --rm --runtime gpu, 1 GPU",
+        cmd: dr("--runtime", "gpu", ...gpuEnv, "bench/busybox", "true"),
+      },
+      {
+        name: "docker run --rm --gpus all (runc + hook)",
+        cmd: dr("--gpus", "all", "-e", "NVIDIA_DRIVER_CAPABILITIES=compute,utility", "bench/busybox", "true"),
+      },
+    ], { runs: Math.min(runs, 9) });
   } finally {
     await docker.stop();
   }
