@@ -5,7 +5,7 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { findRuntime, runcLogLine, scanRuncArgs } from "../oci/runc_args.ts";
+import { findRuntime, runcLogLine, scanRuncArgs, selfPath } from "../oci/runc_args.ts";
 import type { Context } from "./context.ts";
 
 export const HELP = `Usage: gpuctl-runtime [runc global options] <command> [options] <container-id>
@@ -37,14 +37,6 @@ export function passThroughEnv(env: Record<string, string>): string[] {
   return Object.entries(out).map(([k, v]) => `${k}=${v}`);
 }
 
-function selfPath(): string | null {
-  try {
-    return Deno.realPathSync(Deno.execPath());
-  } catch {
-    return null;
-  }
-}
-
 export async function run(ctx: Context, args: string[]): Promise<number> {
   if (args.length === 1 && (args[0] === "--help" || args[0] === "-h")) {
     ctx.out(HELP);
@@ -53,7 +45,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   const r = scanRuncArgs(args, Deno.cwd());
   try {
     const config = ctx.config;
-    const runtime = findRuntime(config.runtimes, Deno.env.get("PATH"), selfPath());
+    const runtime = findRuntime(config.runtimes, Deno.env.get("PATH"), selfPath);
     if (runtime === null) {
       throw new GpuctlError(
         "low-level runtime",

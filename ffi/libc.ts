@@ -120,7 +120,7 @@ function sysno(name: keyof typeof SYS): number {
 /** Flags and constants used with these calls. */
 export const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_NOFOLLOW = 0o400000;
 export const O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000, O_PATH = 0o10000000;
-export const X_OK = 1;
+export const F_OK = 0, X_OK = 1;
 export const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000;
 export const CLONE_FS = 0x200, CLONE_NEWNS = 0x20000;
 export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096;

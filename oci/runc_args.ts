@@ -4,19 +4,15 @@
  * `--log`/`--log-format` runc will use, so that its own errors reach the same file.
  * @module
  */
-import { libc, X_OK } from "../ffi/libc.ts";
+import { F_OK, libc, X_OK } from "../ffi/libc.ts";
 
-/** runc's global options that take a value. */
-const GLOBAL_WITH_VALUE = new Set(["--root", "--log", "--log-format", "--criu", "--rootless"]);
+/**
+ * runc's global options that take a value, by name. runc parses its flags with Go's flag package, where `-root`
+ * and `--root`, `-b x`, `-b=x` and `--bundle=x` are all the same thing.
+ */
+const GLOBAL_WITH_VALUE = new Set(["root", "log", "log-format", "criu", "rootless"]);
 /** Command options (of create/run) that take a value. */
-const CMD_WITH_VALUE = new Set([
-  "--bundle",
-  "-b",
-  "--console-socket",
-  "--pid-file",
-  "--preserve-fds",
-  "--pidfd-socket",
-]);
+const CMD_WITH_VALUE = new Set(["bundle", "b", "console-socket", "pid-file", "preserve-fds", "pidfd-socket"]);
 
 export interface RuncArgs {
   command: string | undefined;
@@ -25,21 +21,28 @@ export interface RuncArgs {
   logFormat: "text" | "json";
 }
 
+/** A flag's name without its dashes, and its `=value` if it has one. */
+function flagOf(a: string): [string, string | undefined] {
+  const name = a.slice(a.startsWith("--") ? 2 : 1);
+  const eq = name.indexOf("=");
+  return eq > 0 ? [name.slice(0, eq), name.slice(eq + 1)] : [name, undefined];
+}
+
 /** Scans runc arguments; `cwd` is the bundle when none is given. */
 export function scanRuncArgs(args: readonly string[], cwd: string): RuncArgs {
   let i = 0, log: string | undefined, logFormat: "text" | "json" = "text";
-  const value = (a: string): [string, string | undefined] => {
-    const eq = a.indexOf("=");
-    return eq > 0 && a.startsWith("--") ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-  };
   for (; i < args.length; i++) {
     const a = args[i]!;
-    if (!a.startsWith("-")) break;
-    const [flag, inline] = value(a);
-    if (GLOBAL_WITH_VALUE.has(flag)) {
+    if (!a.startsWith("-") || a === "-") break;
+    if (a === "--") {
+      i++;
+      break;
+    }
+    const [name, inline] = flagOf(a);
+    if (GLOBAL_WITH_VALUE.has(name)) {
       const v = inline ?? args[++i];
-      if (flag === "--log") log = v;
-      if (flag === "--log-format" && v === "json") logFormat = "json";
+      if (name === "log") log = v;
+      if (name === "log-format") logFormat = v === "json" ? "json" : "text";
     }
   }
   const command = args[i];
@@ -47,11 +50,12 @@ export function scanRuncArgs(args: readonly string[], cwd: string): RuncArgs {
   for (let j = i + 1; j < args.length; j++) {
     const a = args[j]!;
     if (a === "--") break;
-    const [flag, inline] = value(a);
-    if (flag === "--bundle" || flag === "-b") {
+    if (!a.startsWith("-")) continue; // the container id; runc's CLI also takes flags after it
+    const [name, inline] = flagOf(a);
+    if (name === "bundle" || name === "b") {
       bundle = inline ?? args[j + 1];
       if (inline === undefined) j++;
-    } else if (CMD_WITH_VALUE.has(flag) && inline === undefined) {
+    } else if (CMD_WITH_VALUE.has(name) && inline === undefined) {
       j++;
     }
   }
@@ -62,37 +66,42 @@ export function scanRuncArgs(args: readonly string[], cwd: string): RuncArgs {
 /** The standard directories searched for a low-level runtime, after PATH. */
 export const SBIN_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
-/**
- * Whether `path` is an executable regular file. access(2) answers the common case, a name that is not in this
- * directory, without the thrown error a failed stat costs in Deno (about 0.1 ms each, on every shim call).
- */
-function executable(path: string): boolean {
-  if (libc().access(path, X_OK) !== 0) return false;
+/** This program's real path, for the self check (a shim installed as `runc` must not exec itself). */
+export function selfPath(): string | null {
   try {
-    const s = Deno.statSync(path);
-    return s.isFile && ((s.mode ?? 0) & 0o111) !== 0;
+    return Deno.realPathSync(Deno.execPath());
   } catch {
-    return false;
+    return null;
   }
 }
 
 /**
- * The first of `names` found as an executable: a path as is, a name on PATH then in the sbin directories.
- * `self` (this program's real path) is never chosen, so a shim installed as `runc` cannot exec itself.
+ * The first of `names` found as an executable that is not a directory: a path as is, a name on PATH then in the
+ * sbin directories. `self` (this program's real path, or a function that finds it) is never chosen, so a shim
+ * installed as `runc` cannot exec itself.
+ *
+ * Only access(2) and realpath are used: they answer with a return value, where a failed stat throws, and
+ * Deno's first stat alone costs about 1 ms of a pass-through that runs on every container operation.
  */
 export function findRuntime(
   names: readonly string[],
   path: string | undefined,
-  self: string | null,
+  self: string | null | (() => string | null),
 ): string | null {
   const dirs = [...(path ?? "").split(":").filter((d) => d.startsWith("/")), ...SBIN_DIRS];
+  const access = libc().access;
+  let me = self;
   for (const n of names) {
     const candidates = n.includes("/") ? [n] : dirs.map((d) => `${d.replace(/\/+$/, "")}/${n}`);
     for (const c of candidates) {
-      if (!executable(c)) continue;
-      try {
-        if (self !== null && Deno.realPathSync(c) === self) continue;
-      } catch { /* unreadable link */ }
+      // Executable, and not a directory (only a directory can be looked into: "c/.").
+      if (access(c, X_OK) !== 0 || access(`${c}/.`, F_OK) === 0) continue;
+      if (typeof me === "function") me = me();
+      if (me !== null) {
+        try {
+          if (Deno.realPathSync(c) === me) continue;
+        } catch { /* a dangling link: access() said otherwise a moment ago; take it as found */ }
+      }
       return c;
     }
   }
