@@ -19,17 +19,8 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<{ 
 }
 
 Deno.mkdirSync(`${root}dist`, { recursive: true });
-const bundle = await run([
-  "bundle",
-  "--quiet",
-  "--platform",
-  "deno",
-  "--external",
-  "koffi",
-  "-o",
-  "dist/gpuctl.js",
-  "cli/main.ts",
-]);
+// The bundle's flags live in one place: deno.json's "bundle" task.
+const bundle = await run(["task", "--quiet", "bundle"]);
 if (!bundle.ok) {
   say(`compile: deno bundle failed:\n${bundle.out}`);
   Deno.exit(1);
