@@ -6,7 +6,7 @@
 import type { Config } from "../config/schema.ts";
 import { parseSpec, parseState, readLimited, rootfsPath } from "../oci/spec.ts";
 import { isGpuRequest, readRequest } from "../request/request.ts";
-import type { Logger } from "../log/log.ts";
+import { type Logger, phases } from "../log/log.ts";
 
 /** Runs the prestart hook for the container described by `stateText`. */
 export async function runHook(config: Config, stateText: string, log: Logger): Promise<void> {
@@ -18,18 +18,23 @@ export async function runHook(config: Config, stateText: string, log: Logger): P
     log.debug("not a GPU container", { id: state.id });
     return;
   }
+  const t0 = performance.now();
   const [{ planForRequest }, { applyToContainer }] = await Promise.all([
     import("../plan/prepare.ts"),
     import("./container.ts"),
   ]);
+  const t1 = performance.now();
   const { plan } = planForRequest(config, req, (m) => log.warn(m));
+  const t2 = performance.now();
 
   for (const w of plan.warnings) log.warn(w);
   applyToContainer(plan, { config, pid: state.pid, rootfs: rootfsPath(spec, state.bundle), log });
+  const t3 = performance.now();
   log.info("GPUs injected", {
     id: state.id,
     gpus: plan.gpus.map((g) => g.uuid),
     migs: plan.migs.map((m) => m.uuid),
     capabilities: plan.capabilities,
+    ms: phases({ start: t0, load: t1 - t0, plan: t2 - t1, apply: t3 - t2 }),
   });
 }

@@ -5,7 +5,7 @@
  */
 import type { Config } from "../config/config.ts";
 import { GpuctlError } from "../errors/mod.ts";
-import type { Logger } from "../log/log.ts";
+import { type Logger, phases } from "../log/log.ts";
 import { writeAtomic } from "../oci/edit.ts";
 import { type OciSpec, rootfsPath } from "../oci/spec.ts";
 import { planForRequest } from "../plan/prepare.ts";
@@ -57,12 +57,15 @@ export function editForGpu(
     log.info("prestart hook added", { bundle });
     return;
   }
+  const t0 = performance.now();
   const { plan } = planForRequest(config, req, (m) => log.warn(m));
+  const t1 = performance.now();
   const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), log);
   writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)), { durable: false });
   log.info("GPU container prepared", {
     bundle,
     mode: edited === null ? "hook (fallback)" : "spec",
     gpus: plan.gpus.map((g) => g.uuid),
+    ms: phases({ start: t0, plan: t1 - t0, edit: performance.now() - t1 }),
   });
 }

@@ -45,3 +45,11 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
     error: (m, f) => write("error", m, f),
   };
 }
+
+/**
+ * Phase durations for a log line, in ms to a tenth. By convention `start` is `performance.now()` when the work
+ * began: the time since the process started, Deno's own start-up included.
+ */
+export function phases(ms: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+}

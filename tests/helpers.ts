@@ -68,3 +68,8 @@ export function snapshot(dir: string): string {
   walk(dir);
   return out.join("\n");
 }
+
+/** gpuctl's JSON-lines log file, parsed. */
+export function logLines(file: string): Record<string, unknown>[] {
+  return Deno.readTextFileSync(file).split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+}

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { tempDir } from "../helpers.ts";
+import { logLines, tempDir } from "../helpers.ts";
 import { hostMounts, makeBundle, runcRun } from "./bundle.ts";
 
 async function setup(tmp: string, extra: Record<string, unknown> = {}) {
@@ -70,6 +70,11 @@ Deno.test("hook: runc + prestart hook gives a Debian-style image the fake GPUs, 
   assertStringIncludes(out, "read-only");
   assertStringIncludes(out, "==end");
   assertEquals(hostMounts(), before, "the host's mount table is unchanged");
+  // The log says what was injected and where the time went.
+  const done = logLines(`${tmp.path}/gpuctl.log`).find((l) => l.msg === "GPUs injected");
+  assert(done !== undefined, "a 'GPUs injected' log line");
+  assertEquals(Object.keys(done.ms as object), ["start", "load", "plan", "apply"]);
+  assert(Object.values(done.ms as Record<string, number>).every((v) => v >= 0 && v < 60_000));
 });
 
 Deno.test("hook: a lib64 image finds the injected libraries only through the ld.so.cache gpuctl writes", async () => {

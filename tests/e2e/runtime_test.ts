@@ -3,7 +3,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { tempDir } from "../helpers.ts";
+import { logLines, tempDir } from "../helpers.ts";
 import { hookLauncher, hostMounts, makeBundle, runcRun, runtimeLauncher } from "./bundle.ts";
 
 async function setup(tmp: string, extra: Record<string, unknown> = {}) {
@@ -51,6 +51,10 @@ Deno.test("shim (spec mode): a GPU container gets its devices, cgroup rules, mou
   assertEquals(smi.options, ["ro", "nosuid", "nodev", "rbind", "rprivate"]);
   assertEquals(spec.hooks, undefined, "spec mode adds no hook");
   assertEquals(hostMounts(), mounts, "the host's mount table is unchanged");
+  const done = logLines(`${tmp.path}/gpuctl.log`).find((l) => l.msg === "GPU container prepared");
+  assert(done !== undefined, "a 'GPU container prepared' log line");
+  assertEquals(done.mode, "spec");
+  assertEquals(Object.keys(done.ms as object), ["start", "plan", "edit"]);
 });
 
 Deno.test("shim: a container without a GPU request keeps a byte-identical config.json", async () => {
