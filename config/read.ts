@@ -98,8 +98,14 @@ export function quickConfig(text: string): Config | null {
  * The config file's text, or `null` when the default file is absent (defaults apply). `explicit` is a path
  * from `--config` or `$GPUCTL_CONFIG`: it must exist.
  */
-export function readConfigText(explicit: string | undefined): { text: string; file: string } | null {
+export function readConfigText(
+  explicit: string | undefined,
+  exists?: (path: string) => boolean,
+): { text: string; file: string } | null {
   const file = explicit ?? DEFAULT_CONFIG_PATH;
+  // The default file is usually absent; `exists` (access(2) for the command line) says so without the thrown
+  // error a failed read costs (about 0.7 ms the first time in a process).
+  if (explicit === undefined && exists !== undefined && !exists(file)) return null;
   try {
     return { text: Deno.readTextFileSync(file), file };
   } catch (e) {
@@ -117,8 +123,9 @@ export function readConfigText(explicit: string | undefined): { text: string; fi
  */
 export async function readConfig(
   explicit: string | undefined,
+  exists?: (path: string) => boolean,
 ): Promise<{ config: Config; file: string | null }> {
-  const r = readConfigText(explicit);
+  const r = readConfigText(explicit, exists);
   if (r === null) return { config: defaultConfig(), file: null };
   const quick = quickConfig(r.text);
   if (quick !== null) return { config: quick, file: r.file };

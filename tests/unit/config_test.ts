@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../assert.ts";
-import { defaultConfig, loadConfig, parseConfig } from "../../config/config.ts";
-import { jsoncToJson, quickConfig } from "../../config/read.ts";
+import { DEFAULT_CONFIG_PATH, defaultConfig, loadConfig, parseConfig } from "../../config/config.ts";
+import { jsoncToJson, quickConfig, readConfigText } from "../../config/read.ts";
 import { GpuctlError } from "../../errors/mod.ts";
 import { tempDir, writeFile } from "../helpers.ts";
 
@@ -160,4 +160,16 @@ Deno.test("the fast config path agrees with the full parser: same config when va
 Deno.test("unknown keys that name Object's own properties are reported as unknown", () => {
   const e = assertThrows(() => parseConfig('{"toString": "/x"}', "f"), GpuctlError);
   assertStringIncludes(e.why, 'unknown key "toString"');
+});
+
+Deno.test("readConfigText(): an absent default file is found absent without a read; an explicit one is always read", () => {
+  const asked: string[] = [];
+  const absent = (p: string) => (asked.push(p), false);
+  assertEquals(readConfigText(undefined, absent), null);
+  assertEquals(asked, [DEFAULT_CONFIG_PATH]);
+  using d = tempDir();
+  const p = writeFile(d.path, "c.jsonc", "{}");
+  assertEquals(readConfigText(p, absent), { text: "{}", file: p });
+  assertEquals(asked, [DEFAULT_CONFIG_PATH], "not consulted for an explicit file");
+  assertThrows(() => readConfigText(`${d.path}/missing.jsonc`, absent), GpuctlError);
 });
