@@ -304,21 +304,23 @@ export class InRoot {
     const dir = this.mkdirAll(parent);
     try {
       const st = this.lstatAt(dir, name);
+      let absent = st === null;
       if (st !== null) {
         const t = fileType(st.mode);
         if (t === "symlink") {
           onReplace(`${path} in the image is a symlink; replaced by the injected ${kind}`);
           this.unlinkAt(dir, name);
+          absent = true;
         } else if (t !== kind) {
           throw new GpuctlError(
             `${path} in the container`,
             `is a ${t} in the image, not a ${kind}; refusing to mount over it`,
           );
-        } else if (kind === "file") {
-          onReplace(`${path} already exists in the image; the injected file is mounted over it`);
         }
+        // Else the image's own file (or the target left by an earlier start of this container) is mounted over,
+        // unchanged underneath.
       }
-      if (this.lstatAt(dir, name) === null) {
+      if (absent) {
         if (kind === "dir") {
           check(`mkdirat ${path}`, () => libc().mkdirat(dir, name, 0o755));
         } else {

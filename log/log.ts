@@ -15,14 +15,21 @@ export interface Logger {
 /** A logger that drops everything. */
 export const nullLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** A logger writing JSON lines to `file` (`null`: to nothing), for `component` (e.g. `hook`). */
+/**
+ * A logger writing JSON lines to `file` (`null`: to nothing), for `component` (e.g. `hook`). The file is opened
+ * here, once, and stays open for the process: the hook goes on logging from inside a container's mount
+ * namespace, where the path could name another file or none, and one open beats one per line.
+ */
 export function fileLogger(file: string | null, level: LogLevel, component: string): Logger {
   if (file === null) return nullLogger;
   const min = LOG_LEVELS.indexOf(level);
-  let broken = false;
+  let out: Deno.FsFile | null = null;
+  try {
+    out = Deno.openSync(file, { append: true, create: true, mode: 0o600 });
+  } catch { /* an unwritable log never fails a command */ }
   const enc = new TextEncoder();
   const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (broken || LOG_LEVELS.indexOf(lvl) < min) return;
+    if (out === null || LOG_LEVELS.indexOf(lvl) < min) return;
     const line = JSON.stringify({
       time: new Date().toISOString(),
       level: lvl,
@@ -32,10 +39,10 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
       ...fields,
     });
     try {
-      // Sync and append: one write(2) per line, so concurrent gpuctl processes do not interleave lines.
-      Deno.writeFileSync(file, enc.encode(line + "\n"), { append: true, create: true, mode: 0o600 });
+      // O_APPEND and one write(2) per line, so concurrent gpuctl processes do not interleave lines.
+      out.writeSync(enc.encode(line + "\n"));
     } catch {
-      broken = true;
+      out = null;
     }
   };
   return {
