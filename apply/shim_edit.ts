@@ -53,7 +53,7 @@ export function editForGpu(
   configPath: string | undefined,
 ): void {
   if (config.mode === "hook") {
-    writeAtomic(file, addHook(text, spec, hookEntry(config, configPath)), { durable: false });
+    writeAtomic(file, addHook(text, spec, hookEntry(config, configPath)));
     log.info("prestart hook added", { bundle });
     return;
   }
@@ -61,7 +61,7 @@ export function editForGpu(
   const { plan } = planForRequest(config, req, (m) => log.warn(m));
   const t1 = performance.now();
   const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), log);
-  writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)), { durable: false });
+  writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)));
   log.info("GPU container prepared", {
     bundle,
     mode: edited === null ? "hook (fallback)" : "spec",

@@ -121,12 +121,11 @@ export function addToLists(text: string, doc: unknown, additions: readonly ListA
 }
 
 /**
- * Replaces `file` atomically with `text`, keeping its mode: a temporary file in the same directory, renamed over
- * it. `durable` (the default) also fsyncs the data before the rename, so a crash leaves the old file or the new
- * one, never an empty one: for the host's configuration. A container's config.json lives as long as the
- * container (usually on tmpfs, under /run) and a host crash ends the container anyway, so the shim skips it.
+ * Replaces `file` atomically with `text`, keeping its mode: a temporary file in the same directory, written,
+ * fsynced and renamed over it, so a crash leaves the old file or the new one, never an empty one. (A container's
+ * config.json is usually on tmpfs, under /run, where the fsync costs nothing.)
  */
-export function writeAtomic(file: string, text: string, opts: { durable?: boolean } = {}): void {
+export function writeAtomic(file: string, text: string): void {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const base = file.slice(file.lastIndexOf("/") + 1);
   let mode = 0o644;
@@ -139,7 +138,7 @@ export function writeAtomic(file: string, text: string, opts: { durable?: boolea
     const data = new TextEncoder().encode(text);
     let n = 0;
     while (n < data.length) n += f.writeSync(data.subarray(n));
-    if (opts.durable ?? true) f.syncSync();
+    f.syncSync();
   } catch (e) {
     f.close();
     Deno.removeSync(tmp);

@@ -60,7 +60,7 @@ Deno.test("writeAtomic() replaces a file whole, keeps its mode, and leaves no te
   const file = `${dir.path}/config.json`;
   Deno.writeTextFileSync(file, "old", { mode: 0o600 });
   Deno.chmodSync(file, 0o600);
-  writeAtomic(file, "new", { durable: false });
+  writeAtomic(file, "new");
   writeAtomic(file, "newer");
   assertEquals(Deno.readTextFileSync(file), "newer");
   assertEquals((Deno.statSync(file).mode ?? 0) & 0o777, 0o600);
