@@ -105,7 +105,7 @@ export function readConfigText(
   const file = explicit ?? DEFAULT_CONFIG_PATH;
   // The default file is usually absent; `exists` (access(2) for the command line) says so without the thrown
   // error a failed read costs (about 0.7 ms the first time in a process).
-  if (explicit === undefined && exists !== undefined && !exists(file)) return null;
+  if (explicit === undefined && exists !== undefined && !existsOrUnknown(exists, file)) return null;
   try {
     return { text: Deno.readTextFileSync(file), file };
   } catch (e) {
@@ -114,6 +114,15 @@ export function readConfigText(
       ? "no such file (give an existing --config FILE)"
       : (e as Error).message;
     throw new GpuctlError(`config ${file}`, why);
+  }
+}
+
+/** `exists(file)`, where a failing check (no libc to ask, say) counts as "present": the read then decides. */
+function existsOrUnknown(exists: (path: string) => boolean, file: string): boolean {
+  try {
+    return exists(file);
+  } catch {
+    return true;
   }
 }
 

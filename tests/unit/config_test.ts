@@ -173,3 +173,15 @@ Deno.test("readConfigText(): an absent default file is found absent without a re
   assertEquals(asked, [DEFAULT_CONFIG_PATH], "not consulted for an explicit file");
   assertThrows(() => readConfigText(`${d.path}/missing.jsonc`, absent), GpuctlError);
 });
+
+Deno.test("readConfigText(): a failing existence check falls back to reading the file", () => {
+  const broken = (_: string): boolean => {
+    throw new Error("no libc");
+  };
+  // No exception: the default file is read (or found missing) as if there were no check.
+  const r = readConfigText(undefined, broken);
+  assertEquals(r === null || r.file === DEFAULT_CONFIG_PATH, true);
+  using d = tempDir();
+  const p = writeFile(d.path, "c.jsonc", "{}");
+  assertEquals(readConfigText(p, broken)?.text, "{}");
+});
