@@ -24,7 +24,7 @@ export async function runHook(config: Config, stateText: string, log: Logger): P
     import("./container.ts"),
   ]);
   const t1 = performance.now();
-  const { plan } = planForRequest(config, req, (m) => log.warn(m));
+  const { plan } = await planForRequest(config, req, (m) => log.warn(m));
   const t2 = performance.now();
 
   for (const w of plan.warnings) log.warn(w);

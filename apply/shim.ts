@@ -24,5 +24,5 @@ export async function prepareBundle(
     return;
   }
   const { editForGpu } = await import("./shim_edit.ts");
-  editForGpu(config, bundle, file, text, spec, req, log, configPath);
+  await editForGpu(config, bundle, file, text, spec, req, log, configPath);
 }

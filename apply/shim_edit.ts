@@ -42,7 +42,7 @@ export function hookEntry(config: Config, configPath: string | undefined): HookE
 }
 
 /** Writes the GPU request's edits into `file` (the bundle's config.json, already read as `text`/`spec`). */
-export function editForGpu(
+export async function editForGpu(
   config: Config,
   bundle: string,
   file: string,
@@ -51,14 +51,14 @@ export function editForGpu(
   req: GpuRequest,
   log: Logger,
   configPath: string | undefined,
-): void {
+): Promise<void> {
   if (config.mode === "hook") {
     writeAtomic(file, addHook(text, spec, hookEntry(config, configPath)));
     log.info("prestart hook added", { bundle });
     return;
   }
   const t0 = performance.now();
-  const { plan } = planForRequest(config, req, (m) => log.warn(m));
+  const { plan } = await planForRequest(config, req, (m) => log.warn(m));
   const t1 = performance.now();
   const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), log);
   writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)));

@@ -68,7 +68,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }
   let caps = values.capabilities;
   if (values.compat32) caps = `${caps ?? "utility,compute"},compat32`;
-  const { plan } = preparePlan(ctx.config, {
+  const { plan } = await preparePlan(ctx.config, {
     visibleDevices: values.device ?? "all",
     capabilities: caps,
     devicesSource: "--device",

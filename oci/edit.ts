@@ -1,10 +1,14 @@
 /**
- * Editing config.json: additions to its lists, made as text edits (jsonc-parser) so every other byte — unknown
- * fields, key order, numbers beyond 2^53 — is kept; written atomically (temporary file, rename).
+ * Editing config.json: additions to its lists, made as insertions into the text so every other byte — unknown
+ * fields, key order, numbers beyond 2^53 — is kept; written atomically (temporary file, fsync, rename).
+ * config.json is plain JSON written by a runtime, so one scan of it finds every place to insert at: no JSONC
+ * parser on the path of every GPU container.
  * @module
  */
-import { applyEdits, type JSONPath, modify } from "jsonc-parser";
 import { GpuctlError } from "../errors/mod.ts";
+
+/** A path into a JSON document: object keys and array indexes. */
+export type JSONPath = (string | number)[];
 
 /** One addition: items appended to the list at `path` (created if absent). */
 export interface ListAddition {
@@ -24,10 +28,10 @@ function get(doc: unknown, path: JSONPath): unknown {
 }
 
 /**
- * Where each of `paths` is in JSON text, for those that are arrays: the offset of the closing bracket, and
- * whether the array has items. One pass over the text (config.json is plain JSON, written by a runtime).
+ * Where each of `paths` is in JSON text, for those that are arrays or objects: the offset of the closing bracket
+ * or brace, and whether it is empty. One pass over the text.
  */
-export function locateArrays(
+export function locateContainers(
   text: string,
   paths: readonly JSONPath[],
 ): Map<string, { close: number; empty: boolean }> {
@@ -48,14 +52,14 @@ export function locateArrays(
     }
     if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
       const done = stack.pop();
-      const id = done?.array ? JSON.stringify(done.path) : "";
+      const id = done === undefined ? "" : JSON.stringify(done.path);
       if (want.has(id)) found.set(id, { close: i, empty: !done!.items });
       continue;
     }
     // A value begins (or, in an object, a key).
-    if (top !== undefined && top.array) {
+    if (top !== undefined) {
       top.items = true;
-      key = top.index;
+      if (top.array) key = top.index;
     }
     if (c === 0x22 /* " */) {
       let j = i + 1;
@@ -81,12 +85,13 @@ export function locateArrays(
  * Applies list additions to config.json text; returns the new text (unchanged text if nothing is added).
  *
  * Items go in as compact JSON just before the closing bracket of a list that exists, so the list's existing
- * items and every byte around them stay as they were. A list (or a parent object) that is missing is created
- * with jsonc-parser's `modify`, afterwards.
+ * items and every byte around them stay as they were. A list that is missing goes in, with any missing parent
+ * objects, just before the closing brace of its deepest existing parent.
  */
 export function addToLists(text: string, doc: unknown, additions: readonly ListAddition[]): string {
   const inserts: { path: JSONPath; items: unknown[] }[] = [];
-  const create: { path: JSONPath; items: unknown[] }[] = [];
+  // Missing lists, grouped by their deepest existing parent object: the members to add to it.
+  const creates = new Map<string, { parent: JSONPath; members: Record<string, unknown> }>();
   for (const a of additions) {
     const have = get(doc, a.path);
     if (have !== undefined && !Array.isArray(have)) {
@@ -96,26 +101,53 @@ export function addToLists(text: string, doc: unknown, additions: readonly ListA
     const fresh = a.items.filter((i) =>
       !list.some((e) => (a.same ? a.same(e, i) : JSON.stringify(e) === JSON.stringify(i)))
     );
-    if (fresh.length > 0) (have === undefined ? create : inserts).push({ path: a.path, items: fresh });
-  }
-  const at = inserts.length > 0 ? locateArrays(text, inserts.map((x) => x.path)) : new Map();
-  const edits = inserts.map((x) => {
-    const where = at.get(JSON.stringify(x.path));
-    if (where === undefined) {
-      throw new GpuctlError("config.json", `"${x.path.join(".")}" could not be located in the text`);
+    if (fresh.length === 0) continue;
+    if (have !== undefined) {
+      inserts.push({ path: a.path, items: fresh });
+      continue;
     }
-    const items = x.items.map((i) => JSON.stringify(i)).join(",");
-    return { offset: where.close, content: where.empty ? items : `,${items}` };
-  });
+    let k = a.path.length - 1;
+    while (k > 0 && get(doc, a.path.slice(0, k)) === undefined) k--;
+    const parent = a.path.slice(0, k);
+    const p = get(doc, parent);
+    if (p === null || typeof p !== "object" || Array.isArray(p)) {
+      throw new GpuctlError("config.json", `"${parent.join(".") || "(top)"}" is not an object`);
+    }
+    const id = JSON.stringify(parent);
+    const group = creates.get(id) ?? { parent, members: {} };
+    creates.set(id, group);
+    let m = group.members;
+    for (const key of a.path.slice(k, -1)) m = (m[String(key)] ??= {}) as Record<string, unknown>;
+    m[String(a.path[a.path.length - 1])] = fresh;
+  }
+  if (inserts.length === 0 && creates.size === 0) return text;
+  const at = locateContainers(text, [
+    ...inserts.map((x) => x.path),
+    ...[...creates.values()].map((c) => c.parent),
+  ]);
+  const where = (path: JSONPath) => {
+    const w = at.get(JSON.stringify(path));
+    if (w === undefined) {
+      throw new GpuctlError("config.json", `"${path.join(".") || "(top)"}" could not be located in the text`);
+    }
+    return w;
+  };
+  const edits = [
+    ...inserts.map((x) => {
+      const w = where(x.path);
+      const items = x.items.map((i) => JSON.stringify(i)).join(",");
+      return { offset: w.close, content: w.empty ? items : `,${items}` };
+    }),
+    ...[...creates.values()].map((c) => {
+      const w = where(c.parent);
+      const members = Object.entries(c.members).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`)
+        .join(",");
+      return { offset: w.close, content: w.empty ? members : `,${members}` };
+    }),
+  ];
   let out = text;
   for (const e of edits.sort((x, y) => y.offset - x.offset)) {
     out = out.slice(0, e.offset) + e.content + out.slice(e.offset);
-  }
-  for (const c of create) {
-    out = applyEdits(
-      out,
-      modify(out, c.path, c.items, { formattingOptions: { insertSpaces: true, tabSize: 1 } }),
-    );
   }
   return out;
 }

@@ -9,8 +9,7 @@ import { readHostDevices } from "../devices/nodes.ts";
 import { parseVisibleDevices, selectDevices } from "../devices/select.ts";
 import type { Inventory } from "../devices/types.ts";
 import { type DriverFiles, locateDriverFiles } from "../driver/locate.ts";
-import { loadPlugins } from "../plugins/declarative.ts";
-import { BUILTIN, Registry } from "../plugins/registry.ts";
+import { BUILTIN, pluginFiles, Registry } from "../plugins/registry.ts";
 import { buildPlan, type Plan } from "./plan.ts";
 import type { GpuRequest } from "../request/request.ts";
 import { checkRequirements, type HostFacts } from "../request/requirements.ts";
@@ -31,19 +30,24 @@ export interface Prepared {
   plan: Plan;
 }
 
-/** Loads the registry: built-in capabilities plus the declarative plugins in `config.pluginsDir`. */
-export function loadRegistry(config: Config): Registry {
+/**
+ * Loads the registry: built-in capabilities plus the declarative plugins in `config.pluginsDir`. Their JSONC
+ * parser is loaded only when there are plugin files to read.
+ */
+export async function loadRegistry(config: Config): Promise<Registry> {
+  if (pluginFiles(config.pluginsDir).length === 0) return new Registry(BUILTIN);
+  const { loadPlugins } = await import("../plugins/declarative.ts");
   return new Registry([...BUILTIN, ...loadPlugins(config.pluginsDir, config.devRoot)]);
 }
 
 /** Reads the host and builds the plan for `req`. Bad requests fail before NVML is touched. */
-export function preparePlan(
+export async function preparePlan(
   config: Config,
   req: PlanRequest,
   opts: { source?: SourceChoice; warn?: (m: string) => void } = {},
-): Prepared {
+): Promise<Prepared> {
   const warn = opts.warn ?? (() => {});
-  const registry = loadRegistry(config);
+  const registry = await loadRegistry(config);
   const capabilities = registry.resolve(req.capabilities, req.capabilitiesSource);
   const devices = parseVisibleDevices(req.visibleDevices);
   const inventory = discover(config, opts.source ?? "auto", warn);
@@ -61,8 +65,12 @@ export function preparePlan(
  * A container's request turned into a plan, with its `NVIDIA_REQUIRE_*` checked against every selected GPU (or,
  * with none selected, once against the driver alone). Shared by the hook and the runtime shim.
  */
-export function planForRequest(config: Config, req: GpuRequest, warn: (m: string) => void): Prepared {
-  const prepared = preparePlan(config, {
+export async function planForRequest(
+  config: Config,
+  req: GpuRequest,
+  warn: (m: string) => void,
+): Promise<Prepared> {
+  const prepared = await preparePlan(config, {
     visibleDevices: req.devices,
     capabilities: req.capabilities,
     devicesSource: req.devicesSource,

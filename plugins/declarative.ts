@@ -24,6 +24,7 @@
 import { GpuctlError } from "../errors/mod.ts";
 import { type JsoncDoc, type Node, parseJsoncObject, properties } from "../config/jsonc.ts";
 import type { Capability, FileSpec, IpcSpec } from "./types.ts";
+import { pluginFiles } from "./registry.ts";
 
 const NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 const FORBIDDEN_ENV = /^(LD_|GCONV_PATH$|MALLOC_|NODE_OPTIONS$|DENO_|BUN_)/;
@@ -165,13 +166,7 @@ export function parsePlugin(text: string, file: string, devRoot: string): Capabi
 
 /** Loads every `*.jsonc`/`*.json` file in `dir` (sorted by name); a missing directory means none. */
 export function loadPlugins(dir: string, devRoot: string): Capability[] {
-  let names: string[];
-  try {
-    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && /\.jsonc?$/.test(e.name)).map((e) => e.name)
-      .sort();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw new GpuctlError(`pluginsDir ${dir}`, (e as Error).message);
-  }
-  return names.map((n) => parsePlugin(Deno.readTextFileSync(`${dir}/${n}`), `${dir}/${n}`, devRoot));
+  return pluginFiles(dir).map((n) =>
+    parsePlugin(Deno.readTextFileSync(`${dir}/${n}`), `${dir}/${n}`, devRoot)
+  );
 }

@@ -24,6 +24,17 @@ export const BUILTIN: readonly Capability[] = [utility, compute, video, graphics
 /** What a container gets when it sets no `NVIDIA_DRIVER_CAPABILITIES`. */
 export const DEFAULT_CAPABILITIES = ["utility", "compute"] as const;
 
+/** The declarative plugin files in `dir` (`*.jsonc`, `*.json`), sorted by name; a missing directory has none. */
+export function pluginFiles(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].filter((e) => e.isFile && /\.jsonc?$/.test(e.name)).map((e) => e.name)
+      .sort();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw new GpuctlError(`pluginsDir ${dir}`, (e as Error).message);
+  }
+}
+
 const concat = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined): T[] | undefined =>
   a === undefined && b === undefined ? undefined : [...(a ?? []), ...(b ?? [])];
 

@@ -71,6 +71,18 @@ Deno.test("the hook for a container without a GPU request loads neither the plan
   );
 });
 
+Deno.test("a GPU container's path (shim or hook) loads no JSONC parser: only plugin files would", () => {
+  const loaded = rel(
+    staticClosure(
+      ["cli/main.ts", "cli/runtime.ts", "apply/shim.ts", "apply/shim_edit.ts", "cli/hook.ts"].concat(
+        ["apply/hook.ts", "plan/prepare.ts", "apply/container.ts", "ffi/libc.ts"],
+      ),
+    ),
+  );
+  assert(loaded.includes("plugins/registry.ts") && loaded.includes("oci/edit.ts"), loaded.join(" "));
+  assertEquals(loaded.filter((m) => /jsonc-parser|koffi|config\/(config|jsonc)\.ts|declarative/.test(m)), []);
+});
+
 Deno.test("the graph this test reads is the real one: a GPU container's path does load NVML and the plugins", () => {
   const loaded = rel(staticClosure(["cli/main.ts", "cli/hook.ts", "apply/hook.ts", "plan/prepare.ts"]));
   assert(loaded.some((m) => m === "plugins/registry.ts"), loaded.join(" "));

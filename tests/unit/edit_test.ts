@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../assert.ts";
-import { addToLists, locateArrays, writeAtomic } from "../../oci/edit.ts";
+import { addToLists, locateContainers, writeAtomic } from "../../oci/edit.ts";
 import { GpuctlError } from "../../errors/mod.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -32,10 +32,34 @@ Deno.test("addToLists() creates a missing list, and its missing parents", () => 
     { path: ["linux", "resources", "devices"], items: [{ allow: true, type: "c", major: 195 }] },
     { path: ["hooks", "prestart"], items: [{ path: "/bin/hook" }] },
   ]);
-  const doc = JSON.parse(out);
-  assertEquals(doc.linux.resources.devices, [{ allow: true, type: "c", major: 195 }]);
-  assertEquals(doc.hooks.prestart, [{ path: "/bin/hook" }]);
-  assertEquals(doc.process, { env: [] });
+  assertEquals(
+    out,
+    '{"process":{"env":[]},"linux":{"resources":{"devices":[{"allow":true,"type":"c","major":195}]}},' +
+      '"hooks":{"prestart":[{"path":"/bin/hook"}]}}',
+  );
+  // Two missing lists under one missing parent become one object; a present list next to them is appended to.
+  const t2 = '{"ociVersion":"1.2.0", "x": 18446744073709551615, "mounts": [ ]}';
+  assertEquals(
+    addToLists(t2, JSON.parse(t2), [
+      { path: ["linux", "devices"], items: [{ path: "/dev/nvidia0" }] },
+      { path: ["linux", "resources", "devices"], items: [{ allow: true }] },
+      { path: ["mounts"], items: [{ destination: "/x" }] },
+    ]),
+    '{"ociVersion":"1.2.0", "x": 18446744073709551615, "mounts": [ {"destination":"/x"}],' +
+      '"linux":{"devices":[{"path":"/dev/nvidia0"}],"resources":{"devices":[{"allow":true}]}}}',
+  );
+});
+
+Deno.test("addToLists() refuses to create a list under something that is not an object", () => {
+  for (
+    const [text, what] of [['{"linux": null}', '"linux"'], ['{"linux": [1]}', '"linux"'], ["[]", '"(top)"']]
+  ) {
+    assertThrows(
+      () => addToLists(text!, JSON.parse(text!), [{ path: ["linux", "devices"], items: [1] }]),
+      GpuctlError,
+      `${what} is not an object`,
+    );
+  }
 });
 
 Deno.test("addToLists() leaves out items already there, and the text alone when nothing is new", () => {
@@ -67,10 +91,21 @@ Deno.test("writeAtomic() replaces a file whole, keeps its mode, and leaves no te
   assertEquals([...Deno.readDirSync(dir.path)].map((e) => e.name), ["config.json"]);
 });
 
-Deno.test("locateArrays() finds lists past strings with brackets and escapes, nested lists, and empty ones", () => {
+Deno.test("locateContainers() finds lists and objects past strings with brackets and escapes, nested, and empty", () => {
   const text =
     '{ "a": "x]\\"}[", "b" : [ [1, 2], {"c": []}, "]" ],\n "d": {"e": [ ], "f": [true, null, -1.5e3]} }';
-  const at = locateArrays(text, [["b"], ["b", 0], ["b", 1, "c"], ["d", "e"], ["d", "f"], ["a"], ["zz"]]);
+  const at = locateContainers(text, [
+    ["b"],
+    ["b", 0],
+    ["b", 1, "c"],
+    ["d", "e"],
+    ["d", "f"],
+    ["a"],
+    ["zz"],
+    [],
+    ["d"],
+    ["b", 1],
+  ]);
   const expect = (path: (string | number)[], close: number, empty: boolean) =>
     assertEquals(at.get(JSON.stringify(path)), { close, empty }, JSON.stringify(path));
   expect(["b"], text.indexOf('"]" ]') + 4, false);
@@ -78,6 +113,10 @@ Deno.test("locateArrays() finds lists past strings with brackets and escapes, ne
   expect(["b", 1, "c"], text.indexOf("[]}") + 1, true);
   expect(["d", "e"], text.indexOf("[ ]") + 2, true);
   expect(["d", "f"], text.indexOf("3]") + 1, false);
+  expect([], text.length - 1, false);
+  expect(["d"], text.lastIndexOf("}", text.length - 2), false);
+  expect(["b", 1], text.indexOf("[]}") + 2, false);
   assertEquals(at.has(JSON.stringify(["a"])), false);
-  assertEquals(at.size, 5);
+  assertEquals(at.size, 8);
+  assertEquals(locateContainers("{ }", [[]]).get("[]"), { close: 2, empty: true });
 });

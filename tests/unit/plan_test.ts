@@ -97,9 +97,10 @@ Deno.test("buildPlan() fails without /dev/nvidiactl, and makes a missing GPU nod
 Deno.test("preparePlan() refuses a bad capability before touching NVML", async () => {
   const d = await fakeDriver({ ...standardSpec(1), failInit: 9 });
   const config = parseConfig(fixtureConfig(d), "test");
-  const e = assertThrows(
-    () => preparePlan(config, { visibleDevices: "all", capabilities: "bogus" }),
-    GpuctlError,
+  const e = await preparePlan(config, { visibleDevices: "all", capabilities: "bogus" }).then(
+    () => assert(false, "preparePlan() should have failed"),
+    (e: unknown) => e as GpuctlError,
   );
+  assert(e instanceof GpuctlError, String(e));
   assertEquals(e.what, "NVIDIA_DRIVER_CAPABILITIES");
 });
