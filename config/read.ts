@@ -88,6 +88,8 @@ export function quickConfig(text: string): Config | null {
   const config = defaultConfig() as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(doc)) {
     if (!Object.hasOwn(SCHEMA, key)) return null;
+    // A key given twice is the full parser's to judge (JSON.parse keeps the last; every one must be valid).
+    if ((json.match(new RegExp(`"${key}"\\s*:`, "g")) ?? []).length > 1) return null;
     if (!checkValue((SCHEMA as Record<string, KeySpec>)[key]!, value)) return null;
     config[key] = value;
   }
