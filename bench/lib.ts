@@ -15,7 +15,6 @@ export interface Case {
   name: string;
   cmd: string[];
   env?: Record<string, string>;
-  stdin?: string;
 }
 
 /** Runs `c` once and returns its wall time; fails loudly if the command fails. */
@@ -25,16 +24,10 @@ async function once(c: Case): Promise<number> {
     env: { NO_COLOR: "1", ...c.env },
     stdout: "null",
     stderr: "piped",
-    stdin: c.stdin === undefined ? "null" : "piped",
+    stdin: "null",
   });
   const t0 = performance.now();
-  const child = cmd.spawn();
-  if (c.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(c.stdin));
-    await w.close();
-  }
-  const out = await child.output();
+  const out = await cmd.output();
   const dt = performance.now() - t0;
   if (!out.success) {
     throw new Error(`${c.name}: ${c.cmd.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
@@ -62,21 +55,6 @@ export async function timeTogether(
     const s = samples[k]!.sort((a, b) => a - b);
     return { name: c.name, medianMs: s[Math.floor(s.length / 2)]!, minMs: s[0]!, runs };
   });
-}
-
-/** Times one command `runs` times after `warmup` runs. */
-export async function time(
-  name: string,
-  cmd: string[],
-  opts: { env?: Record<string, string>; runs?: number; warmup?: number; stdin?: string } = {},
-): Promise<Timing> {
-  const c: Case = {
-    name,
-    cmd,
-    ...(opts.env ? { env: opts.env } : {}),
-    ...(opts.stdin ? { stdin: opts.stdin } : {}),
-  };
-  return (await timeTogether([c], opts))[0]!;
 }
 
 /** Prints timings as a table with each one's ratio to `baseline`. */
