@@ -77,8 +77,8 @@ export function selfPath(): string | null {
 
 /**
  * The first of `names` found as an executable that is not a directory: a path as is, a name on PATH then in the
- * sbin directories. `self` (this program's real path, or a function that finds it) is never chosen, so a shim
- * installed as `runc` cannot exec itself.
+ * sbin directories. `self()` (this program's real path, asked for only once something is found) is never
+ * chosen, so a shim installed as `runc` cannot exec itself.
  *
  * Only access(2) and realpath are used: they answer with a return value, where a failed stat throws, and
  * Deno's first stat alone costs about 1 ms of a pass-through that runs on every container operation.
@@ -86,17 +86,17 @@ export function selfPath(): string | null {
 export function findRuntime(
   names: readonly string[],
   path: string | undefined,
-  self: string | null | (() => string | null),
+  self: () => string | null,
 ): string | null {
   const dirs = [...(path ?? "").split(":").filter((d) => d.startsWith("/")), ...SBIN_DIRS];
   const access = libc().access;
-  let me = self;
+  let me: string | null | undefined;
   for (const n of names) {
     const candidates = n.includes("/") ? [n] : dirs.map((d) => `${d.replace(/\/+$/, "")}/${n}`);
     for (const c of candidates) {
       // Executable, and not a directory (only a directory can be looked into: "c/.").
       if (access(c, X_OK) !== 0 || access(`${c}/.`, F_OK) === 0) continue;
-      if (typeof me === "function") me = me();
+      if (me === undefined) me = self();
       if (me !== null) {
         try {
           if (Deno.realPathSync(c) === me) continue;

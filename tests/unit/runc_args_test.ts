@@ -72,22 +72,22 @@ Deno.test("findRuntime: the first executable, PATH first, never a directory, a n
   mk("d/crun", 0o755);
   Deno.symlinkSync(`${d.path}/c/runc`, `${d.path}/e-runc`);
   const path = ["a", "b", "c", "d"].map((x) => `${d.path}/${x}`).join(":");
-  assertEquals(findRuntime(["runc", "crun"], path, null), `${d.path}/c/runc`);
+  assertEquals(findRuntime(["runc", "crun"], path, () => null), `${d.path}/c/runc`);
   // The shim itself (here c/runc) is skipped, reached directly or through a link.
   assertEquals(
     findRuntime(["runc", "crun"], path, () => Deno.realPathSync(`${d.path}/e-runc`)),
     `${d.path}/d/runc`,
   );
-  assertEquals(findRuntime(["runc"], path, Deno.realPathSync(`${d.path}/c/runc`)), `${d.path}/d/runc`);
-  assertEquals(findRuntime(["crun", "runc"], path, null), `${d.path}/d/crun`);
-  assertEquals(findRuntime([`${d.path}/e-runc`], "", null), `${d.path}/e-runc`);
-  assertEquals(findRuntime([`${d.path}/b/runc`, `${d.path}/a/runc`], "", null), null);
-  assertEquals(findRuntime(["gpuctl-no-such-runtime"], path, null), null);
+  assertEquals(findRuntime(["runc"], path, () => Deno.realPathSync(`${d.path}/c/runc`)), `${d.path}/d/runc`);
+  assertEquals(findRuntime(["crun", "runc"], path, () => null), `${d.path}/d/crun`);
+  assertEquals(findRuntime([`${d.path}/e-runc`], "", () => null), `${d.path}/e-runc`);
+  assertEquals(findRuntime([`${d.path}/b/runc`, `${d.path}/a/runc`], "", () => null), null);
+  assertEquals(findRuntime(["gpuctl-no-such-runtime"], path, () => null), null);
   // Relative PATH entries are never searched (here they would find c/runc from the working directory).
   const cwd = Deno.cwd();
   Deno.chdir(d.path);
   try {
-    const found = findRuntime(["runc"], "c:d", null);
+    const found = findRuntime(["runc"], "c:d", () => null);
     assertEquals(found === null || found.startsWith("/"), true, String(found));
   } finally {
     Deno.chdir(cwd);
