@@ -35,9 +35,10 @@ export interface Prepared {
  * parser is loaded only when there are plugin files to read.
  */
 export async function loadRegistry(config: Config): Promise<Registry> {
-  if (pluginFiles(config.pluginsDir).length === 0) return new Registry(BUILTIN);
+  const names = pluginFiles(config.pluginsDir);
+  if (names.length === 0) return new Registry(BUILTIN);
   const { loadPlugins } = await import("../plugins/declarative.ts");
-  return new Registry([...BUILTIN, ...loadPlugins(config.pluginsDir, config.devRoot)]);
+  return new Registry([...BUILTIN, ...loadPlugins(config.pluginsDir, config.devRoot, names)]);
 }
 
 /** Reads the host and builds the plan for `req`. Bad requests fail before NVML is touched. */

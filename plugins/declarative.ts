@@ -164,9 +164,14 @@ export function parsePlugin(text: string, file: string, devRoot: string): Capabi
   return cap as unknown as Capability;
 }
 
-/** Loads every `*.jsonc`/`*.json` file in `dir` (sorted by name); a missing directory means none. */
-export function loadPlugins(dir: string, devRoot: string): Capability[] {
-  return pluginFiles(dir).map((n) =>
-    parsePlugin(Deno.readTextFileSync(`${dir}/${n}`), `${dir}/${n}`, devRoot)
-  );
+/**
+ * Loads every `*.jsonc`/`*.json` file in `dir` (sorted by name); a missing directory means none. `names` is
+ * the listing when the caller has already read it.
+ */
+export function loadPlugins(
+  dir: string,
+  devRoot: string,
+  names: readonly string[] = pluginFiles(dir),
+): Capability[] {
+  return names.map((n) => parsePlugin(Deno.readTextFileSync(`${dir}/${n}`), `${dir}/${n}`, devRoot));
 }
