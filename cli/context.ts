@@ -4,7 +4,7 @@
  * @module
  */
 import { readConfig } from "../config/read.ts";
-import { F_OK, libc } from "../ffi/libc.ts";
+import { exists } from "../ffi/libc.ts";
 import type { Config, LogLevel } from "../config/schema.ts";
 import { fileLogger, type Logger } from "../log/log.ts";
 
@@ -38,7 +38,7 @@ export class Context {
   static async open(globals: Globals, component: string): Promise<Context> {
     let config: Loaded;
     try {
-      const { config: c } = await readConfig(globals.configPath, (p) => libc().access(p, F_OK) === 0);
+      const { config: c } = await readConfig(globals.configPath, exists);
       if (globals.logLevel !== undefined) c.logLevel = globals.logLevel;
       config = { ok: c };
     } catch (error) {

@@ -2,15 +2,16 @@
  * gpuctl's entry point: `deno run -A cli/main.ts <args>`, or the compiled `gpuctl`.
  *
  * Dispatch is on the name it was invoked as (`gpuctl-runtime` → `runtime`, `nvidia-container-runtime-hook`
- * → `hook`), read from `/proc/self/cmdline`, then on the first argument. Errors print one line,
- * `gpuctl: <what>: <why>`, and exit non-zero.
+ * → `hook`), read from `/proc/self/cmdline`, then on the first argument.
+ *
+ * This module is the shim's hot path: containerd runs `gpuctl-runtime state|start|kill|delete …` several times
+ * for every container, and each of those is only exec'd on to runc. So it loads only what that pass-through
+ * needs (`cli/runtime.ts`), runs it, and imports the rest of the command line (`cli/dispatch.ts`) only for every
+ * other call: about 3 ms of each pass-through, spent by evaluating modules it would not use.
  * @module
  */
-import { describe, GpuctlError, UsageError } from "../errors/mod.ts";
-import { ARGV0_COMMANDS, COMMANDS } from "./commands.ts";
-import { Context, type Globals } from "./context.ts";
-import { VERSION } from "./version.ts";
-import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/schema.ts";
+import { ARGV0_COMMANDS } from "./commands.ts";
+import { passThrough } from "./runtime.ts";
 
 /** The basename gpuctl was invoked as: the first NUL-terminated field of `/proc/self/cmdline`. */
 export function invokedAs(): string {
@@ -24,148 +25,18 @@ export function invokedAs(): string {
   }
 }
 
-export function usage(): string {
-  const cmds = Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, c]) =>
-    `  ${n.padEnd(10)} ${c.summary}`
-  ).join("\n");
-  const keys = Object.entries(SCHEMA).map(([k, s]) =>
-    `  ${k.padEnd(12)} ${s.doc} (default ${JSON.stringify(s.default)})`
-  )
-    .join("\n");
-  return `gpuctl ${VERSION}: NVIDIA GPUs in containers, from one executable
-
-Usage: gpuctl [global options] <command> [options]
-
-Commands:
-${cmds}
-
-Global options:
-  --config FILE       configuration file (JSONC); env GPUCTL_CONFIG; default /etc/gpuctl/config.jsonc
-  --log-level LEVEL   ${LOG_LEVELS.join(", ")}: overrides the config's logLevel
-  --debug             print stack traces on errors (also GPUCTL_DEBUG=1)
-  -h, --help          this help; 'gpuctl <command> --help' for a command's
-  -v, --version       print the version
-
-Configuration keys:
-${keys}
-
-Invoked as gpuctl-runtime or nvidia-container-runtime-hook, gpuctl runs that command directly.
-`;
-}
-
-interface Parsed {
-  globals: Globals;
-  command: string | undefined;
-  rest: string[];
-  help: boolean;
-  version: boolean;
-}
-
-/** Parses the global options up to the command name; everything after it belongs to the command. */
-export function parseGlobals(args: string[], env: (k: string) => string | undefined): Parsed {
-  const globals: Globals = {
-    configPath: env("GPUCTL_CONFIG") || undefined,
-    logLevel: undefined,
-    debug: env("GPUCTL_DEBUG") === "1",
-  };
-  let help = false, version = false, i = 0;
-  const value = (flag: string, inline: string | undefined): string => {
-    if (inline !== undefined) return inline;
-    const v = args[++i];
-    if (v === undefined) throw new UsageError(flag, "needs a value");
-    return v;
-  };
-  for (; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith("-")) break;
-    const eq = a.indexOf("=");
-    const [flag, inline] = a.startsWith("--") && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    switch (flag) {
-      case "--config":
-        globals.configPath = value(flag, inline);
-        break;
-      case "--log-level": {
-        const v = value(flag, inline);
-        if (!(LOG_LEVELS as readonly string[]).includes(v)) {
-          throw new UsageError("--log-level", `unknown level "${v}" (use ${LOG_LEVELS.join(", ")})`);
-        }
-        globals.logLevel = v as LogLevel;
-        break;
-      }
-      case "--debug":
-        globals.debug = true;
-        break;
-      case "-h":
-      case "--help":
-        help = true;
-        break;
-      case "-v":
-      case "--version":
-        version = true;
-        break;
-      case "--":
-        i++;
-        return { globals, command: args[i], rest: args.slice(i + 1), help, version };
-      default:
-        throw new UsageError(a, "unknown global option (see 'gpuctl --help')");
-    }
-  }
-  return { globals, command: args[i], rest: args.slice(i + 1), help, version };
-}
-
-/** Runs gpuctl with `args` as invoked by `argv0`; returns the exit code. */
+/** Runs gpuctl with `args` as invoked by `argv0`; returns the exit code (or never, having exec'd runc). */
 export async function main(args: string[], argv0: string): Promise<number> {
   // Leave the module's top-level frame first. An error thrown while that frame is on the stack (a missing
   // config file is one, read on every start) makes V8 re-parse the whole bundle for the frame's source
   // position: about 6 ms, on every shim call. After this hop, the stack holds only gpuctl's own functions.
   await null;
-  const env = (k: string) => Deno.env.get(k);
   const direct = ARGV0_COMMANDS[argv0];
-  let globals: Globals = {
-    configPath: env("GPUCTL_CONFIG") || undefined,
-    logLevel: undefined,
-    debug: env("GPUCTL_DEBUG") === "1",
-  };
-  let ctx: Context | undefined;
-  try {
-    let command: string | undefined, rest: string[];
-    if (direct !== undefined) {
-      // Invoked as a link: every argument is the command's own (runc's flags, "prestart").
-      command = direct;
-      rest = args;
-    } else {
-      const p = parseGlobals(args, env);
-      globals = p.globals;
-      if (p.version) {
-        Deno.stdout.writeSync(new TextEncoder().encode(`gpuctl ${VERSION}\n`));
-        return 0;
-      }
-      if (p.help || p.command === undefined || p.command === "help") {
-        const text = usage();
-        (p.command === undefined && !p.help ? Deno.stderr : Deno.stdout).writeSync(
-          new TextEncoder().encode(text),
-        );
-        return p.command === undefined && !p.help ? 2 : 0;
-      }
-      command = p.command;
-      rest = p.rest;
-    }
-    const cmd = COMMANDS[command];
-    if (cmd === undefined) {
-      throw new UsageError(command, `unknown command (commands: ${Object.keys(COMMANDS).sort().join(", ")})`);
-    }
-    if (env("GPUCTL_FFI") === "koffi") await (await import("../ffi/mod.ts")).selectBackend("koffi");
-    ctx = await Context.open(globals, command);
-    return await (await cmd.load()).run(ctx, rest);
-  } catch (e) {
-    const line = describe(e);
-    Deno.stderr.writeSync(new TextEncoder().encode(`gpuctl: ${line}\n`));
-    if (globals.debug && e instanceof Error && e.stack) {
-      Deno.stderr.writeSync(new TextEncoder().encode(e.stack + "\n"));
-    }
-    ctx?.log.error(line);
-    return e instanceof GpuctlError ? e.exitCode : 1;
-  }
+  // `gpuctl-runtime <runc args>` or `gpuctl runtime <runc args>` (global options go the long way).
+  if (direct === "runtime") passThrough(args);
+  else if (direct === undefined && args[0] === "runtime") passThrough(args.slice(1));
+  // Not a pass-through, or one the full command line must explain: it starts over from the arguments.
+  return await (await import("./dispatch.ts")).dispatch(args, argv0);
 }
 
 if (import.meta.main) {

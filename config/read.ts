@@ -129,6 +129,19 @@ function existsOrUnknown(exists: (path: string) => boolean, file: string): boole
 }
 
 /**
+ * The configuration when it needs no full parser: the default file absent, or a plainly valid file. `null` for
+ * everything else (an invalid file, an unreadable one, a failing `exists`), which `readConfig()` explains.
+ */
+export function plainConfig(explicit: string | undefined, exists?: (path: string) => boolean): Config | null {
+  try {
+    const r = readConfigText(explicit, exists);
+    return r === null ? defaultConfig() : quickConfig(r.text);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * `loadConfig()` for the command line: the same result and the same errors, but the full JSONC parser is
  * loaded only when the file is invalid.
  */

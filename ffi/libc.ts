@@ -81,6 +81,11 @@ export function libc(): LibcSymbols {
   return lib.symbols;
 }
 
+/** Whether `path` exists, by access(2): an answer without the thrown error a failed Deno stat or read costs. */
+export function exists(path: string): boolean {
+  return libc().access(path, F_OK) === 0;
+}
+
 /** The calling thread's errno. */
 export function errno(): number {
   const addr = libc().__errno_location();

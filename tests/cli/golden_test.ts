@@ -30,6 +30,9 @@ interface Case {
 const noNvml = (d: FakeDriver, tmp: string) =>
   JSON.stringify({ driverRoot: tmp, devRoot: d.dev, procRoot: d.proc, nvmlLibrary: "libnvidia-ml.so.1" });
 
+/** A stand-in for runc: prints how it was called and exits 7, so that the exit code is seen to pass through. */
+const FAKE_RUNC = '#!/bin/sh\necho "argv0=${0##*/} args=$* SHIM_TEST=$SHIM_TEST"\nexit 7\n';
+
 const CASES: Case[] = [
   { name: "version", args: ["--version"], stdout: `gpuctl ${VERSION}\n`, stderr: "", code: 0 },
   { name: "help", args: ["--help"], stdout: "golden", stderr: "", code: 0 },
@@ -472,6 +475,60 @@ const CASES: Case[] = [
       'gpuctl: --capabilities: unknown capability "opengl" (known: compat32, compute, display, graphics, ngx, utility, video, all)\n',
     code: 1,
   },
+  // The shim's pass-through, run by cli/main.ts on its own: runc's arguments, environment and exit code pass
+  // unchanged; anything it cannot do plainly goes the long way and is explained there.
+  {
+    name: "runtime-pass-through",
+    args: ["runtime", "--root", "/run/x", "state", "ctr-1"],
+    config: (d, tmp) => fixtureConfig(d, { runtimes: [`${tmp}/no-such-runc`, `${tmp}/fake-runc`] }),
+    setup: (tmp) => Deno.writeTextFileSync(`${tmp}/fake-runc`, FAKE_RUNC, { mode: 0o755 }),
+    env: () => ({ SHIM_TEST: "kept" }),
+    stdout: "argv0=fake-runc args=--root /run/x state ctr-1 SHIM_TEST=kept\n",
+    stderr: "",
+    code: 7,
+  },
+  {
+    name: "runtime-pass-through-argv0",
+    args: ["kill", "ctr-1", "KILL"],
+    argv0: "gpuctl-runtime",
+    config: (d, tmp) => fixtureConfig(d, { runtimes: [`${tmp}/fake-runc`] }),
+    setup: (tmp) => Deno.writeTextFileSync(`${tmp}/fake-runc`, FAKE_RUNC, { mode: 0o755 }),
+    env: () => ({ SHIM_TEST: "kept" }),
+    stdout: "argv0=fake-runc args=kill ctr-1 KILL SHIM_TEST=kept\n",
+    stderr: "",
+    code: 7,
+  },
+  {
+    name: "runtime-pass-through-global-config-option",
+    args: ["--config", "{{TMP}}/other.jsonc", "runtime", "delete", "ctr-1"],
+    config: () => null,
+    setup: (tmp) => {
+      Deno.writeTextFileSync(`${tmp}/fake-runc`, FAKE_RUNC, { mode: 0o755 });
+      Deno.writeTextFileSync(`${tmp}/other.jsonc`, JSON.stringify({ runtimes: [`${tmp}/fake-runc`] }));
+    },
+    env: () => ({ SHIM_TEST: "kept" }),
+    stdout: "argv0=fake-runc args=delete ctr-1 SHIM_TEST=kept\n",
+    stderr: "",
+    code: 7,
+  },
+  {
+    name: "runtime-pass-through-no-runtime",
+    args: ["runtime", "state", "ctr-1"],
+    config: (d, tmp) => fixtureConfig(d, { runtimes: [`${tmp}/no-such-runc`] }),
+    stdout: "",
+    stderr:
+      'gpuctl: low-level runtime: none of {{TMP}}/no-such-runc found on PATH or in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin (install runc, or set "runtimes" in the configuration)\n',
+    code: 1,
+  },
+  {
+    name: "runtime-pass-through-invalid-config",
+    args: ["runtime", "state", "ctr-1"],
+    config: () => '{\n  "runtimes": ["runc"],\n  "mode": "fast"\n}\n',
+    stdout: "",
+    stderr: 'gpuctl: {{TMP}}/config.jsonc:3:3: "mode" must be one of "spec", "hook", not "fast"\n',
+    code: 1,
+  },
+  { name: "runtime-help", args: ["runtime", "--help"], stdout: "golden", stderr: "", code: 0 },
 ];
 
 const GOLDEN = `${PROJECT}/tests/cli/golden`;
@@ -493,7 +550,7 @@ for (const c of CASES) {
       argv0 = `${tmp.path}/${c.argv0}`;
       Deno.symlinkSync(DENO, argv0);
     }
-    const r = await runGpuctl(c.args, {
+    const r = await runGpuctl(c.args.map((a) => a.replaceAll("{{TMP}}", tmp.path)), {
       env,
       ...(argv0 ? { argv0 } : {}),
       ...(c.stdin !== undefined ? { stdin: c.stdin.replaceAll("{{TMP}}", tmp.path) } : {}),

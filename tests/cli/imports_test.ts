@@ -42,18 +42,20 @@ function staticClosure(roots: string[]): Set<string> {
 const rel = (s: Set<string>) => [...s].map((x) => x.replace(`file://${PROJECT}/`, "")).sort();
 
 Deno.test("the pass-through path loads no NVML, koffi, plugins, planner or full JSONC parser", () => {
-  // main.ts, then the runtime command, then libc for execve: the modules a pass-through evaluates.
-  const loaded = rel(staticClosure(["cli/main.ts", "cli/runtime.ts", "ffi/libc.ts"]));
+  // main.ts runs the pass-through itself (cli/runtime.ts's passThrough), before it imports anything else.
+  const loaded = rel(staticClosure(["cli/main.ts"]));
   assert(loaded.includes("cli/runtime.ts") && loaded.includes("config/read.ts"), loaded.join(" "));
   const heavy = loaded.filter((m) =>
     /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^apply\/|^devices\/|^driver\/|config\/(config|jsonc)\.ts/
       .test(m)
   );
   assertEquals(heavy, []);
+  // Nor the rest of the command line: global options, help, the context and its logger.
+  assertEquals(loaded.filter((m) => /cli\/(dispatch|context)\.ts|^log\//.test(m)), []);
 });
 
 Deno.test("the shim's create of a container without a GPU request loads no more than that", () => {
-  const loaded = rel(staticClosure(["cli/main.ts", "cli/runtime.ts", "apply/shim.ts", "ffi/libc.ts"]));
+  const loaded = rel(staticClosure(["cli/main.ts", "cli/dispatch.ts", "apply/shim.ts", "ffi/libc.ts"]));
   assert(loaded.includes("request/request.ts"), loaded.join(" "));
   const heavy = loaded.filter((m) =>
     /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^devices\/(nvml|discover|nodes)|^driver\/|apply\/(spec|container|inroot)/
@@ -63,7 +65,9 @@ Deno.test("the shim's create of a container without a GPU request loads no more 
 });
 
 Deno.test("the hook for a container without a GPU request loads neither the planner nor NVML", () => {
-  const loaded = rel(staticClosure(["cli/main.ts", "cli/hook.ts", "apply/hook.ts", "ffi/libc.ts"]));
+  const loaded = rel(
+    staticClosure(["cli/main.ts", "cli/dispatch.ts", "cli/hook.ts", "apply/hook.ts", "ffi/libc.ts"]),
+  );
   assert(loaded.includes("request/request.ts"), loaded.join(" "));
   assertEquals(
     loaded.filter((m) => /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^driver\//.test(m)),
@@ -74,7 +78,7 @@ Deno.test("the hook for a container without a GPU request loads neither the plan
 Deno.test("a GPU container's path (shim or hook) loads no JSONC parser: only plugin files would", () => {
   const loaded = rel(
     staticClosure(
-      ["cli/main.ts", "cli/runtime.ts", "apply/shim.ts", "apply/shim_edit.ts", "cli/hook.ts"].concat(
+      ["cli/main.ts", "cli/dispatch.ts", "apply/shim.ts", "apply/shim_edit.ts", "cli/hook.ts"].concat(
         ["apply/hook.ts", "plan/prepare.ts", "apply/container.ts", "ffi/libc.ts"],
       ),
     ),
@@ -84,7 +88,9 @@ Deno.test("a GPU container's path (shim or hook) loads no JSONC parser: only plu
 });
 
 Deno.test("the graph this test reads is the real one: a GPU container's path does load NVML and the plugins", () => {
-  const loaded = rel(staticClosure(["cli/main.ts", "cli/hook.ts", "apply/hook.ts", "plan/prepare.ts"]));
+  const loaded = rel(
+    staticClosure(["cli/main.ts", "cli/dispatch.ts", "cli/hook.ts", "apply/hook.ts", "plan/prepare.ts"]),
+  );
   assert(loaded.some((m) => m === "plugins/registry.ts"), loaded.join(" "));
   assert(loaded.some((m) => m === "ffi/nvml.ts"), loaded.join(" "));
 });
