@@ -69,32 +69,16 @@ export class SyscallError extends Error {
 }
 
 type LibcSymbols = Library<typeof LIBC>["symbols"];
-let symbols: LibcSymbols | null = null;
+let lib: Library<typeof LIBC> | null = null;
 let libBackend: Backend | null = null;
 
-/**
- * libc's declared functions, each looked up on its first use (and again if the backend changes). glibc has every
- * one, so nothing is checked by looking them all up at once; and the shim's pass-through, which calls two, then
- * spends about 0.5 ms less than loading all of them would cost.
- */
+/** libc's declared functions, loaded on first use (and again if the backend changes). */
 export function libc(): LibcSymbols {
-  if (symbols === null || libBackend !== backend()) {
+  if (lib === null || libBackend !== backend()) {
     libBackend = backend();
-    const lazy: Record<string, unknown> = {};
-    for (const key of Object.keys(LIBC) as (keyof typeof LIBC)[]) {
-      Object.defineProperty(lazy, key, {
-        enumerable: true,
-        configurable: true,
-        get() {
-          const f = openLibrary("libc.so.6", { [key]: LIBC[key] }).symbols[key];
-          Object.defineProperty(lazy, key, { value: f, enumerable: true });
-          return f;
-        },
-      });
-    }
-    symbols = lazy as LibcSymbols;
+    lib = openLibrary("libc.so.6", LIBC);
   }
-  return symbols;
+  return lib.symbols;
 }
 
 /** Whether `path` exists, by access(2): an answer without the thrown error a failed Deno stat or read costs. */
