@@ -9,6 +9,7 @@ import { ARGV0_COMMANDS, COMMANDS } from "./commands.ts";
 import { Context, type Globals } from "./context.ts";
 import { VERSION } from "./version.ts";
 import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/schema.ts";
+import { envConfigPath } from "../config/read.ts";
 
 export function usage(): string {
   const cmds = Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, c]) =>
@@ -47,13 +48,14 @@ interface Parsed {
   version: boolean;
 }
 
+/** The global options as the environment sets them, before any command-line option. */
+function envGlobals(env: (k: string) => string | undefined): Globals {
+  return { configPath: envConfigPath(env), logLevel: undefined, debug: env("GPUCTL_DEBUG") === "1" };
+}
+
 /** Parses the global options up to the command name; everything after it belongs to the command. */
 export function parseGlobals(args: string[], env: (k: string) => string | undefined): Parsed {
-  const globals: Globals = {
-    configPath: env("GPUCTL_CONFIG") || undefined,
-    logLevel: undefined,
-    debug: env("GPUCTL_DEBUG") === "1",
-  };
+  const globals = envGlobals(env);
   let help = false, version = false, i = 0;
   const value = (flag: string, inline: string | undefined): string => {
     if (inline !== undefined) return inline;
@@ -103,11 +105,7 @@ export function parseGlobals(args: string[], env: (k: string) => string | undefi
 export async function dispatch(args: string[], argv0: string): Promise<number> {
   const env = (k: string) => Deno.env.get(k);
   const direct = ARGV0_COMMANDS[argv0];
-  let globals: Globals = {
-    configPath: env("GPUCTL_CONFIG") || undefined,
-    logLevel: undefined,
-    debug: env("GPUCTL_DEBUG") === "1",
-  };
+  let globals = envGlobals(env);
   let ctx: Context | undefined;
   try {
     let command: string | undefined, rest: string[];

@@ -6,7 +6,7 @@
  */
 import { GpuctlError } from "../errors/mod.ts";
 import { findRuntime, runcLogLine, scanRuncArgs, selfPath } from "../oci/runc_args.ts";
-import { plainConfig } from "../config/read.ts";
+import { envConfigPath, plainConfig } from "../config/read.ts";
 import type { Config } from "../config/schema.ts";
 import { execve, exists } from "../ffi/libc.ts";
 import type { Context } from "./context.ts";
@@ -72,7 +72,7 @@ export function passThrough(args: string[]): void {
   if (isHelp(args) || Deno.env.get("GPUCTL_FFI") === "koffi") return;
   try {
     if (readsBundle(scanRuncArgs(args, Deno.cwd()).command)) return;
-    const config = plainConfig(Deno.env.get("GPUCTL_CONFIG") || undefined, exists);
+    const config = plainConfig(envConfigPath((k) => Deno.env.get(k)), exists);
     const runtime = config && findRuntime(config.runtimes, Deno.env.get("PATH"), selfPath);
     if (runtime) execRuntime(runtime, args);
   } catch { /* run() meets the same failure, and reports it */ }

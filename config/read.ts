@@ -128,6 +128,11 @@ function existsOrUnknown(exists: (path: string) => boolean, file: string): boole
   }
 }
 
+/** The config file the environment names: `$GPUCTL_CONFIG`, unless unset or empty (then the default applies). */
+export function envConfigPath(env: (k: string) => string | undefined): string | undefined {
+  return env("GPUCTL_CONFIG") || undefined;
+}
+
 /**
  * The configuration when it needs no full parser: the default file absent, or a plainly valid file. `null` for
  * everything else (an invalid file, an unreadable one, a failing `exists`), which `readConfig()` explains.
