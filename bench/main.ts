@@ -112,7 +112,7 @@ try {
   );
 
   // The hook under real runc, through dist/gpuctl.js as nvidia-container-runtime-hook.
-  const { makeBundle } = await import("../tests/e2e/bundle.ts");
+  const { gpuctlEnv, gpuctlEnvList, makeBundle } = await import("../tests/e2e/bundle.ts");
   let nth = 0;
   const hookLogs: { name: string; log: string }[] = [];
   const runc = async (name: string, gpus: number | null): Promise<Case> => {
@@ -131,7 +131,7 @@ try {
       env: gpus === null ? [] : ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
       hook: {
         path: hook,
-        env: [`GPUCTL_CONFIG=${dir}/gpuctl.jsonc`, `HOME=${Deno.env.get("HOME") ?? "/root"}`],
+        env: gpuctlEnvList(`${dir}/gpuctl.jsonc`),
       },
     });
     if (gpus !== null) hookLogs.push({ name, log: `${dir}/gpuctl.log` });
@@ -204,12 +204,12 @@ try {
   Deno.mkdirSync(dk);
   const d3 = await fakeDriver(standardSpec(1, { mig: false }));
   Deno.writeTextFileSync(`${dk}/gpuctl.jsonc`, fixtureConfig(d3));
-  const gpuctlEnv = { GPUCTL_CONFIG: `${dk}/gpuctl.jsonc` };
-  runtimeLauncher(dk, gpuctlEnv, `${root}dist/gpuctl.js`);
+  const dockerEnv = gpuctlEnv(`${dk}/gpuctl.jsonc`);
+  runtimeLauncher(dk, dockerEnv, `${root}dist/gpuctl.js`);
   hookLauncher(dk, `${root}dist/gpuctl.js`);
   const docker = await Dockerd.start(dk, {
     args: ["--add-runtime", `gpu=${dk}/bin/gpuctl-runtime`],
-    env: { ...gpuctlEnv, HOME: Deno.env.get("HOME") ?? "/root" },
+    env: dockerEnv,
     pathDirs: [`${dk}/bin`],
   });
   try {

@@ -31,7 +31,12 @@ const noNvml = (d: FakeDriver, tmp: string) =>
   JSON.stringify({ driverRoot: tmp, devRoot: d.dev, procRoot: d.proc, nvmlLibrary: "libnvidia-ml.so.1" });
 
 /** A stand-in for runc: prints how it was called and exits 7, so that the exit code is seen to pass through. */
-const FAKE_RUNC = '#!/bin/sh\necho "argv0=${0##*/} args=$* SHIM_TEST=$SHIM_TEST"\nexit 7\n';
+const writeFakeRunc = (tmp: string) =>
+  Deno.writeTextFileSync(
+    `${tmp}/fake-runc`,
+    '#!/bin/sh\necho "argv0=${0##*/} args=$* SHIM_TEST=$SHIM_TEST"\nexit 7\n',
+    { mode: 0o755 },
+  );
 
 const CASES: Case[] = [
   { name: "version", args: ["--version"], stdout: `gpuctl ${VERSION}\n`, stderr: "", code: 0 },
@@ -481,7 +486,7 @@ const CASES: Case[] = [
     name: "runtime-pass-through",
     args: ["runtime", "--root", "/run/x", "state", "ctr-1"],
     config: (d, tmp) => fixtureConfig(d, { runtimes: [`${tmp}/no-such-runc`, `${tmp}/fake-runc`] }),
-    setup: (tmp) => Deno.writeTextFileSync(`${tmp}/fake-runc`, FAKE_RUNC, { mode: 0o755 }),
+    setup: writeFakeRunc,
     env: () => ({ SHIM_TEST: "kept" }),
     stdout: "argv0=fake-runc args=--root /run/x state ctr-1 SHIM_TEST=kept\n",
     stderr: "",
@@ -492,7 +497,7 @@ const CASES: Case[] = [
     args: ["kill", "ctr-1", "KILL"],
     argv0: "gpuctl-runtime",
     config: (d, tmp) => fixtureConfig(d, { runtimes: [`${tmp}/fake-runc`] }),
-    setup: (tmp) => Deno.writeTextFileSync(`${tmp}/fake-runc`, FAKE_RUNC, { mode: 0o755 }),
+    setup: writeFakeRunc,
     env: () => ({ SHIM_TEST: "kept" }),
     stdout: "argv0=fake-runc args=kill ctr-1 KILL SHIM_TEST=kept\n",
     stderr: "",
@@ -503,7 +508,7 @@ const CASES: Case[] = [
     args: ["--config", "{{TMP}}/other.jsonc", "runtime", "delete", "ctr-1"],
     config: () => null,
     setup: (tmp) => {
-      Deno.writeTextFileSync(`${tmp}/fake-runc`, FAKE_RUNC, { mode: 0o755 });
+      writeFakeRunc(tmp);
       Deno.writeTextFileSync(`${tmp}/other.jsonc`, JSON.stringify({ runtimes: [`${tmp}/fake-runc`] }));
     },
     env: () => ({ SHIM_TEST: "kept" }),

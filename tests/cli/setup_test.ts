@@ -99,7 +99,7 @@ Deno.test("configure containerd: version 2 and 3 configs, idempotent, default ru
     f2,
     'version = 2\n# keep me\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  snapshotter = "overlayfs"\n',
   );
-  const r = await runGpuctl([
+  const args = [
     "configure",
     "containerd",
     "--config",
@@ -107,7 +107,8 @@ Deno.test("configure containerd: version 2 and 3 configs, idempotent, default ru
     "--runtime-path",
     "/g/gpuctl-runtime",
     "--set-default",
-  ]);
+  ];
+  const r = await runGpuctl(args);
   assertEquals(r.code, 0, r.stderr);
   const text = Deno.readTextFileSync(f2);
   assertStringIncludes(text, "# keep me");
@@ -123,15 +124,7 @@ Deno.test("configure containerd: version 2 and 3 configs, idempotent, default ru
     text,
     '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.gpu.options]\n  BinaryName = "/g/gpuctl-runtime"',
   );
-  const again = await runGpuctl([
-    "configure",
-    "containerd",
-    "--config",
-    f2,
-    "--runtime-path",
-    "/g/gpuctl-runtime",
-    "--set-default",
-  ]);
+  const again = await runGpuctl(args); // the same command again
   assertStringIncludes(again.stdout, "already configured");
   const moved = await runGpuctl([
     "configure",

@@ -5,6 +5,7 @@
  * @module
  */
 import { PROJECT } from "../helpers.ts";
+import { type FakeDriver, fixtureConfig } from "../fixtures/driver.ts";
 
 /**
  * Where tests that mount things on the host do so: the Docker tests' dockerd data roots and the cgroup2 test's
@@ -36,6 +37,27 @@ async function probeBinary(): Promise<string> {
   }).output();
   if (!out.success) throw new Error("gcc nvml-probe failed");
   return (probe = `${dir}/nvml-probe`);
+}
+
+/** Writes gpuctl's configuration for the fake driver `d` to `file`, logging everything to `log`; returns `file`. */
+export function writeDebugConfig(
+  file: string,
+  d: FakeDriver,
+  log: string,
+  extra: Record<string, unknown> = {},
+): string {
+  Deno.writeTextFileSync(file, fixtureConfig(d, { logFile: log, logLevel: "debug", ...extra }));
+  return file;
+}
+
+/** The environment gpuctl runs with in these tests: its config file, and HOME for Deno's caches. */
+export function gpuctlEnv(config: string): Record<string, string> {
+  return { GPUCTL_CONFIG: config, HOME: Deno.env.get("HOME") ?? "/root" };
+}
+
+/** {@link gpuctlEnv} as a hook's `env` in config.json, followed by `extra`. */
+export function gpuctlEnvList(config: string, ...extra: string[]): string[] {
+  return [...Object.entries(gpuctlEnv(config)).map(([k, v]) => `${k}=${v}`), ...extra];
 }
 
 /** A launcher for the hook as Docker installs it: `nvidia-container-runtime-hook` on a PATH. */

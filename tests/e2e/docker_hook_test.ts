@@ -3,8 +3,8 @@
  * the hook up and adds it as a prestart hook, exactly as it does for NVIDIA's.
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { hookLauncher } from "./bundle.ts";
+import { fakeDriver, standardSpec } from "../fixtures/driver.ts";
+import { gpuctlEnv, hookLauncher, writeDebugConfig } from "./bundle.ts";
 import { Dockerd } from "./docker.ts";
 
 const IMAGE = "gpuctl-test/busybox-glibc";
@@ -12,13 +12,10 @@ const IMAGE = "gpuctl-test/busybox-glibc";
 Deno.test("docker run --gpus: all, a count, a device, and a bad request", async (t) => {
   const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-docker-" });
   const d = await fakeDriver(standardSpec(3, { mig: false }));
-  Deno.writeTextFileSync(
-    `${dir}/gpuctl.jsonc`,
-    fixtureConfig(d, { logFile: `${dir}/gpuctl.log`, logLevel: "debug" }),
-  );
+  const config = writeDebugConfig(`${dir}/gpuctl.jsonc`, d, `${dir}/gpuctl.log`);
   hookLauncher(dir);
   const docker = await Dockerd.start(dir, {
-    env: { GPUCTL_CONFIG: `${dir}/gpuctl.jsonc`, HOME: Deno.env.get("HOME") ?? "/root" },
+    env: gpuctlEnv(config),
     pathDirs: [`${dir}/bin`],
   });
   try {

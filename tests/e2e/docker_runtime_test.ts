@@ -5,7 +5,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import { runGpuctl } from "../helpers.ts";
-import { hookLauncher, runtimeLauncher } from "./bundle.ts";
+import { gpuctlEnv, hookLauncher, runtimeLauncher, writeDebugConfig } from "./bundle.ts";
 import { Dockerd } from "./docker.ts";
 
 const IMAGE = "gpuctl-test/busybox-glibc";
@@ -15,15 +15,11 @@ const gpusSeen = (out: string) => out.split("\n").filter((l) => /^GPU \d+: /.tes
 Deno.test("docker with gpuctl-runtime: GPU containers, untouched ones, refusals, lifecycle, 20 at once, hook mode", async (t) => {
   const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-docker-rt-" });
   const d = await fakeDriver(standardSpec(3, { mig: false }));
-  const home = Deno.env.get("HOME") ?? "/root";
-  Deno.writeTextFileSync(
-    `${dir}/spec.jsonc`,
-    fixtureConfig(d, { logFile: `${dir}/gpuctl.log`, logLevel: "debug" }),
-  );
+  const specConfig = writeDebugConfig(`${dir}/spec.jsonc`, d, `${dir}/gpuctl.log`);
   const hook = hookLauncher(`${dir}/hook`);
   Deno.writeTextFileSync(`${dir}/hook.jsonc`, fixtureConfig(d, { mode: "hook", hookPath: hook }));
-  const specShim = runtimeLauncher(`${dir}/spec`, { GPUCTL_CONFIG: `${dir}/spec.jsonc`, HOME: home });
-  const hookShim = runtimeLauncher(`${dir}/hookmode`, { GPUCTL_CONFIG: `${dir}/hook.jsonc`, HOME: home });
+  const specShim = runtimeLauncher(`${dir}/spec`, gpuctlEnv(specConfig));
+  const hookShim = runtimeLauncher(`${dir}/hookmode`, gpuctlEnv(`${dir}/hook.jsonc`));
   // daemon.json through gpuctl configure docker (two runtimes), --add-runtime for a third name.
   for (const [name, path] of [["gpu-configured", specShim], ["gpuhook", hookShim]]) {
     const c = await runGpuctl([

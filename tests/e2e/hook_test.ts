@@ -3,22 +3,14 @@
  * `nvidia-container-runtime-hook prestart`.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
-import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
+import { fakeDriver, standardSpec } from "../fixtures/driver.ts";
 import { logLines, tempDir } from "../helpers.ts";
-import { hostMounts, makeBundle, runcRun } from "./bundle.ts";
+import { gpuctlEnvList, hostMounts, makeBundle, runcRun, writeDebugConfig } from "./bundle.ts";
 
 async function setup(tmp: string, extra: Record<string, unknown> = {}) {
   const d = await fakeDriver(standardSpec(2));
-  const config = `${tmp}/gpuctl.jsonc`;
-  Deno.writeTextFileSync(
-    config,
-    fixtureConfig(d, { logFile: `${tmp}/gpuctl.log`, logLevel: "debug", ...extra }),
-  );
-  const hookEnv = [
-    `GPUCTL_CONFIG=${config}`,
-    `HOME=${Deno.env.get("HOME") ?? "/root"}`,
-    "PATH=/usr/bin:/bin",
-  ];
+  const config = writeDebugConfig(`${tmp}/gpuctl.jsonc`, d, `${tmp}/gpuctl.log`, extra);
+  const hookEnv = gpuctlEnvList(config, "PATH=/usr/bin:/bin");
   return { d, config, hookEnv };
 }
 

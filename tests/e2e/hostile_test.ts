@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import { PROJECT, snapshot, tempDir } from "../helpers.ts";
-import { hookLauncher, hostMounts, makeBundle, runcRun } from "./bundle.ts";
+import { gpuctlEnvList, hookLauncher, hostMounts, makeBundle, runcRun } from "./bundle.ts";
 
 interface Case {
   name: string;
@@ -113,7 +113,7 @@ for (const c of CASES) {
       debian: true,
       args: ["/bin/sh", "-c", (c.args ?? "echo STARTED") + "; echo ==end"],
       env: ["NVIDIA_VISIBLE_DEVICES=all", ...(c.env ?? [])],
-      hook: { env: [`GPUCTL_CONFIG=${config}`, `HOME=${Deno.env.get("HOME") ?? "/root"}`] },
+      hook: { env: gpuctlEnvList(config) },
       prepare: (r) => c.prepare(r, canary),
     });
     const r = await runcRun(b);
@@ -153,14 +153,13 @@ Deno.test("hostile: LD_PRELOAD in the hook's own environment does not reach the 
     env: ["NVIDIA_VISIBLE_DEVICES=0"],
     hook: {
       path: launcher,
-      env: [
-        `GPUCTL_CONFIG=${config}`,
-        `HOME=${Deno.env.get("HOME") ?? "/root"}`,
+      env: gpuctlEnvList(
+        config,
         `LD_PRELOAD=${tmp.path}/spy.so`,
         "LD_LIBRARY_PATH=/nonexistent",
         "NODE_OPTIONS=--x",
         "DENO_NO_UPDATE_CHECK=1",
-      ],
+      ),
     },
   });
   const r = await runcRun(b);

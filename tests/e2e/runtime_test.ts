@@ -2,18 +2,22 @@
  * The runtime shim in front of real runc: `gpuctl-runtime run` of bundles, in spec mode and hook mode.
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
+import { fakeDriver, standardSpec } from "../fixtures/driver.ts";
 import { logLines, tempDir } from "../helpers.ts";
-import { hookLauncher, hostMounts, makeBundle, runcRun, runtimeLauncher } from "./bundle.ts";
+import {
+  gpuctlEnv,
+  hookLauncher,
+  hostMounts,
+  makeBundle,
+  runcRun,
+  runtimeLauncher,
+  writeDebugConfig,
+} from "./bundle.ts";
 
 async function setup(tmp: string, extra: Record<string, unknown> = {}) {
   const d = await fakeDriver(standardSpec(2));
-  const config = `${tmp}/gpuctl.jsonc`;
-  Deno.writeTextFileSync(
-    config,
-    fixtureConfig(d, { logFile: `${tmp}/gpuctl.log`, logLevel: "debug", ...extra }),
-  );
-  const shim = runtimeLauncher(tmp, { GPUCTL_CONFIG: config, HOME: Deno.env.get("HOME") ?? "/root" });
+  const config = writeDebugConfig(`${tmp}/gpuctl.jsonc`, d, `${tmp}/gpuctl.log`, extra);
+  const shim = runtimeLauncher(tmp, gpuctlEnv(config));
   return { d, config, shim };
 }
 
