@@ -28,11 +28,12 @@ import {
   O_DIRECTORY,
   O_PATH,
   O_RDONLY,
+  statx,
   SyscallError,
 } from "../ffi/libc.ts";
 import type { Plan, PlannedMount } from "../plan/plan.ts";
 import { allowV1, type DeviceRule, findDeviceCgroup } from "./cgroup.ts";
-import { InRoot } from "./inroot.ts";
+import { fileType, InRoot } from "./inroot.ts";
 import { allowV2 } from "./bpf.ts";
 import { attach, attrsFor, cloneSource, mountTmpfs } from "./mounts.ts";
 import { updateLdCache } from "./ldcache.ts";
@@ -61,14 +62,6 @@ export function libraryDirs(root: InRoot): { lib: string; lib32: string } {
 export function destination(m: PlannedMount, dirs: { lib: string; lib32: string }): string {
   if (m.kind !== "library") return m.containerPath;
   return `${m.libraryDir === "lib32" ? dirs.lib32 : dirs.lib}/${m.containerPath}`;
-}
-
-function isDir(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
 }
 
 function readHost(path: string): Uint8Array | null {
@@ -145,7 +138,11 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
       for (const [m, fd] of clones) {
         const dest = destination(m, dirs);
         if (m.kind === "proc") continue; // under the /proc/driver/nvidia tmpfs, below
-        const kind = m.kind === "ipc" && isDir(m.hostPath) ? "dir" : "file";
+        // An IPC endpoint may be a directory (MPS's pipes). The clone itself says so: no path is looked up, which
+        // here, inside the container's mount namespace, would resolve in the container's view of the host path.
+        const kind = m.kind === "ipc" && fileType(statx(fd, "", AT_EMPTY_PATH).mode) === "dir"
+          ? "dir"
+          : "file";
         const target = root.mountTarget(dest, kind, replaced);
         attach(fd, target);
         root.release(target);

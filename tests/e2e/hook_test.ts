@@ -24,6 +24,7 @@ const CHECK = [
   "echo ==fw; ls /lib/firmware/nvidia/*/",
   "echo ==open; cat /dev/nvidia0 2>&1; cat /dev/nvidiactl 2>&1",
   "echo ==ro; touch /usr/bin/nvidia-smi 2>&1 || echo read-only",
+  "echo ==mps; test -d /tmp/nvidia-mps && echo mps-is-a-directory",
   "echo ==end",
 ].join("; ");
 
@@ -60,6 +61,8 @@ Deno.test("hook: runc + prestart hook gives a Debian-style image the fake GPUs, 
   // GPU behind the fake node), not "operation not permitted".
   assertMatch(out, /==open\ncat: can't open '\/dev\/nvidia0': No such device or address/);
   assertStringIncludes(out, "read-only");
+  // The MPS pipe directory (an IPC endpoint that is a directory) is mounted as one.
+  assertStringIncludes(out, "mps-is-a-directory");
   assertStringIncludes(out, "==end");
   assertEquals(hostMounts(), before, "the host's mount table is unchanged");
   // The log says what was injected and where the time went.
