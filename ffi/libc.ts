@@ -11,6 +11,10 @@ import type { Backend, Decls, Library } from "./types.ts";
 /** Linux system call numbers (x86-64 first, aarch64 second), for calls glibc has no wrapper for. */
 const SYS: Record<string, [number, number]> = {
   openat2: [437, 437],
+  fsopen: [430, 430],
+  getdents64: [217, 61],
+  fsconfig: [431, 431],
+  fsmount: [432, 432],
   bpf: [321, 280],
   open_tree: [428, 428],
   move_mount: [429, 429],
@@ -36,6 +40,8 @@ export const LIBC = {
   access: { params: ["cstring", "i32"], result: "i32" },
   read: { params: ["i32", "buffer", "u64"], result: "i64" },
   write: { params: ["i32", "buffer", "u64"], result: "i64" },
+  pread: { params: ["i32", "buffer", "u64", "i64"], result: "i64" },
+  pwrite: { params: ["i32", "buffer", "u64", "i64"], result: "i64" },
   renameat: { params: ["i32", "cstring", "i32", "cstring"], result: "i32" },
   unlinkat: { params: ["i32", "cstring", "i32"], result: "i32" },
   readlinkat: { params: ["i32", "cstring", "buffer", "u64"], result: "i64" },
@@ -50,6 +56,14 @@ export const LIBC = {
     params: ["i64", "i32", "cstring", "u32", "buffer", "u64"],
     result: "i64",
   },
+  sys_getdents64: { symbol: "syscall", params: ["i64", "i32", "buffer", "u64"], result: "i64" },
+  sys_fsopen: { symbol: "syscall", params: ["i64", "cstring", "u32"], result: "i64" },
+  sys_fsconfig: {
+    symbol: "syscall",
+    params: ["i64", "i32", "u32", "cstring", "cstring", "i32"],
+    result: "i64",
+  },
+  sys_fsmount: { symbol: "syscall", params: ["i64", "i32", "u32", "u32"], result: "i64" },
   sys_move_mount: {
     symbol: "syscall",
     params: ["i64", "i32", "cstring", "i32", "cstring", "u32"],
@@ -159,6 +173,29 @@ export function openTree(dirfd: number, path: string, flags: number): number {
   return check(`open_tree ${path}`, () => libc().sys_open_tree(sysno("open_tree"), dirfd, path, flags));
 }
 
+/**
+ * A new, detached filesystem of `type` (`fsopen`, `fsconfig`, `fsmount`): a mount descriptor that is in no mount
+ * namespace until it is attached with `move_mount`. `options` are string parameters (`mode`, `size`).
+ */
+export function newMount(type: string, options: Record<string, string>, attrs: number): number {
+  const fs = check(`fsopen ${type}`, () => libc().sys_fsopen(sysno("fsopen"), type, 1 /* FSOPEN_CLOEXEC */));
+  try {
+    for (const [k, v] of Object.entries(options)) {
+      check(`fsconfig ${k}`, () => libc().sys_fsconfig(sysno("fsconfig"), fs, 1, /* SET_STRING */ k, v, 0));
+    }
+    check(
+      "fsconfig create",
+      () => libc().sys_fsconfig(sysno("fsconfig"), fs, 6, /* CMD_CREATE */ null, null, 0),
+    );
+    return check(
+      `fsmount ${type}`,
+      () => libc().sys_fsmount(sysno("fsmount"), fs, 1, /* FSMOUNT_CLOEXEC */ attrs),
+    );
+  } finally {
+    libc().close(fs);
+  }
+}
+
 /** `move_mount(2)`. */
 export function moveMount(
   fromFd: number,
@@ -219,8 +256,13 @@ export interface Statx {
   uid: number;
   gid: number;
   size: number;
+  ino: bigint;
+  /** Modification time, ns since the epoch. */
+  mtimeNs: bigint;
   rdevMajor: number;
   rdevMinor: number;
+  devMajor: number;
+  devMinor: number;
 }
 
 /** `statx(2)` of `path` relative to `dirfd` (with `AT_EMPTY_PATH` and `""`: the descriptor itself). */
@@ -233,9 +275,36 @@ export function statx(dirfd: number, path: string, flags: number): Statx {
     gid: v.getUint32(24, true),
     mode: v.getUint16(28, true),
     size: Number(v.getBigUint64(40, true)),
+    ino: v.getBigUint64(32, true),
+    mtimeNs: v.getBigInt64(112, true) * 1_000_000_000n + BigInt(v.getUint32(120, true)),
     rdevMajor: v.getUint32(128, true),
     rdevMinor: v.getUint32(132, true),
+    devMajor: v.getUint32(136, true),
+    devMinor: v.getUint32(140, true),
   };
+}
+
+/** The names in a directory opened for reading (`O_RDONLY | O_DIRECTORY`), at most `max` of them. */
+export function readDirFd(fd: number, max: number): { name: string; type: number }[] {
+  const out: { name: string; type: number }[] = [];
+  const buf = new Uint8Array(32 << 10);
+  const dec = new TextDecoder();
+  for (;;) {
+    const n = check("getdents64", () => libc().sys_getdents64(sysno("getdents64"), fd, buf, buf.length));
+    if (n === 0) return out;
+    const v = new DataView(buf.buffer);
+    for (let at = 0; at < n;) {
+      const reclen = v.getUint16(at + 16, true);
+      const type = buf[at + 18]!;
+      const end = buf.indexOf(0, at + 19);
+      const name = dec.decode(buf.subarray(at + 19, end < 0 || end > at + reclen ? at + reclen : end));
+      if (name !== "." && name !== "..") {
+        if (out.length >= max) throw new Error(`more than ${max} directory entries`);
+        out.push({ name, type });
+      }
+      at += reclen;
+    }
+  }
 }
 
 /** Reads a symlink's target relative to `dirfd`. */
@@ -254,15 +323,37 @@ export function writeAll(fd: number, data: Uint8Array, what: string): void {
   }
 }
 
-/** Reads up to `max` bytes from `fd`; more than `max` is an error (the caller decides the limit). */
-export function readAll(fd: number, max: number, what: string): Uint8Array {
-  const out = new Uint8Array(max + 1);
+/**
+ * Reads everything from `fd`, at most `max` bytes (more is an error: the caller decides the limit). The buffer
+ * starts at `sizeHint` (a file's size, when known) and grows only as data comes, so a large limit costs nothing
+ * for a small file.
+ */
+export function readAll(fd: number, max: number, what: string, sizeHint = 64 << 10): Uint8Array {
+  let out = new Uint8Array(Math.min(max, Math.max(sizeHint, 0)) + 1);
   let n = 0;
   for (;;) {
+    if (n === out.length) {
+      if (n > max) throw new Error(`${what} is larger than ${max} bytes`);
+      const grown = new Uint8Array(Math.min(max + 1, out.length * 2));
+      grown.set(out);
+      out = grown;
+    }
     const chunk = out.subarray(n);
-    if (chunk.length === 0) throw new Error(`${what} is larger than ${max} bytes`);
     const r = check(`read ${what}`, () => libc().read(fd, chunk, chunk.length));
-    if (r === 0) return out.slice(0, n);
+    if (r === 0) return n === out.length ? out : out.slice(0, n);
+    n += r;
+    if (n > max) throw new Error(`${what} is larger than ${max} bytes`);
+  }
+}
+
+/** `pread(2)` into `buf` from `offset`; returns the bytes read (fewer only at the end of the file). */
+export function preadFull(fd: number, buf: Uint8Array, offset: number, what: string): number {
+  let n = 0;
+  while (n < buf.length) {
+    const chunk = buf.subarray(n);
+    const r = check(`pread ${what}`, () => libc().pread(fd, chunk, chunk.length, offset + n));
+    if (r === 0) break;
     n += r;
   }
+  return n;
 }

@@ -1,150 +1,78 @@
 /**
  * Editing config.json: additions to its lists, made as insertions into the text so every other byte — unknown
- * fields, key order, numbers beyond 2^53 — is kept; written atomically (temporary file, fsync, rename).
- * config.json is plain JSON written by a runtime, so one scan of it finds every place to insert at: no JSONC
- * parser on the path of every GPU container.
+ * fields, key order, numbers beyond 2^53 — is kept; written atomically (temporary file, fsync, rename). Where
+ * to insert comes from the document as runc reads it (`json.ts`): into the member runc will use when a key is
+ * given twice or in another case.
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
+import { at, type JNode } from "./json.ts";
 
-/** A path into a JSON document: object keys and array indexes. */
-export type JSONPath = (string | number)[];
-
-/** One addition: items appended to the list at `path` (created if absent). */
-export interface ListAddition {
-  path: JSONPath;
-  items: unknown[];
-  /** Items already in the list for which this returns true are not added again. */
-  same?: (existing: unknown, item: unknown) => boolean;
-}
-
-function get(doc: unknown, path: JSONPath): unknown {
-  let v = doc;
-  for (const k of path) {
-    if (v === null || typeof v !== "object") return undefined;
-    v = (v as Record<string | number, unknown>)[k as string];
-  }
-  return v;
+/** One addition: items appended to the list at `path` (created, with missing parents, if absent). */
+export interface ListAddition<T = unknown> {
+  /** Field names from the top of the document. */
+  path: readonly string[];
+  items: readonly T[];
+  /** The identity of a new item: one already in the list (or added before it) is not added again. */
+  key(item: T): string;
+  /** The identity of an item the list already has, read as runc reads it; `undefined` matches nothing. */
+  existing(node: JNode): string | undefined;
 }
 
 /**
- * Where each of `paths` is in JSON text, for those that are arrays or objects: the offset of the closing bracket
- * or brace, and whether it is empty. One pass over the text.
- */
-export function locateContainers(
-  text: string,
-  paths: readonly JSONPath[],
-): Map<string, { close: number; empty: boolean }> {
-  const want = new Set(paths.map((p) => JSON.stringify(p)));
-  const found = new Map<string, { close: number; empty: boolean }>();
-  // One frame per open container: its path, whether it is an array, the next array index, whether it has items.
-  const stack: { path: JSONPath; array: boolean; index: number; items: boolean }[] = [];
-  let key: string | number | undefined;
-  let expectKey = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x3a /* : */) continue;
-    const top = stack[stack.length - 1];
-    if (c === 0x2c /* , */) {
-      if (top?.array) top.index++;
-      else expectKey = true;
-      continue;
-    }
-    if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
-      const done = stack.pop();
-      const id = done === undefined ? "" : JSON.stringify(done.path);
-      if (want.has(id)) found.set(id, { close: i, empty: !done!.items });
-      continue;
-    }
-    // A value begins (or, in an object, a key).
-    if (top !== undefined) {
-      top.items = true;
-      if (top.array) key = top.index;
-    }
-    if (c === 0x22 /* " */) {
-      let j = i + 1;
-      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
-      if (expectKey) key = JSON.parse(text.slice(i, j + 1)) as string;
-      expectKey = false;
-      i = j;
-      continue;
-    }
-    if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      const path = top === undefined ? [] : [...top.path, key!];
-      stack.push({ path, array: c === 0x5b, index: 0, items: false });
-      expectKey = c === 0x7b;
-      continue;
-    }
-    // A number, true, false or null: skip to its end.
-    while (i + 1 < text.length && !/[\s,\]\}]/.test(text[i + 1]!)) i++;
-  }
-  return found;
-}
-
-/**
- * Applies list additions to config.json text; returns the new text (unchanged text if nothing is added).
+ * Applies list additions to config.json text (`tree` is its parse); returns the new text, the same text when
+ * nothing is added.
  *
  * Items go in as compact JSON just before the closing bracket of a list that exists, so the list's existing
  * items and every byte around them stay as they were. A list that is missing goes in, with any missing parent
  * objects, just before the closing brace of its deepest existing parent.
  */
-export function addToLists(text: string, doc: unknown, additions: readonly ListAddition[]): string {
-  const inserts: { path: JSONPath; items: unknown[] }[] = [];
+export function addToLists(text: string, tree: JNode, additions: readonly ListAddition[]): string {
+  const edits: { offset: number; content: string }[] = [];
   // Missing lists, grouped by their deepest existing parent object: the members to add to it.
-  const creates = new Map<string, { parent: JSONPath; members: Record<string, unknown> }>();
+  const creates = new Map<JNode, Record<string, unknown>>();
   for (const a of additions) {
-    const have = get(doc, a.path);
-    if (have !== undefined && !Array.isArray(have)) {
+    const have = at(tree, a.path);
+    if (have !== undefined && have.t !== "arr") {
       throw new GpuctlError("config.json", `"${a.path.join(".")}" is not a list`);
     }
-    const list = (have as unknown[] | undefined) ?? [];
-    const fresh = a.items.filter((i) =>
-      !list.some((e) => (a.same ? a.same(e, i) : JSON.stringify(e) === JSON.stringify(i)))
-    );
+    const seen = new Set<string>();
+    for (const e of have?.items ?? []) {
+      const k = a.existing(e);
+      if (k !== undefined) seen.add(k);
+    }
+    const fresh = a.items.filter((i) => {
+      const k = a.key(i);
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
     if (fresh.length === 0) continue;
     if (have !== undefined) {
-      inserts.push({ path: a.path, items: fresh });
+      const items = fresh.map((i) => JSON.stringify(i)).join(",");
+      edits.push({ offset: have.end - 1, content: have.items.length === 0 ? items : `,${items}` });
       continue;
     }
     let k = a.path.length - 1;
-    while (k > 0 && get(doc, a.path.slice(0, k)) === undefined) k--;
-    const parent = a.path.slice(0, k);
-    const p = get(doc, parent);
-    if (p === null || typeof p !== "object" || Array.isArray(p)) {
-      throw new GpuctlError("config.json", `"${parent.join(".") || "(top)"}" is not an object`);
+    while (k > 0 && at(tree, a.path.slice(0, k)) === undefined) k--;
+    const parent = k === 0 ? tree : at(tree, a.path.slice(0, k))!;
+    if (parent.t !== "obj") {
+      throw new GpuctlError("config.json", `"${a.path.slice(0, k).join(".") || "(top)"}" is not an object`);
     }
-    const id = JSON.stringify(parent);
-    const group = creates.get(id) ?? { parent, members: {} };
-    creates.set(id, group);
-    let m = group.members;
-    for (const key of a.path.slice(k, -1)) m = (m[String(key)] ??= {}) as Record<string, unknown>;
-    m[String(a.path[a.path.length - 1])] = fresh;
+    const group = creates.get(parent) ?? {};
+    creates.set(parent, group);
+    let m = group;
+    for (const key of a.path.slice(k, -1)) m = (m[key] ??= {}) as Record<string, unknown>;
+    m[a.path[a.path.length - 1]!] = fresh;
   }
-  if (inserts.length === 0 && creates.size === 0) return text;
-  const at = locateContainers(text, [
-    ...inserts.map((x) => x.path),
-    ...[...creates.values()].map((c) => c.parent),
-  ]);
-  const where = (path: JSONPath) => {
-    const w = at.get(JSON.stringify(path));
-    if (w === undefined) {
-      throw new GpuctlError("config.json", `"${path.join(".") || "(top)"}" could not be located in the text`);
-    }
-    return w;
-  };
-  const edits = [
-    ...inserts.map((x) => {
-      const w = where(x.path);
-      const items = x.items.map((i) => JSON.stringify(i)).join(",");
-      return { offset: w.close, content: w.empty ? items : `,${items}` };
-    }),
-    ...[...creates.values()].map((c) => {
-      const w = where(c.parent);
-      const members = Object.entries(c.members).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`)
-        .join(",");
-      return { offset: w.close, content: w.empty ? members : `,${members}` };
-    }),
-  ];
+  for (const [parent, members] of creates) {
+    const text = Object.entries(members).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(
+      ",",
+    );
+    const empty = parent.t === "obj" && parent.members.length === 0;
+    edits.push({ offset: parent.end - 1, content: empty ? text : `,${text}` });
+  }
+  if (edits.length === 0) return text;
   let out = text;
   for (const e of edits.sort((x, y) => y.offset - x.offset)) {
     out = out.slice(0, e.offset) + e.content + out.slice(e.offset);

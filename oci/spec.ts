@@ -1,9 +1,29 @@
 /**
- * The parts of the OCI runtime spec and state gpuctl reads, validated from untrusted JSON: config.json and the
- * state on a hook's stdin come from whoever created the container.
+ * The parts of the OCI runtime spec and state gpuctl reads, from untrusted JSON: config.json and the state on a
+ * hook's stdin come from whoever created the container. config.json is read as runc reads it (see `json.ts`:
+ * keys matched case-insensitively, the last one winning), so gpuctl never sees a request, a privilege or a
+ * rootfs that runc does not.
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
+import { at, exactMember, type JNode, member, parseJson } from "./json.ts";
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  check,
+  libc,
+  O_CLOEXEC,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDONLY,
+  readAll,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  statx,
+  strerror,
+  SyscallError,
+} from "../ffi/libc.ts";
 
 /** The state runc passes to a hook on stdin. */
 export interface OciState {
@@ -19,117 +39,176 @@ export interface OciMount {
   options?: string[];
 }
 
-/** The subset of config.json gpuctl uses; everything else is kept untouched when it edits the file. */
+export interface OciHook {
+  path: string;
+  args: string[];
+}
+
+/** config.json as runc will use it: the fields gpuctl reads, and the parsed document for editing it. */
 export interface OciSpec {
-  process?: { env?: string[]; capabilities?: { bounding?: string[] } };
-  root?: { path?: string; readonly?: boolean };
-  mounts?: OciMount[];
-  linux?: Record<string, unknown>;
-  hooks?: Record<string, unknown>;
-  [key: string]: unknown;
+  /** The document, for edits that keep every other byte (`edit.ts`). */
+  readonly tree: JNode;
+  readonly env: readonly string[];
+  /** `process.capabilities.bounding`; `undefined` when the spec gives none. */
+  readonly bounding: readonly string[] | undefined;
+  /** `root.path` as written (may be relative to the bundle). */
+  readonly rootPath: string | undefined;
+  readonly mounts: readonly OciMount[];
+  /** `annotations` (a Go map: exact keys). */
+  readonly annotations: ReadonlyMap<string, string>;
+  readonly prestart: readonly OciHook[];
+  /** Paths of `linux.devices`. */
+  readonly devices: readonly string[];
 }
 
 /** The most bytes gpuctl reads of a config.json or a state document. */
 export const MAX_SPEC_BYTES = 16 << 20;
 
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
-
 /** Parses the state JSON a hook reads from stdin. */
 export function parseState(text: string): OciState {
-  let v: unknown;
+  const what = "container state on stdin";
+  const v = parseJson(text, what);
+  if (v.t !== "obj") throw new GpuctlError(what, "is not a JSON object");
+  const pid = member(v, "pid"), bundle = member(v, "bundle") ?? member(v, "bundlePath"), id = member(v, "id");
+  const n = pid?.t === "num" ? Number(pid.raw) : NaN;
+  if (!Number.isInteger(n) || n <= 0 || n > 2 ** 31) {
+    throw new GpuctlError(what, 'has no valid "pid"');
+  }
+  if (bundle?.t !== "str" || !bundle.value.startsWith("/") || bundle.value.includes("\0")) {
+    throw new GpuctlError(what, 'has no absolute "bundle" path');
+  }
+  return { id: id?.t === "str" ? id.value : "", pid: n, bundle: bundle.value };
+}
+
+/** Parses config.json text, checking the types of the fields gpuctl reads as runc's decoder would. */
+export function parseSpec(text: string, file: string): OciSpec {
+  const tree = parseJson(text, file);
+  if (tree.t !== "obj") throw new GpuctlError(file, "is not a JSON object");
+  const bad = (what: string): never => {
+    throw new GpuctlError(file, what);
+  };
+  /** A field that must be an object when present (null counts as absent, as in Go). */
+  const obj = (parent: JNode | undefined, key: string, name: string): JNode | undefined => {
+    const v = member(parent, key);
+    if (v === undefined || v.t === "null") return undefined;
+    if (v.t !== "obj") bad(`"${name}" is not an object`);
+    return v;
+  };
+  const strings = (v: JNode | undefined, name: string): string[] | undefined => {
+    if (v === undefined || v.t === "null") return undefined;
+    if (v.t !== "arr" || !v.items.every((x) => x.t === "str")) bad(`"${name}" is not a list of strings`);
+    return (v as { items: { value: string }[] }).items.map((x) => x.value);
+  };
+  const optStr = (v: JNode | undefined, name: string): string | undefined => {
+    if (v === undefined || v.t === "null") return undefined;
+    if (v.t !== "str") bad(`"${name}" is not a string`);
+    return (v as { value: string }).value;
+  };
+
+  const process = obj(tree, "process", "process");
+  const env = strings(member(process, "env"), "process.env") ?? [];
+  const caps = obj(process, "capabilities", "process.capabilities");
+  const bounding = strings(member(caps, "bounding"), "process.capabilities.bounding");
+  const root = obj(tree, "root", "root");
+  const rootPath = optStr(member(root, "path"), "root.path");
+
+  const mounts: OciMount[] = [];
+  const m = member(tree, "mounts");
+  if (m !== undefined && m.t !== "null") {
+    if (m.t !== "arr") bad('"mounts" is not a list');
+    for (const item of (m as { items: JNode[] }).items) {
+      if (item.t === "null") continue;
+      if (item.t !== "obj") bad("a mount is not an object");
+      const destination = member(item, "destination");
+      if (destination?.t !== "str") bad('a mount has no "destination" string');
+      const mount: OciMount = { destination: (destination as { value: string }).value };
+      const source = optStr(member(item, "source"), "mount source");
+      if (source !== undefined) mount.source = source;
+      const type = optStr(member(item, "type"), "mount type");
+      if (type !== undefined) mount.type = type;
+      const options = strings(member(item, "options"), "mount options");
+      if (options !== undefined) mount.options = options;
+      mounts.push(mount);
+    }
+  }
+
+  const annotations = new Map<string, string>();
+  const ann = obj(tree, "annotations", "annotations");
+  for (const [k] of ann?.t === "obj" ? ann.members : []) {
+    const v = exactMember(ann, k)!;
+    if (v.t !== "str" && v.t !== "null") bad(`annotation "${k.slice(0, 64)}" is not a string`);
+    annotations.set(k, v.t === "str" ? v.value : "");
+  }
+
+  const hooks = obj(tree, "hooks", "hooks");
+  const prestart: OciHook[] = [];
+  const pre = member(hooks, "prestart");
+  if (pre !== undefined && pre.t !== "null") {
+    if (pre.t !== "arr") bad('"hooks.prestart" is not a list');
+    for (const h of (pre as { items: JNode[] }).items) {
+      if (h.t !== "obj") bad("a prestart hook is not an object");
+      prestart.push({
+        path: optStr(member(h, "path"), "hook path") ?? "",
+        args: strings(member(h, "args"), "hook args") ?? [],
+      });
+    }
+  }
+
+  const linux = obj(tree, "linux", "linux");
+  const devices: string[] = [];
+  const devs = member(linux, "devices");
+  if (devs !== undefined && devs.t !== "null") {
+    if (devs.t !== "arr") bad('"linux.devices" is not a list');
+    for (const d of (devs as { items: JNode[] }).items) {
+      const p = d.t === "obj" ? member(d, "path") : undefined;
+      if (p?.t === "str") devices.push(p.value);
+    }
+  }
+  return { tree, env, bounding, rootPath, mounts, annotations, prestart, devices };
+}
+
+/** The value at a path of fields of the spec, as runc reads it (see {@link at}). */
+export function specAt(spec: OciSpec, path: readonly string[]): JNode | undefined {
+  return at(spec.tree, path);
+}
+
+/**
+ * Reads a regular file of at most `max` bytes by path, never through a symlink, a FIFO or a device (opened
+ * `O_PATH` and checked before any read open): config.json, whose content is not trusted.
+ */
+export function readLimited(path: string, max = MAX_SPEC_BYTES): string {
+  let fd: number;
   try {
-    v = JSON.parse(text);
+    fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0));
   } catch (e) {
-    throw new GpuctlError("container state on stdin", `is not JSON (${(e as Error).message})`);
-  }
-  if (!isObj(v)) throw new GpuctlError("container state on stdin", "is not a JSON object");
-  const pid = v.pid, bundle = v.bundle ?? v.bundlePath, id = v.id;
-  if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0) {
-    throw new GpuctlError("container state on stdin", `has no valid "pid" (got ${JSON.stringify(pid)})`);
-  }
-  if (typeof bundle !== "string" || !bundle.startsWith("/") || bundle.includes("\0")) {
     throw new GpuctlError(
-      "container state on stdin",
-      `has no absolute "bundle" path (got ${JSON.stringify(bundle)})`,
+      path,
+      `cannot be opened: ${e instanceof SyscallError ? strerror(e.errno) : String(e)}`,
     );
   }
-  return { id: typeof id === "string" ? id : "", pid, bundle };
-}
-
-/** Parses config.json text, checking the types of the fields gpuctl reads. */
-export function parseSpec(text: string, file: string): OciSpec {
-  let v: unknown;
   try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new GpuctlError(file, `is not valid JSON (${(e as Error).message})`);
-  }
-  if (!isObj(v)) throw new GpuctlError(file, "is not a JSON object");
-  const bad = (what: string): never => {
-    throw new GpuctlError(file, `${what}`);
-  };
-  if (v.process !== undefined) {
-    if (!isObj(v.process)) bad('"process" is not an object');
-    const p = v.process as Record<string, unknown>;
-    if (p.env !== undefined && (!Array.isArray(p.env) || !p.env.every((e) => typeof e === "string"))) {
-      bad('"process.env" is not a list of strings');
-    }
-    if (p.capabilities !== undefined) {
-      if (!isObj(p.capabilities)) bad('"process.capabilities" is not an object');
-      const b = (p.capabilities as Record<string, unknown>).bounding;
-      if (b !== undefined && (!Array.isArray(b) || !b.every((c) => typeof c === "string"))) {
-        bad('"process.capabilities.bounding" is not a list of strings');
-      }
-    }
-  }
-  if (
-    v.root !== undefined && (!isObj(v.root) || (v.root.path !== undefined && typeof v.root.path !== "string"))
-  ) {
-    bad('"root.path" is not a string');
-  }
-  if (v.mounts !== undefined) {
-    if (!Array.isArray(v.mounts)) bad('"mounts" is not a list');
-    for (const m of v.mounts as unknown[]) {
-      if (!isObj(m) || typeof m.destination !== "string") bad('a mount has no "destination" string');
-      const mm = m as Record<string, unknown>;
-      if (mm.source !== undefined && typeof mm.source !== "string") bad('a mount "source" is not a string');
-    }
-  }
-  if (v.linux !== undefined && !isObj(v.linux)) bad('"linux" is not an object');
-  if (v.hooks !== undefined && !isObj(v.hooks)) bad('"hooks" is not an object');
-  return v as OciSpec;
-}
-
-/** Reads a file of at most `max` bytes (config.json, state): a larger one is refused, not truncated. */
-export function readLimited(path: string, max = MAX_SPEC_BYTES): string {
-  let f: Deno.FsFile;
-  try {
-    f = Deno.openSync(path, { read: true });
-  } catch (e) {
-    throw new GpuctlError(path, `cannot be opened: ${(e as Error).message}`);
-  }
-  try {
-    const st = f.statSync();
-    if (!st.isFile) throw new GpuctlError(path, "is not a regular file");
+    const st = statx(fd, "", AT_EMPTY_PATH);
+    if ((st.mode & S_IFMT) === S_IFLNK) throw new GpuctlError(path, "is a symlink; refusing to read it");
+    if ((st.mode & S_IFMT) !== S_IFREG) throw new GpuctlError(path, "is not a regular file");
     if (st.size > max) throw new GpuctlError(path, `is larger than ${max} bytes`);
-    const buf = new Uint8Array(st.size);
-    let n = 0;
-    while (n < buf.length) {
-      const r = f.readSync(buf.subarray(n));
-      if (r === null) break;
-      n += r;
+    const rfd = check(
+      `open ${path}`,
+      () => libc().openat(AT_FDCWD, `/proc/self/fd/${fd}`, O_RDONLY | O_CLOEXEC, 0),
+    );
+    try {
+      return new TextDecoder().decode(readAll(rfd, max, path, st.size));
+    } finally {
+      libc().close(rfd);
     }
-    return new TextDecoder().decode(buf.subarray(0, n));
   } finally {
-    f.close();
+    libc().close(fd);
   }
 }
 
-/** The container's environment as a map; a later duplicate wins, as with `docker run -e`. */
-export function envMap(spec: OciSpec): Map<string, string> {
+/** The container's environment as a map; a later duplicate wins, as in NVIDIA's runtime. */
+export function envMap(spec: Pick<OciSpec, "env">): Map<string, string> {
   const m = new Map<string, string>();
-  for (const e of spec.process?.env ?? []) {
+  for (const e of spec.env) {
     const i = e.indexOf("=");
     if (i > 0) m.set(e.slice(0, i), e.slice(i + 1));
   }
@@ -137,7 +216,7 @@ export function envMap(spec: OciSpec): Map<string, string> {
 }
 
 /** The absolute rootfs path of a bundle's spec. */
-export function rootfsPath(spec: OciSpec, bundle: string): string {
-  const p = spec.root?.path ?? "rootfs";
+export function rootfsPath(spec: Pick<OciSpec, "rootPath">, bundle: string): string {
+  const p = spec.rootPath ?? "rootfs";
   return p.startsWith("/") ? p : `${bundle.replace(/\/+$/, "")}/${p}`;
 }

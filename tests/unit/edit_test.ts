@@ -1,5 +1,6 @@
 import { assertEquals, assertThrows } from "../assert.ts";
-import { addToLists, locateContainers, writeAtomic } from "../../oci/edit.ts";
+import { addToLists, type ListAddition, writeAtomic } from "../../oci/edit.ts";
+import { type JNode, member, parseJson } from "../../oci/json.ts";
 import { GpuctlError } from "../../errors/mod.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -8,12 +9,23 @@ const TEXT = '{"ociVersion":"1.2.0","process":{"env":["PATH=/bin","A=1"],"cwd":"
   '"mounts":[{"destination":"/proc","type":"proc","source":"proc","x":18446744073709551615}],' +
   '"linux":{"devices":[],"namespaces":[{"type":"mount"}]}}';
 
+/** An addition whose identity is the item's compact JSON (or `key` of it), compared with an existing item's text. */
+function list(path: string[], items: unknown[], key?: (x: unknown) => string, text = TEXT): ListAddition {
+  return {
+    path,
+    items,
+    key: key ?? ((i) => JSON.stringify(i)),
+    existing: (n: JNode) => (key ? key(JSON.parse(text.slice(n.start, n.end))) : text.slice(n.start, n.end)),
+  };
+}
+const add = (text: string, additions: ListAddition[]) =>
+  addToLists(text, parseJson(text, "config.json"), additions);
+
 Deno.test("addToLists() appends before the closing bracket and keeps every other byte", () => {
-  const doc = JSON.parse(TEXT);
-  const out = addToLists(TEXT, doc, [
-    { path: ["process", "env"], items: ["NVIDIA_VISIBLE_DEVICES=0"] },
-    { path: ["mounts"], items: [{ destination: "/usr/bin/nvidia-smi", type: "bind" }] },
-    { path: ["linux", "devices"], items: [{ path: "/dev/nvidia0", major: 195 }, { path: "/dev/nvidiactl" }] },
+  const out = add(TEXT, [
+    list(["process", "env"], ["NVIDIA_VISIBLE_DEVICES=0"]),
+    list(["mounts"], [{ destination: "/usr/bin/nvidia-smi", type: "bind" }]),
+    list(["linux", "devices"], [{ path: "/dev/nvidia0", major: 195 }, { path: "/dev/nvidiactl" }]),
   ]);
   assertEquals(
     out,
@@ -28,9 +40,9 @@ Deno.test("addToLists() appends before the closing bracket and keeps every other
 
 Deno.test("addToLists() creates a missing list, and its missing parents", () => {
   const text = '{"process":{"env":[]},"linux":{}}';
-  const out = addToLists(text, JSON.parse(text), [
-    { path: ["linux", "resources", "devices"], items: [{ allow: true, type: "c", major: 195 }] },
-    { path: ["hooks", "prestart"], items: [{ path: "/bin/hook" }] },
+  const out = add(text, [
+    list(["linux", "resources", "devices"], [{ allow: true, type: "c", major: 195 }], undefined, text),
+    list(["hooks", "prestart"], [{ path: "/bin/hook" }], undefined, text),
   ]);
   assertEquals(
     out,
@@ -40,43 +52,55 @@ Deno.test("addToLists() creates a missing list, and its missing parents", () => 
   // Two missing lists under one missing parent become one object; a present list next to them is appended to.
   const t2 = '{"ociVersion":"1.2.0", "x": 18446744073709551615, "mounts": [ ]}';
   assertEquals(
-    addToLists(t2, JSON.parse(t2), [
-      { path: ["linux", "devices"], items: [{ path: "/dev/nvidia0" }] },
-      { path: ["linux", "resources", "devices"], items: [{ allow: true }] },
-      { path: ["mounts"], items: [{ destination: "/x" }] },
+    add(t2, [
+      list(["linux", "devices"], [{ path: "/dev/nvidia0" }], undefined, t2),
+      list(["linux", "resources", "devices"], [{ allow: true }], undefined, t2),
+      list(["mounts"], [{ destination: "/x" }], undefined, t2),
     ]),
     '{"ociVersion":"1.2.0", "x": 18446744073709551615, "mounts": [ {"destination":"/x"}],' +
       '"linux":{"devices":[{"path":"/dev/nvidia0"}],"resources":{"devices":[{"allow":true}]}}}',
   );
 });
 
-Deno.test("addToLists() refuses to create a list under something that is not an object", () => {
-  for (
-    const [text, what] of [['{"linux": null}', '"linux"'], ['{"linux": [1]}', '"linux"'], ["[]", '"(top)"']]
-  ) {
+Deno.test("addToLists() refuses to create a list under something that is not an object; null is absent, as in Go", () => {
+  for (const [text, what] of [['{"linux": [1]}', '"linux"'], ["[]", '"(top)"']]) {
     assertThrows(
-      () => addToLists(text!, JSON.parse(text!), [{ path: ["linux", "devices"], items: [1] }]),
+      () => add(text!, [list(["linux", "devices"], [1], undefined, text)]),
       GpuctlError,
       `${what} is not an object`,
     );
   }
+  // runc decodes "linux": null as no linux at all; the member added after it is the one runc reads.
+  const out = add('{"linux": null}', [list(["linux", "devices"], [1], undefined, '{"linux": null}')]);
+  assertEquals(out, '{"linux": null,"linux":{"devices":[1]}}');
 });
 
 Deno.test("addToLists() leaves out items already there, and the text alone when nothing is new", () => {
-  const doc = JSON.parse(TEXT);
-  const sameName = (a: unknown, b: unknown) => String(a).split("=")[0] === String(b).split("=")[0];
-  assertEquals(addToLists(TEXT, doc, [{ path: ["process", "env"], items: ["A=2"], same: sameName }]), TEXT);
-  assertEquals(addToLists(TEXT, doc, [{ path: ["linux", "namespaces"], items: [{ type: "mount" }] }]), TEXT);
-  const out = addToLists(TEXT, doc, [{ path: ["process", "env"], items: ["A=2", "B=3"], same: sameName }]);
+  const name = (x: unknown) => String(x).split("=")[0]!;
+  assertEquals(add(TEXT, [list(["process", "env"], ["A=2"], name)]), TEXT);
+  assertEquals(add(TEXT, [list(["linux", "namespaces"], [{ type: "mount" }])]), TEXT);
+  const out = add(TEXT, [list(["process", "env"], ["A=2", "B=3", "B=4"], name)]);
   assertEquals(JSON.parse(out).process.env, ["PATH=/bin", "A=1", "B=3"]);
 });
 
 Deno.test("addToLists() refuses a path that is not a list", () => {
   assertThrows(
-    () => addToLists(TEXT, JSON.parse(TEXT), [{ path: ["process", "cwd"], items: ["x"] }]),
+    () => add(TEXT, [list(["process", "cwd"], ["x"])]),
     GpuctlError,
     '"process.cwd" is not a list',
   );
+});
+
+Deno.test("addToLists() edits the member runc reads: keys in any case, the last one winning", () => {
+  const text = '{"process":{"env":["A=1"],"Env":["B=2"]},"MOUNTS":[]}';
+  const out = add(text, [
+    list(["process", "env"], ["C=3"], undefined, text),
+    list(["mounts"], [{ destination: "/x" }], undefined, text),
+  ]);
+  assertEquals(out, '{"process":{"env":["A=1"],"Env":["B=2","C=3"]},"MOUNTS":[{"destination":"/x"}]}');
+  const tree = parseJson(out, "t");
+  const env = member(member(tree, "process"), "env");
+  assertEquals(env?.t === "arr" ? env.items.map((i) => (i.t === "str" ? i.value : "")) : [], ["B=2", "C=3"]);
 });
 
 Deno.test("writeAtomic() replaces a file whole, keeps its mode, and leaves no temporary file", () => {
@@ -89,34 +113,4 @@ Deno.test("writeAtomic() replaces a file whole, keeps its mode, and leaves no te
   assertEquals(Deno.readTextFileSync(file), "newer");
   assertEquals((Deno.statSync(file).mode ?? 0) & 0o777, 0o600);
   assertEquals([...Deno.readDirSync(dir.path)].map((e) => e.name), ["config.json"]);
-});
-
-Deno.test("locateContainers() finds lists and objects past strings with brackets and escapes, nested, and empty", () => {
-  const text =
-    '{ "a": "x]\\"}[", "b" : [ [1, 2], {"c": []}, "]" ],\n "d": {"e": [ ], "f": [true, null, -1.5e3]} }';
-  const at = locateContainers(text, [
-    ["b"],
-    ["b", 0],
-    ["b", 1, "c"],
-    ["d", "e"],
-    ["d", "f"],
-    ["a"],
-    ["zz"],
-    [],
-    ["d"],
-    ["b", 1],
-  ]);
-  const expect = (path: (string | number)[], close: number, empty: boolean) =>
-    assertEquals(at.get(JSON.stringify(path)), { close, empty }, JSON.stringify(path));
-  expect(["b"], text.indexOf('"]" ]') + 4, false);
-  expect(["b", 0], text.indexOf("2]") + 1, false);
-  expect(["b", 1, "c"], text.indexOf("[]}") + 1, true);
-  expect(["d", "e"], text.indexOf("[ ]") + 2, true);
-  expect(["d", "f"], text.indexOf("3]") + 1, false);
-  expect([], text.length - 1, false);
-  expect(["d"], text.lastIndexOf("}", text.length - 2), false);
-  expect(["b", 1], text.indexOf("[]}") + 2, false);
-  assertEquals(at.has(JSON.stringify(["a"])), false);
-  assertEquals(at.size, 8);
-  assertEquals(locateContainers("{ }", [[]]).get("[]"), { close: 2, empty: true });
 });
