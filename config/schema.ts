@@ -16,6 +16,8 @@ export interface Config {
   devRoot: string;
   /** Where procfs is. */
   procRoot: string;
+  /** Where sysfs is (the kernel's firmware search path). */
+  sysRoot: string;
   /** NVML: a soname (looked up under `driverRoot`) or an absolute path. */
   nvmlLibrary: string;
   /** A file to append JSON-line logs to; `null` for none. */
@@ -34,6 +36,16 @@ export interface Config {
   acceptVolumeMounts: boolean;
   /** Ignore every NVIDIA_REQUIRE_* variable. */
   disableRequire: boolean;
+  /** Variables that select devices instead of NVIDIA_VISIBLE_DEVICES when set (NVIDIA's swarm-resource). */
+  swarmResource: string[];
+  /** Annotation prefixes whose values are CDI device names (Kubernetes device plugins). */
+  cdiAnnotationPrefixes: string[];
+  /** Where CDI specs are read from (a later directory wins over an earlier one). */
+  cdiSpecDirs: string[];
+  /** Let an image's newer CUDA forward-compatibility libraries take precedence over the driver's. */
+  cudaCompat: boolean;
+  /** Make no device-cgroup edits (rootless engines, which cannot; nvidia-container-cli's --no-cgroups). */
+  noCgroups: boolean;
   /** The runtime shim's mode: `spec` (edit config.json) or `hook` (add the prestart hook only). */
   mode: "spec" | "hook";
   /** Low-level runtimes the shim execs, first found wins: names (searched on PATH and sbin dirs) or paths. */
@@ -52,6 +64,7 @@ export type KeySpec =
   | { type: "paths"; default: string[] }
   | { type: "boolean"; default: boolean }
   | { type: "names"; default: string[] }
+  | { type: "strings"; default: string[] }
   | { type: "enum"; values: readonly string[]; default: string };
 
 /** Every key, its type and default: the single source for validation, defaults and `--help`. */
@@ -59,6 +72,7 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
   driverRoot: { type: "path", default: "/", doc: "root of the driver's files" },
   devRoot: { type: "path", default: "/dev", doc: "where the device nodes are" },
   procRoot: { type: "path", default: "/proc", doc: "where procfs is" },
+  sysRoot: { type: "path", default: "/sys", doc: "where sysfs is (the kernel's firmware path)" },
   nvmlLibrary: { type: "string", default: "libnvidia-ml.so.1", doc: "NVML soname or absolute path" },
   logFile: { type: "path?", default: null, doc: "JSON-lines log file (null: none)" },
   logLevel: { type: "enum", values: LOG_LEVELS, default: "info", doc: "debug, info, warn or error" },
@@ -88,6 +102,27 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
   },
   acceptVolumeMounts: { type: "boolean", default: false, doc: "honour device requests as volume mounts" },
   disableRequire: { type: "boolean", default: false, doc: "ignore NVIDIA_REQUIRE_* constraints" },
+  swarmResource: {
+    type: "strings",
+    default: [],
+    doc: "variables that select devices before NVIDIA_VISIBLE_DEVICES (e.g. DOCKER_RESOURCE_GPU)",
+  },
+  cdiAnnotationPrefixes: {
+    type: "strings",
+    default: ["cdi.k8s.io/"],
+    doc: "annotation prefixes whose values are CDI device names",
+  },
+  cdiSpecDirs: {
+    type: "paths",
+    default: ["/etc/cdi", "/var/run/cdi"],
+    doc: "where CDI specs are read (a later directory wins)",
+  },
+  cudaCompat: {
+    type: "boolean",
+    default: true,
+    doc: "an image's newer CUDA compat libraries (/usr/local/cuda/compat) take precedence",
+  },
+  noCgroups: { type: "boolean", default: false, doc: "make no device-cgroup edits (rootless engines)" },
   mode: {
     type: "enum",
     values: ["spec", "hook"],
@@ -117,6 +152,8 @@ export function describeType(s: KeySpec): string {
       return "true or false";
     case "names":
       return "a non-empty list of names or absolute paths";
+    case "strings":
+      return "a list of non-empty strings";
     case "string":
       return "a string";
     case "enum":
@@ -137,6 +174,8 @@ export function checkValue(s: KeySpec, v: unknown): boolean {
     case "names":
       return Array.isArray(v) && v.length > 0 &&
         v.every((p) => typeof p === "string" && p !== "" && (p.startsWith("/") || !p.includes("/")));
+    case "strings":
+      return Array.isArray(v) && v.every((p) => typeof p === "string" && p !== "");
     case "string":
       return typeof v === "string" && v.length > 0;
     case "enum":

@@ -5,7 +5,7 @@
 import { type DeviceHandle, Nvml, NvmlError } from "../ffi/nvml.ts";
 import { LibraryLoadError } from "../ffi/types.ts";
 import { GpuctlError } from "../errors/mod.ts";
-import { formatCudaVersion, type Gpu, type Inventory, type MigDevice } from "./types.ts";
+import { brandName, formatCudaVersion, type Gpu, type Inventory, type MigDevice } from "./types.ts";
 
 /** Hints for NVML failures a user can act on, by nvmlReturn_t. */
 const HINTS: Record<number, string> = {
@@ -82,7 +82,7 @@ export function inventoryFromNvml(nvml: Nvml): Inventory {
         index,
         minor: nvml.minor(h),
         name: nvml.name(h),
-        brand: nvml.brand(h),
+        brand: brandName(nvml.brand(h)),
         uuid: nvml.uuid(h),
         busId: nvml.busId(h),
         architecture: nvml.computeCapability(h),

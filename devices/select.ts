@@ -9,7 +9,7 @@
  *   or a `<gpu>:<mig>` index pair. Selecting a MIG device brings its parent GPU's node too.
  * @module
  */
-import { GpuctlError } from "../errors/mod.ts";
+import { GpuctlError, quote } from "../errors/mod.ts";
 import { type Gpu, type Inventory, type MigDevice, normalizeBusId } from "./types.ts";
 
 export type DeviceRequest =
@@ -18,16 +18,30 @@ export type DeviceRequest =
   | { kind: "all" }
   | { kind: "list"; ids: string[] };
 
-/** Parses a `NVIDIA_VISIBLE_DEVICES` value (`undefined`: unset). */
+/**
+ * Parses a `NVIDIA_VISIBLE_DEVICES` value (`undefined`: unset) as NVIDIA does: items are trimmed and empty ones
+ * dropped; nothing left, or a `void` anywhere, means no GPU container; otherwise the first `all` or `none` decides
+ * (`none,0` is the driver without a GPU, `0,all` every GPU); else the list. `all` is taken in any case, as
+ * NVIDIA's device parser does; `void` and `none` only as written.
+ */
 export function parseVisibleDevices(value: string | undefined): DeviceRequest {
   if (value === undefined) return { kind: "void" };
   const ids = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  if (ids.length === 0) return { kind: "void" };
-  const lower = ids.map((s) => s.toLowerCase());
-  if (lower.includes("all")) return { kind: "all" };
-  if (ids.length === 1 && lower[0] === "void") return { kind: "void" };
-  if (ids.length === 1 && lower[0] === "none") return { kind: "none" };
+  if (ids.length === 0 || ids.includes("void")) return { kind: "void" };
+  for (const id of ids) {
+    if (id.toLowerCase() === "all") return { kind: "all" };
+    if (id === "none") return { kind: "none" };
+  }
   return { kind: "list", ids };
+}
+
+/** A fully qualified CDI device name, `vendor/class=name` (`nvidia.com/gpu=0`). */
+const CDI_NAME =
+  /^[A-Za-z](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?\/[A-Za-z](?:[A-Za-z0-9_-]*[A-Za-z0-9])?=[A-Za-z0-9](?:[A-Za-z0-9_.:-]*[A-Za-z0-9])?$/;
+
+/** Whether `id` is a fully qualified CDI device name. */
+export function isCdiName(id: string): boolean {
+  return CDI_NAME.test(id);
 }
 
 /** A MIG device with its parent GPU. */
@@ -53,7 +67,7 @@ function describeHost(inv: Inventory): string {
 /** Resolves one id; throws naming it and what exists. */
 function resolveId(id: string, inv: Inventory, source: string): Gpu | SelectedMig {
   const unknown = (why = describeHost(inv)): never => {
-    throw new GpuctlError(source, `unknown device "${id}" (${why})`);
+    throw new GpuctlError(source, `unknown device ${quote(id)} (${why})`);
   };
   const lower = id.toLowerCase();
   if (/^\d+$/.test(id)) return inv.devices.find((g) => g.index === Number(id)) ?? unknown();
@@ -83,6 +97,11 @@ function resolveId(id: string, inv: Inventory, source: string): Gpu | SelectedMi
   if (BUS_ID.test(id)) {
     const want = normalizeBusId(id);
     return inv.devices.find((g) => normalizeBusId(g.busId) === want) ?? unknown();
+  }
+  if (isCdiName(id)) {
+    return unknown(
+      "a CDI device name: give only CDI names, which are resolved against the CDI specs on this host",
+    );
   }
   return unknown(`not an index, GPU-/MIG- UUID, PCI bus id or <gpu>:<mig> pair; ${describeHost(inv)}`);
 }

@@ -49,6 +49,35 @@ export interface Inventory {
   devices: Gpu[];
 }
 
+/**
+ * NVML's brands by `nvmlBrandType_t` value: the name `info` shows, and the short name `NVIDIA_REQUIRE_*` brand
+ * terms use (the nvidia/cuda images say `brand=nvidiartx`, `brand=vws`, …; compared in any case).
+ */
+export const BRANDS: readonly { name: string; short: string }[] = [
+  { name: "Unknown", short: "unknown" },
+  { name: "Quadro", short: "quadro" },
+  { name: "Tesla", short: "tesla" },
+  { name: "NVS", short: "nvs" },
+  { name: "GRID", short: "grid" },
+  { name: "GeForce", short: "geforce" },
+  { name: "TITAN", short: "titan" },
+  { name: "NVIDIA Virtual Applications", short: "vapps" },
+  { name: "NVIDIA Virtual PC", short: "vpc" },
+  { name: "NVIDIA Virtual Compute Server", short: "vcs" },
+  { name: "NVIDIA RTX Virtual Workstation", short: "vws" },
+  { name: "NVIDIA Cloud Gaming", short: "cloudgaming" },
+  { name: "Quadro RTX", short: "quadrortx" },
+  { name: "NVIDIA RTX", short: "nvidiartx" },
+  { name: "NVIDIA", short: "nvidia" },
+  { name: "GeForce RTX", short: "geforcertx" },
+  { name: "TITAN RTX", short: "titanrtx" },
+];
+
+/** The display name of an `nvmlBrandType_t` value (a value newer than this table is "Unknown"). */
+export function brandName(code: number): string {
+  return BRANDS[code]?.name ?? "Unknown";
+}
+
 /** NVML's CUDA version integer (e.g. 12040) as `major.minor` (`12.4`). */
 export function formatCudaVersion(v: number): string {
   return `${Math.floor(v / 1000)}.${Math.floor((v % 100) / 10)}`;

@@ -39,27 +39,6 @@ export const NVML = {
 export const NVML_SUCCESS = 0, NVML_ERROR_NOT_SUPPORTED = 3, NVML_ERROR_NOT_FOUND = 6;
 export const NVML_ERROR_INVALID_ARGUMENT = 2;
 
-/** Brand names by `nvmlBrandType_t` value. */
-export const BRANDS: readonly string[] = [
-  "Unknown",
-  "Quadro",
-  "Tesla",
-  "NVS",
-  "GRID",
-  "GeForce",
-  "TITAN",
-  "NVIDIA Virtual Applications",
-  "NVIDIA Virtual PC",
-  "NVIDIA Virtual Compute Server",
-  "NVIDIA RTX Virtual Workstation",
-  "NVIDIA Cloud Gaming",
-  "Quadro RTX",
-  "NVIDIA RTX",
-  "NVIDIA",
-  "GeForce RTX",
-  "TITAN RTX",
-];
-
 /** An NVML call failed: `code` is the nvmlReturn_t, `message` NVML's own string for it. */
 export class NvmlError extends Error {
   constructor(readonly call: string, readonly code: number, readonly nvmlMessage: string) {
@@ -152,10 +131,11 @@ export class Nvml {
     return fromCBuffer(b);
   }
 
-  brand(d: DeviceHandle): string {
+  /** The `nvmlBrandType_t` value. */
+  brand(d: DeviceHandle): number {
     const b = u32();
     this.call("nvmlDeviceGetBrand", this.s.nvmlDeviceGetBrand(d, b));
-    return BRANDS[readU32(b)] ?? "Unknown";
+    return readU32(b);
   }
 
   /** The PCI bus id as `%08x:%02x:%02x.0` (domain, bus, device), lower case. */

@@ -1,12 +1,15 @@
 /**
- * The container's request, in NVIDIA's terms, from its config.json: which devices (environment or volume
- * mounts), which capabilities, which requirements, and whether it is privileged.
+ * The container's request, in NVIDIA's terms, from its config.json, read in NVIDIA's order: first whether it is
+ * a GPU container at all (CDI annotations, volume mounts, Swarm's resource variables or `NVIDIA_VISIBLE_DEVICES`,
+ * a legacy CUDA image), and only then, for a GPU container, its capabilities, requirements, MIG, IMEX and gated
+ * requests. A container that asks for no GPU is never refused for its other variables: on a host whose default
+ * runtime is gpuctl, that is every image.
  * @module
  */
-import { GpuctlError } from "../errors/mod.ts";
+import { GpuctlError, quote } from "../errors/mod.ts";
 import { envMap, type OciSpec } from "../oci/spec.ts";
 import { parseRequirement, type Requirement } from "./requirements.ts";
-import { parseVisibleDevices } from "../devices/select.ts";
+import { type DeviceRequest, isCdiName, parseVisibleDevices } from "../devices/select.ts";
 
 /** Policy knobs from the configuration. */
 export interface RequestPolicy {
@@ -16,89 +19,210 @@ export interface RequestPolicy {
   acceptVolumeMounts: boolean;
   /** Ignore every `NVIDIA_REQUIRE_*`. */
   disableRequire: boolean;
+  /** Variables that, when set, select devices instead of `NVIDIA_VISIBLE_DEVICES` (Docker Swarm's resources). */
+  swarmResource: readonly string[];
+  /** Annotation prefixes whose values are CDI device names (Kubernetes device plugins). */
+  cdiAnnotationPrefixes: readonly string[];
 }
 
 export interface GpuRequest {
-  /** `NVIDIA_VISIBLE_DEVICES`-grammar value; `undefined` means not a GPU container. */
-  devices: string | undefined;
+  /** Which GPUs: never `void` (that is no request at all). */
+  devices: Exclude<DeviceRequest, { kind: "void" }>;
   /** Where `devices` came from, for error messages. */
   devicesSource: string;
+  /** `NVIDIA_DRIVER_CAPABILITIES` as given (`undefined`: the default; `all` for a legacy image). */
   capabilities: string | undefined;
   requirements: Requirement[];
   privileged: boolean;
   migConfig: boolean;
   migMonitor: boolean;
+  /** IMEX channel numbers. */
+  imexChannels: number[];
+  /** Gated features switched on (`NVIDIA_GDS=enabled` → `gds`, …). */
+  gated: string[];
 }
 
 export const VOLUME_ROOT = "/var/run/nvidia-container-devices";
 
-/** Whether a request asks for GPUs at all (unset, empty and `void` do not). */
-export function isGpuRequest(req: GpuRequest): boolean {
-  return req.devices !== undefined && parseVisibleDevices(req.devices).kind !== "void";
-}
+/** The variables that switch on gated features, and the capability each brings. */
+export const GATED: Readonly<Record<string, string>> = {
+  NVIDIA_GDS: "gds",
+  NVIDIA_MOFED: "mofed",
+  NVIDIA_GDRCOPY: "gdrcopy",
+  NVIDIA_NVSWITCH: "nvswitch",
+};
+
+/** IMEX channel numbers go up to 2^20 - 1. */
+export const MAX_IMEX_CHANNEL = (1 << 20) - 1;
 
 /** Whether the container has CAP_SYS_ADMIN in its bounding set. */
-export function isPrivileged(spec: OciSpec): boolean {
-  return spec.process?.capabilities?.bounding?.includes("CAP_SYS_ADMIN") ?? false;
+export function isPrivileged(spec: Pick<OciSpec, "bounding">): boolean {
+  return spec.bounding?.includes("CAP_SYS_ADMIN") ?? false;
 }
 
-const truthy = (v: string | undefined) => v !== undefined && /^(1|t|true|yes|on)$/i.test(v.trim());
+/** Go's strconv.ParseBool true values, which NVIDIA_DISABLE_REQUIRE takes. */
+const TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
 
-/** Builds the request. Errors name the variable and the fix. */
-export function readRequest(spec: OciSpec, policy: RequestPolicy): GpuRequest {
+/** A path as Go's filepath.Clean would give it (the parts volume-mount requests are compared by). */
+function clean(p: string): string {
+  const abs = p.startsWith("/");
+  const out: string[] = [];
+  for (const c of p.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      if (out.length > 0 && out.at(-1) !== "..") out.pop();
+      else if (!abs) out.push(c);
+      continue;
+    }
+    out.push(c);
+  }
+  const s = out.join("/");
+  return abs ? `/${s}` : s || ".";
+}
+
+/** Device ids requested as volume mounts of /dev/null under {@link VOLUME_ROOT} (each destination once). */
+export function volumeRequests(spec: Pick<OciSpec, "mounts">): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const m of spec.mounts) {
+    if (m.source === undefined || clean(m.source) !== "/dev/null") continue;
+    const dest = clean(m.destination);
+    if (seen.has(dest)) continue;
+    seen.add(dest);
+    if (!dest.startsWith(VOLUME_ROOT)) continue;
+    const id = dest.slice(VOLUME_ROOT.length).replace(/^\/+|\/+$/g, "");
+    if (id !== "") out.push(id);
+  }
+  return out;
+}
+
+/** A `cdi/<vendor>/<class>/<device>` or `cdi/<vendor>/<class>=<device>` volume request as a CDI name. */
+function cdiFromVolume(id: string): string {
+  const rest = id.slice("cdi/".length);
+  if (isCdiName(rest)) return rest;
+  const parts = rest.split("/");
+  if (parts.length >= 3) {
+    const name = `${parts[0]}/${parts[1]}=${parts.slice(2).join("/")}`;
+    if (isCdiName(name)) return name;
+  }
+  throw new GpuctlError(`volume mount ${VOLUME_ROOT}/${id}`, "is not a valid CDI device request");
+}
+
+/** The legacy image's `cuda>=MAJOR.MINOR`, from `CUDA_VERSION` read as NVIDIA reads it (a loose semver). */
+export function legacyCudaRequirement(cudaVersion: string): string {
+  const m =
+    /^v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/
+      .exec(cudaVersion);
+  if (m === null) {
+    throw new GpuctlError(
+      "CUDA_VERSION",
+      `${
+        quote(cudaVersion)
+      } is not a version (a legacy CUDA image; set NVIDIA_REQUIRE_CUDA or fix CUDA_VERSION)`,
+    );
+  }
+  return `cuda>=${Number(m[1])}.${Number(m[2] ?? 0)}`;
+}
+
+/** IMEX channel ids (`N` or `channelN`) as numbers; `name` says where they came from. */
+export function parseImexChannels(ids: readonly string[], name: string): number[] {
+  return [
+    ...new Set(ids.map((id) => {
+      const n = id.startsWith("channel") ? id.slice("channel".length) : id;
+      if (!/^\d{1,7}$/.test(n) || Number(n) > MAX_IMEX_CHANNEL) {
+        throw new GpuctlError(name, `${quote(id)} is not an IMEX channel (0-${MAX_IMEX_CHANNEL})`);
+      }
+      return Number(n);
+    })),
+  ];
+}
+
+/**
+ * Builds the request; `null` when the container asks for no GPU (then nothing else is read). Errors name the
+ * variable and the fix.
+ */
+export function readRequest(spec: OciSpec, policy: RequestPolicy): GpuRequest | null {
   const env = envMap(spec);
   const privileged = isPrivileged(spec);
-  let devices: string | undefined, devicesSource = "NVIDIA_VISIBLE_DEVICES";
-  const legacy = env.has("CUDA_VERSION") && !env.has("NVIDIA_REQUIRE_CUDA");
+  const legacy = (env.get("CUDA_VERSION") ?? "") !== "" && (env.get("NVIDIA_REQUIRE_CUDA") ?? "") === "";
+  const envAllowed = privileged || policy.acceptEnvWhenUnprivileged;
+  const volumes = policy.acceptVolumeMounts ? volumeRequests(spec) : [];
 
-  const volumeIds = (spec.mounts ?? [])
-    .filter((m) =>
-      m.destination.startsWith(`${VOLUME_ROOT}/`) && (m.source === undefined || m.source === "/dev/null")
-    )
-    .map((m) => m.destination.slice(VOLUME_ROOT.length + 1))
-    .filter((id) => id !== "" && !id.includes("/"));
-  if (policy.acceptVolumeMounts && volumeIds.length > 0) {
-    devices = volumeIds.join(",");
+  // 1. Devices, in NVIDIA's order of precedence.
+  let devices: DeviceRequest = { kind: "void" }, devicesSource = "NVIDIA_VISIBLE_DEVICES";
+  const annotated = [...spec.annotations.keys()].filter((k) =>
+    policy.cdiAnnotationPrefixes.some((p) => k.startsWith(p))
+  ).sort();
+  const volumeDevices = volumes.filter((id) => !id.startsWith("imex/"));
+  const annotatedNames = annotated.flatMap((k) => spec.annotations.get(k)!.split(",")).map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (annotatedNames.length > 0) {
+    devicesSource = `annotation ${annotated[0]}`;
+    devices = { kind: "list", ids: annotatedNames };
+  } else if (volumeDevices.length > 0) {
     devicesSource = `volume mounts under ${VOLUME_ROOT}`;
-  } else if (env.has("NVIDIA_VISIBLE_DEVICES")) {
-    if (privileged || policy.acceptEnvWhenUnprivileged) devices = env.get("NVIDIA_VISIBLE_DEVICES");
-    else devices = undefined; // ignored: only volume mounts count for unprivileged containers under this policy
-  } else if (legacy) {
-    devices = "all";
+    devices = {
+      kind: "list",
+      ids: volumeDevices.map((id) => (id.startsWith("cdi/") ? cdiFromVolume(id) : id)),
+    };
+  } else if (envAllowed) {
+    const swarm = policy.swarmResource.filter((v) => env.has(v));
+    const vars = swarm.length > 0 ? swarm : ["NVIDIA_VISIBLE_DEVICES"];
+    const set = vars.some((v) => env.has(v));
+    devicesSource = set || !legacy ? vars.join(", ") : "CUDA_VERSION (a legacy CUDA image gets every GPU)";
+    const value = vars.filter((v) => env.has(v)).map((v) => env.get(v)!).join(",");
+    devices = !set && legacy ? { kind: "all" } : parseVisibleDevices(set ? value : undefined);
   }
+  if (devices.kind === "void") return null;
+
+  // 2. Everything else, for a GPU container only.
+  const mig = (name: string): boolean => {
+    const v = env.get(name);
+    if (v === undefined || v === "") return false;
+    if (!privileged) {
+      throw new GpuctlError(name, "is only honoured for privileged containers (with CAP_SYS_ADMIN)");
+    }
+    if (v.toLowerCase() !== "all") throw new GpuctlError(name, `only "all" is supported, not ${quote(v)}`);
+    return true;
+  };
+  const migConfig = mig("NVIDIA_MIG_CONFIG_DEVICES"), migMonitor = mig("NVIDIA_MIG_MONITOR_DEVICES");
 
   let capabilities = env.get("NVIDIA_DRIVER_CAPABILITIES");
   if (capabilities === undefined && legacy) capabilities = "all";
 
   const requirements: Requirement[] = [];
-  if (!policy.disableRequire && !truthy(env.get("NVIDIA_DISABLE_REQUIRE"))) {
+  if (!policy.disableRequire && !TRUE.has(env.get("NVIDIA_DISABLE_REQUIRE") ?? "")) {
     for (const [k, v] of env) {
-      if (k.startsWith("NVIDIA_REQUIRE_") && k !== "NVIDIA_REQUIRE_JETPACK") {
+      if (k.startsWith("NVIDIA_REQUIRE_") && !k.startsWith("NVIDIA_REQUIRE_JETPACK")) {
         requirements.push(parseRequirement(k, v));
       }
     }
     if (legacy) {
-      const m = /^(\d+)\.(\d+)/.exec(env.get("CUDA_VERSION")!);
-      if (m) requirements.push(parseRequirement("CUDA_VERSION", `cuda>=${m[1]}.${m[2]}`));
+      requirements.push(parseRequirement("CUDA_VERSION", legacyCudaRequirement(env.get("CUDA_VERSION")!)));
     }
   }
 
-  const mig = (name: string): boolean => {
-    const v = env.get(name);
-    if (v === undefined || v === "" || v === "void" || v === "none") return false;
-    if (!privileged) {
-      throw new GpuctlError(name, "is only honoured for privileged containers (with CAP_SYS_ADMIN)");
-    }
-    if (v.toLowerCase() !== "all") throw new GpuctlError(name, `only "all" is supported, not "${v}"`);
-    return true;
-  };
+  let imexChannels: number[] = [];
+  const imexVolumes = volumes.filter((id) => id.startsWith("imex/")).map((id) => id.slice("imex/".length));
+  if (imexVolumes.length > 0) {
+    imexChannels = parseImexChannels(imexVolumes, `volume mounts under ${VOLUME_ROOT}/imex`);
+  } else if (envAllowed && env.has("NVIDIA_IMEX_CHANNELS")) {
+    const r = parseVisibleDevices(env.get("NVIDIA_IMEX_CHANNELS"));
+    // "all" is not honoured from the environment, as with NVIDIA; void and none ask for nothing.
+    if (r.kind === "list") imexChannels = parseImexChannels(r.ids, "NVIDIA_IMEX_CHANNELS");
+  }
+
+  const gated = Object.entries(GATED).filter(([v]) => env.get(v) === "enabled").map(([, cap]) => cap);
+
   return {
     devices,
     devicesSource,
     capabilities,
     requirements,
     privileged,
-    migConfig: mig("NVIDIA_MIG_CONFIG_DEVICES"),
-    migMonitor: mig("NVIDIA_MIG_MONITOR_DEVICES"),
+    migConfig,
+    migMonitor,
+    imexChannels,
+    gated,
   };
 }

@@ -5,7 +5,8 @@
  * A constraint on data the host does not have passes (as NVIDIA's does).
  * @module
  */
-import { GpuctlError } from "../errors/mod.ts";
+import { GpuctlError, quote } from "../errors/mod.ts";
+import { BRANDS } from "../devices/types.ts";
 
 export type Op = "=" | "!=" | "<" | "<=" | ">" | ">=";
 export interface Condition {
@@ -20,7 +21,16 @@ export interface Requirement {
   alternatives: Condition[][];
 }
 
-/** What the host offers for one GPU (or for none). */
+/**
+ * The brand a requirement compares against: NVIDIA's short name for a brand `info` shows (`NVIDIA RTX` is
+ * `nvidiartx`); a name this table does not know is compared as it is.
+ */
+export function requirementBrand(displayName: string | null): string | null {
+  if (displayName === null) return null;
+  return BRANDS.find((b) => b.name.toLowerCase() === displayName.toLowerCase())?.short ?? displayName;
+}
+
+/** What the host offers for one GPU (or for none); `brand` is the short name ({@link requirementBrand}). */
 export interface HostFacts {
   cuda: string | null;
   driver: string | null;
@@ -38,16 +48,18 @@ export function parseRequirement(source: string, value: string): Requirement {
       if (!m) {
         throw new GpuctlError(
           source,
-          `cannot parse the condition "${c}" (expected e.g. cuda>=12.4, driver>=535, arch=9.0, brand=tesla)`,
+          `cannot parse the condition ${
+            quote(c)
+          } (expected e.g. cuda>=12.4, driver>=535, arch=9.0, brand=tesla)`,
         );
       }
       const key = m[1]!.toLowerCase() as Condition["key"];
       const op = m[2] as Op;
       if (key === "brand" && op !== "=" && op !== "!=") {
-        throw new GpuctlError(source, `"${c}": brand takes only = or !=`);
+        throw new GpuctlError(source, `${quote(c)}: brand takes only = or !=`);
       }
       if (key !== "brand" && !/^\d+(\.\d+)*$/.test(m[3]!)) {
-        throw new GpuctlError(source, `"${c}": ${key} needs a dotted number`);
+        throw new GpuctlError(source, `${quote(c)}: ${key} needs a dotted number`);
       }
       return { key, op, value: m[3]!, text: c.trim() };
     })
@@ -108,7 +120,7 @@ export function checkRequirements(reqs: readonly Requirement[], facts: readonly 
       const text = r.alternatives.map((a) => a.map((c) => c.text).join(",")).join(" ");
       throw new GpuctlError(
         r.source,
-        `unsatisfied requirement "${text}": this host has ${
+        `unsatisfied requirement ${quote(text, 200)}: this host has ${
           host.join(", ")
         } (upgrade the driver, or set NVIDIA_DISABLE_REQUIRE=true)`,
       );

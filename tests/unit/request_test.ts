@@ -1,28 +1,55 @@
 import { assert, assertEquals, assertThrows } from "../assert.ts";
-import { readRequest, type RequestPolicy, VOLUME_ROOT } from "../../request/request.ts";
+import {
+  type GpuRequest,
+  legacyCudaRequirement,
+  readRequest,
+  type RequestPolicy,
+  VOLUME_ROOT,
+} from "../../request/request.ts";
 import {
   checkRequirements,
   compareVersions,
   type HostFacts,
   parseRequirement,
+  requirementBrand,
 } from "../../request/requirements.ts";
-import type { OciSpec } from "../../oci/spec.ts";
+import { type OciSpec, parseSpec } from "../../oci/spec.ts";
 import { GpuctlError } from "../../errors/mod.ts";
+import { BRANDS } from "../../devices/types.ts";
 
 const policy: RequestPolicy = {
   acceptEnvWhenUnprivileged: true,
   acceptVolumeMounts: false,
   disableRequire: false,
+  swarmResource: [],
+  cdiAnnotationPrefixes: ["cdi.k8s.io/"],
 };
-const spec = (env: string[], o: { privileged?: boolean; mounts?: string[] } = {}): OciSpec => ({
-  process: { env, capabilities: { bounding: o.privileged ? ["CAP_CHOWN", "CAP_SYS_ADMIN"] : ["CAP_CHOWN"] } },
-  mounts: (o.mounts ?? []).map((d) => ({
-    destination: `${VOLUME_ROOT}/${d}`,
-    source: "/dev/null",
-    type: "bind",
-  })),
-});
-const host: HostFacts = { cuda: "12.4", driver: "550.54.15", arch: "9.0", brand: "Tesla" };
+const spec = (
+  env: string[],
+  o: { privileged?: boolean; mounts?: string[]; annotations?: Record<string, string> } = {},
+): OciSpec =>
+  parseSpec(
+    JSON.stringify({
+      process: {
+        env,
+        capabilities: { bounding: o.privileged ? ["CAP_CHOWN", "CAP_SYS_ADMIN"] : ["CAP_CHOWN"] },
+      },
+      mounts: (o.mounts ?? []).map((d) => ({
+        destination: `${VOLUME_ROOT}/${d}`,
+        source: "/dev/null",
+        type: "bind",
+      })),
+      ...(o.annotations ? { annotations: o.annotations } : {}),
+    }),
+    "config.json",
+  );
+/** The request for `env`, which must be a GPU request. */
+const gpu = (env: string[], p = policy, o = {}): GpuRequest => {
+  const r = readRequest(spec(env, o), p);
+  assert(r !== null, `a GPU request: ${env.join(" ")}`);
+  return r;
+};
+const host: HostFacts = { cuda: "12.4", driver: "550.54.15", arch: "9.0", brand: "tesla" };
 
 Deno.test("compareVersions() treats NVIDIA's dotted numbers numerically", () => {
   assertEquals(compareVersions("535.104.05", "535.54.03"), 1);
@@ -57,7 +84,7 @@ Deno.test("requirements: space is OR, comma is AND, separate variables AND; miss
   const e = assertThrows(() => checkRequirements(two, [host]), GpuctlError);
   assertEquals(
     e.message,
-    'NVIDIA_REQUIRE_DRIVER: unsatisfied requirement "driver>=560": this host has cuda 12.4, driver 550.54.15, arch 9.0, brand Tesla (upgrade the driver, or set NVIDIA_DISABLE_REQUIRE=true)',
+    'NVIDIA_REQUIRE_DRIVER: unsatisfied requirement "driver>=560": this host has cuda 12.4, driver 550.54.15, arch 9.0, brand tesla (upgrade the driver, or set NVIDIA_DISABLE_REQUIRE=true)',
   );
 });
 
@@ -84,98 +111,318 @@ Deno.test("requirements: bad conditions are errors naming the variable", () => {
 });
 
 Deno.test("readRequest(): devices, capabilities and requirements from the environment", () => {
-  const r = readRequest(
-    spec([
-      "NVIDIA_VISIBLE_DEVICES=0,1",
-      "NVIDIA_DRIVER_CAPABILITIES=compute",
-      "NVIDIA_REQUIRE_CUDA=cuda>=12",
-    ]),
-    policy,
-  );
+  const r = gpu([
+    "NVIDIA_VISIBLE_DEVICES=0,1",
+    "NVIDIA_DRIVER_CAPABILITIES=compute",
+    "NVIDIA_REQUIRE_CUDA=cuda>=12",
+  ]);
   assertEquals([r.devices, r.capabilities, r.requirements.map((x) => x.source), r.privileged], [
-    "0,1",
+    { kind: "list", ids: ["0", "1"] },
     "compute",
     ["NVIDIA_REQUIRE_CUDA"],
     false,
   ]);
-  assertEquals(readRequest(spec(["PATH=/bin"]), policy).devices, undefined);
+  assertEquals(readRequest(spec(["PATH=/bin"]), policy), null);
+  assertEquals(gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=2"]).devices, {
+    kind: "list",
+    ids: ["2"],
+  }, "a later duplicate wins");
   assertEquals(
-    readRequest(spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=2"]), policy).devices,
-    "2",
-    "a later duplicate wins",
-  );
-  assertEquals(
-    readRequest(spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_JETPACK=x"]), policy).requirements,
+    gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=99", "NVIDIA_DISABLE_REQUIRE=true"])
+      .requirements,
     [],
   );
   assertEquals(
-    readRequest(
-      spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=99", "NVIDIA_DISABLE_REQUIRE=true"]),
-      policy,
-    ).requirements,
-    [],
-  );
-  assertEquals(
-    readRequest(spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=99"]), {
-      ...policy,
-      disableRequire: true,
-    }).requirements,
+    gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=99"], { ...policy, disableRequire: true })
+      .requirements,
     [],
   );
 });
 
-Deno.test("readRequest(): a legacy CUDA image gets all devices and capabilities and a cuda requirement", () => {
-  const r = readRequest(spec(["CUDA_VERSION=11.8.0"]), policy);
-  assertEquals([r.devices, r.capabilities], ["all", "all"]);
-  assertEquals(r.requirements.map((x) => x.alternatives[0]![0]!.text), ["cuda>=11.8"]);
-  // With NVIDIA_REQUIRE_CUDA set, it is not legacy.
-  assertEquals(
-    readRequest(spec(["CUDA_VERSION=11.8.0", "NVIDIA_REQUIRE_CUDA=cuda>=11.0"]), policy).devices,
-    undefined,
+// NVIDIA_VISIBLE_DEVICES → what it selects, as NVIDIA's image and device parsers read it (null: not a GPU container).
+const DEVICES: [string | undefined, GpuRequest["devices"] | null][] = [
+  [undefined, null],
+  ["", null],
+  [" , ", null],
+  ["void", null],
+  ["0,void", null],
+  ["void,all", null],
+  ["all,void", null],
+  ["all", { kind: "all" }],
+  ["ALL", { kind: "all" }],
+  [" all ", { kind: "all" }],
+  ["0,all", { kind: "all" }],
+  ["none", { kind: "none" }],
+  ["none,0", { kind: "none" }],
+  ["0,none", { kind: "none" }],
+  ["none,all", { kind: "none" }],
+  ["all,none", { kind: "all" }],
+  ["NONE", { kind: "list", ids: ["NONE"] }],
+  ["VOID", { kind: "list", ids: ["VOID"] }],
+  ["0", { kind: "list", ids: ["0"] }],
+  [" 0 , 1 ,", { kind: "list", ids: ["0", "1"] }],
+  ["GPU-abc,MIG-def", { kind: "list", ids: ["GPU-abc", "MIG-def"] }],
+  ["nvidia.com/gpu=0", { kind: "list", ids: ["nvidia.com/gpu=0"] }],
+];
+
+Deno.test("readRequest(): NVIDIA_VISIBLE_DEVICES values mean what they mean to NVIDIA", () => {
+  for (const [value, want] of DEVICES) {
+    const env = value === undefined ? [] : [`NVIDIA_VISIBLE_DEVICES=${value}`];
+    assertEquals(readRequest(spec(env), policy)?.devices ?? null, want, JSON.stringify(value));
+  }
+});
+
+Deno.test("readRequest(): a container that asks for no GPU is never refused for its other variables", () => {
+  for (
+    const env of [
+      ["NVIDIA_REQUIRE_X=garbage"],
+      ["NVIDIA_REQUIRE_CUDA=cuda>=twelve", "NVIDIA_DRIVER_CAPABILITIES=bogus"],
+      ["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_MIG_CONFIG_DEVICES=all"],
+      ["NVIDIA_VISIBLE_DEVICES=", "NVIDIA_IMEX_CHANNELS=banana", "NVIDIA_GDS=enabled"],
+      ["CUDA_VERSION=foo", "NVIDIA_REQUIRE_CUDA=cuda>=11"],
+    ]
+  ) assertEquals(readRequest(spec(env), policy), null, env.join(" "));
+  // The same variables in a GPU container are read, and refused.
+  assertThrows(
+    () => gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_X=garbage"]),
+    GpuctlError,
+    "NVIDIA_REQUIRE_X",
   );
+  assertThrows(
+    () => gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_MIG_CONFIG_DEVICES=all"]),
+    GpuctlError,
+    "NVIDIA_MIG_CONFIG_DEVICES: is only honoured for privileged containers",
+  );
+});
+
+Deno.test("readRequest(): every NVIDIA_REQUIRE_JETPACK* is ignored, other NVIDIA_REQUIRE_* are read", () => {
+  const r = gpu([
+    "NVIDIA_VISIBLE_DEVICES=0",
+    "NVIDIA_REQUIRE_JETPACK=csv-mounts=all",
+    "NVIDIA_REQUIRE_JETPACK_HOST_MOUNTS=base-only",
+    "NVIDIA_REQUIRE_ARCH=arch>=8.0",
+  ]);
+  assertEquals(r.requirements.map((x) => x.source), ["NVIDIA_REQUIRE_ARCH"]);
+});
+
+Deno.test("readRequest(): NVIDIA_DISABLE_REQUIRE takes Go's true values only", () => {
+  for (const v of ["1", "t", "T", "TRUE", "true", "True"]) {
+    assertEquals(
+      gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=99", `NVIDIA_DISABLE_REQUIRE=${v}`])
+        .requirements,
+      [],
+      v,
+    );
+  }
+  for (const v of ["yes", "on", "tRuE", "", "0", "false", "2"]) {
+    assertEquals(
+      gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=99", `NVIDIA_DISABLE_REQUIRE=${v}`])
+        .requirements.length,
+      1,
+      v,
+    );
+  }
+});
+
+Deno.test("readRequest(): a legacy CUDA image gets all devices and capabilities and a cuda requirement", () => {
+  const r = gpu(["CUDA_VERSION=11.8.0"]);
+  assertEquals([r.devices, r.capabilities], [{ kind: "all" }, "all"]);
+  assertEquals(r.requirements.map((x) => x.alternatives[0]![0]!.text), ["cuda>=11.8"]);
+  // With NVIDIA_REQUIRE_CUDA set, it is not legacy; an empty one does not count; nor does an empty CUDA_VERSION.
+  assertEquals(readRequest(spec(["CUDA_VERSION=11.8.0", "NVIDIA_REQUIRE_CUDA=cuda>=11.0"]), policy), null);
+  assertEquals(gpu(["CUDA_VERSION=11.8.0", "NVIDIA_REQUIRE_CUDA="]).devices, { kind: "all" });
+  assertEquals(readRequest(spec(["CUDA_VERSION="]), policy), null);
+  // Explicit devices and capabilities still win over the legacy defaults.
+  const e = gpu(["CUDA_VERSION=12.2", "NVIDIA_VISIBLE_DEVICES=1", "NVIDIA_DRIVER_CAPABILITIES=utility"]);
+  assertEquals([e.devices, e.capabilities], [{ kind: "list", ids: ["1"] }, "utility"]);
+});
+
+Deno.test("legacyCudaRequirement() reads CUDA_VERSION as NVIDIA's loose semver does", () => {
+  for (
+    const [v, want] of [
+      ["8", "cuda>=8.0"],
+      ["v11.6", "cuda>=11.6"],
+      ["11.8.0", "cuda>=11.8"],
+      ["12.4.1", "cuda>=12.4"],
+      ["10.0.130", "cuda>=10.0"],
+      ["11.0.3-rc1", "cuda>=11.0"],
+      ["9.2+build", "cuda>=9.2"],
+    ]
+  ) assertEquals(legacyCudaRequirement(v!), want, v);
+  for (const v of ["9.0.bar", "foo", "-9", "9..0", "1.2.3.4", " 9"]) {
+    assertThrows(() => legacyCudaRequirement(v), GpuctlError, "CUDA_VERSION");
+  }
+  assertThrows(() => gpu(["CUDA_VERSION=9.0.bar"]), GpuctlError, '"9.0.bar" is not a version');
 });
 
 Deno.test("readRequest(): privileged × env × volume mounts", () => {
   const env = ["NVIDIA_VISIBLE_DEVICES=all"];
   const strict: RequestPolicy = { ...policy, acceptEnvWhenUnprivileged: false, acceptVolumeMounts: true };
-  assertEquals(readRequest(spec(env), policy).devices, "all", "NVIDIA's default: env honoured unprivileged");
-  assertEquals(readRequest(spec(env), strict).devices, undefined, "strict: env ignored unprivileged");
+  assertEquals(gpu(env).devices, { kind: "all" }, "NVIDIA's default: env honoured unprivileged");
+  assertEquals(readRequest(spec(env), strict), null, "strict: env ignored unprivileged");
   assertEquals(
-    readRequest(spec(env, { privileged: true }), strict).devices,
-    "all",
+    gpu(env, strict, { privileged: true }).devices,
+    { kind: "all" },
     "strict: env honoured privileged",
   );
+  assertEquals(gpu(env, strict, { mounts: ["1", "GPU-abc"] }).devices, {
+    kind: "list",
+    ids: ["1", "GPU-abc"],
+  }, "volume mounts win");
   assertEquals(
-    readRequest(spec(env, { mounts: ["1", "GPU-abc"] }), strict).devices,
-    "1,GPU-abc",
-    "volume mounts win",
-  );
-  assertEquals(
-    readRequest(spec(env, { mounts: ["1"] }), policy).devices,
-    "all",
+    gpu(env, policy, { mounts: ["1"] }).devices,
+    { kind: "all" },
     "volume mounts not accepted by default",
   );
-  const r = readRequest(spec([], { mounts: ["0"] }), strict);
-  assertEquals([r.devices, r.devicesSource], ["0", `volume mounts under ${VOLUME_ROOT}`]);
+  const r = gpu([], strict, { mounts: ["0"] });
+  assertEquals([r.devices, r.devicesSource], [
+    { kind: "list", ids: ["0"] },
+    `volume mounts under ${VOLUME_ROOT}`,
+  ]);
+  // Ids with "/" (the old MIG-GPU-<uuid>/<gi>/<ci> form) are kept, never dropped without a word.
+  assertEquals(gpu([], strict, { mounts: ["MIG-GPU-abc/1/0"] }).devices, {
+    kind: "list",
+    ids: ["MIG-GPU-abc/1/0"],
+  });
+  // CDI requests as mounts, in both spellings; IMEX channels as mounts are not devices.
+  assertEquals(
+    gpu([], strict, { mounts: ["cdi/nvidia.com/gpu/0", "cdi/nvidia.com/gpu=1", "imex/3"] }).devices,
+    {
+      kind: "list",
+      ids: ["nvidia.com/gpu=0", "nvidia.com/gpu=1"],
+    },
+  );
+  assertEquals(gpu([], strict, { mounts: ["0", "imex/3", "imex/channel4"] }).imexChannels, [3, 4]);
+  // A legacy image under the strict policy, unprivileged: no GPU.
+  assertEquals(readRequest(spec(["CUDA_VERSION=12.0"]), strict), null);
+});
+
+Deno.test("readRequest(): Docker Swarm's resource variables select devices before NVIDIA_VISIBLE_DEVICES", () => {
+  const swarm = { ...policy, swarmResource: ["DOCKER_RESOURCE_GPU", "DOCKER_RESOURCE_GPUS"] };
+  assertEquals(gpu(["NVIDIA_VISIBLE_DEVICES=all", "DOCKER_RESOURCE_GPU=GPU-a"], swarm).devices, {
+    kind: "list",
+    ids: ["GPU-a"],
+  });
+  assertEquals(
+    gpu(["DOCKER_RESOURCE_GPUS=GPU-b", "DOCKER_RESOURCE_GPU=GPU-a"], swarm).devices,
+    { kind: "list", ids: ["GPU-a", "GPU-b"] },
+    "both set: concatenated, in the configured order",
+  );
+  assertEquals(
+    gpu(["NVIDIA_VISIBLE_DEVICES=1"], swarm).devices,
+    { kind: "list", ids: ["1"] },
+    "none set: the usual variable",
+  );
+  assertEquals(readRequest(spec(["DOCKER_RESOURCE_GPU=GPU-a"]), policy), null, "not configured: ignored");
+});
+
+Deno.test("readRequest(): CDI annotations of device plugins come first", () => {
+  const r = gpu(["NVIDIA_VISIBLE_DEVICES=all"], policy, {
+    annotations: { "cdi.k8s.io/b": "nvidia.com/gpu=1", "cdi.k8s.io/a": "nvidia.com/gpu=0, ", "other": "x" },
+  });
+  assertEquals([r.devices, r.devicesSource], [
+    { kind: "list", ids: ["nvidia.com/gpu=0", "nvidia.com/gpu=1"] },
+    "annotation cdi.k8s.io/a",
+  ]);
+  assertEquals(gpu(["NVIDIA_VISIBLE_DEVICES=1"], policy, { annotations: { "cdi.k8s.io/x": "" } }).devices, {
+    kind: "list",
+    ids: ["1"],
+  });
+});
+
+Deno.test("readRequest(): IMEX channels and gated features, for GPU containers", () => {
+  const r = gpu([
+    "NVIDIA_VISIBLE_DEVICES=0",
+    "NVIDIA_IMEX_CHANNELS=0,channel7",
+    "NVIDIA_GDS=enabled",
+    "NVIDIA_MOFED=ENABLED",
+  ]);
+  assertEquals([r.imexChannels, r.gated], [[0, 7], ["gds"]]);
+  assertEquals(
+    gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=all"]).imexChannels,
+    [],
+    "all is not honoured from env",
+  );
+  assertEquals(gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=void"]).imexChannels, []);
+  assertThrows(
+    () => gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=1048576"]),
+    GpuctlError,
+    "not an IMEX channel",
+  );
+  assertThrows(
+    () => gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=x1"]),
+    GpuctlError,
+    "not an IMEX channel",
+  );
+  const strict = { ...policy, acceptEnvWhenUnprivileged: false };
+  assertEquals(
+    gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_IMEX_CHANNELS=1"], strict, { privileged: true }).imexChannels,
+    [1],
+  );
 });
 
 Deno.test("readRequest(): MIG config/monitor only for privileged containers, only 'all'", () => {
-  const e = assertThrows(
-    () => readRequest(spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_MIG_CONFIG_DEVICES=all"]), policy),
-    GpuctlError,
-  );
   assertEquals(
-    e.message,
-    "NVIDIA_MIG_CONFIG_DEVICES: is only honoured for privileged containers (with CAP_SYS_ADMIN)",
-  );
-  assertEquals(
-    readRequest(spec(["NVIDIA_MIG_MONITOR_DEVICES=all"], { privileged: true }), policy).migMonitor,
+    gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_MIG_MONITOR_DEVICES=all"], policy, { privileged: true })
+      .migMonitor,
     true,
   );
   assertThrows(
-    () => readRequest(spec(["NVIDIA_MIG_CONFIG_DEVICES=0"], { privileged: true }), policy),
+    () => gpu(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_MIG_CONFIG_DEVICES=0"], policy, { privileged: true }),
     GpuctlError,
     'only "all"',
+  );
+});
+
+Deno.test("readRequest(): config.json is read as runc reads it: keys in any case, the last one winning", () => {
+  const text = (s: string) => parseSpec(s, "config.json");
+  // runc sees the bounding set {CAP_KILL}: an unprivileged container, whatever the first key said.
+  const strict = { ...policy, acceptEnvWhenUnprivileged: false };
+  const caps = text(
+    '{"process":{"env":["NVIDIA_VISIBLE_DEVICES=all"],"capabilities":{"bounding":["CAP_SYS_ADMIN"],"Bounding":["CAP_KILL"]}}}',
+  );
+  assertEquals(caps.bounding, ["CAP_KILL"]);
+  assertEquals(readRequest(caps, strict), null);
+  // An "Env" after "env" is the environment runc gives the container.
+  assertEquals(
+    readRequest(text('{"process":{"env":["NVIDIA_VISIBLE_DEVICES=all"],"Env":["A=1"]}}'), policy),
+    null,
+  );
+  assertEquals(readRequest(text('{"PROCESS":{"ENV":["NVIDIA_VISIBLE_DEVICES=0"]}}'), policy)?.devices, {
+    kind: "list",
+    ids: ["0"],
+  });
+  // Go's folding: the long s is an s.
+  assertEquals(
+    readRequest(text('{"proce\u017f\u017f":{"env":["NVIDIA_VISIBLE_DEVICES=0"]}}'), policy)?.devices,
+    {
+      kind: "list",
+      ids: ["0"],
+    },
+  );
+});
+
+Deno.test("brand requirements use NVIDIA's short names, for every NVML brand", () => {
+  assertEquals(BRANDS.length, 17);
+  for (const b of BRANDS) {
+    const facts = { ...host, brand: requirementBrand(b.name) };
+    checkRequirements([parseRequirement("NVIDIA_REQUIRE_BRAND", `brand=${b.short}`)], [facts]);
+    checkRequirements([parseRequirement("NVIDIA_REQUIRE_BRAND", `brand=${b.short.toUpperCase()}`)], [facts]);
+    const other = BRANDS.find((x) => x.short !== b.short)!;
+    assertThrows(
+      () => checkRequirements([parseRequirement("NVIDIA_REQUIRE_BRAND", `brand=${other.short}`)], [facts]),
+      GpuctlError,
+      `brand ${b.short}`,
+    );
+  }
+  // The CUDA 12.8 images' requirement on a 535 driver with an RTX professional card: accepted, as by NVIDIA.
+  const image = "cuda>=12.8 brand=unknown,driver>=535,driver<536 brand=quadrortx,driver>=535,driver<536 " +
+    "brand=nvidiartx,driver>=535,driver<536 brand=vws,driver>=535,driver<536";
+  const rtx = { cuda: "12.2", driver: "535.183.01", arch: "8.6", brand: requirementBrand("NVIDIA RTX") };
+  checkRequirements([parseRequirement("NVIDIA_REQUIRE_CUDA", image)], [rtx]);
+  assertThrows(
+    () => checkRequirements([parseRequirement("NVIDIA_REQUIRE_CUDA", image)], [{ ...rtx, brand: "geforce" }]),
+    GpuctlError,
   );
 });
 

@@ -56,7 +56,9 @@ Deno.test("parseVisibleDevices() tells void, none, all and lists apart", () => {
   assertEquals(parseVisibleDevices("ALL"), { kind: "all" });
   assertEquals(parseVisibleDevices("0,all"), { kind: "all" });
   assertEquals(parseVisibleDevices(" 0 , 2 "), { kind: "list", ids: ["0", "2"] });
-  assertEquals(parseVisibleDevices("none,0"), { kind: "list", ids: ["none", "0"] });
+  // As NVIDIA reads them: a void anywhere is no GPU container; otherwise the first all or none decides.
+  assertEquals(parseVisibleDevices("none,0"), { kind: "none" });
+  assertEquals(parseVisibleDevices("0,void"), { kind: "void" });
 });
 
 Deno.test("selectDevices() resolves every form of the grammar", () => {
