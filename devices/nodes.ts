@@ -29,6 +29,8 @@ export interface HostDevices {
   nodes: Record<string, HostNode>;
   /** `<procRoot>/driver/nvidia/gpus/<bus>` directories by normalised bus id (`00000000:1b:00.0`). */
   gpuProcDirs: Record<string, { name: string; hostPath: string }>;
+  /** `<procRoot>/driver/nvidia/capabilities`, when the host has it (MIG management). */
+  capabilitiesDir: string | null;
 }
 
 /** Parses the character-device section of `/proc/devices`. */
@@ -92,7 +94,30 @@ export function statNode(devRoot: string, containerPath: string): HostNode | nul
   }
 }
 
-/** Reads the NVIDIA nodes under `devRoot` (and `extra` container paths, from plugins). */
+/** Whether a container path matches a node pattern (`*` in its last component matches any characters). */
+export function matchesNode(pattern: string, path: string): boolean {
+  if (!pattern.includes("*")) return pattern === path;
+  const re = new RegExp(
+    `^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^/]*")}$`,
+  );
+  return re.test(path);
+}
+
+/** The container paths under `devRoot` that a pattern names (itself when it has no `*`). */
+export function expandNodePattern(devRoot: string, pattern: string): string[] {
+  if (!pattern.includes("*")) return [pattern];
+  const dir = pattern.slice(0, pattern.lastIndexOf("/"));
+  try {
+    return [...Deno.readDirSync(`${devRoot.replace(/\/+$/, "")}${dir.replace(/^\/dev/, "")}`)]
+      .map((e) => `${dir}/${e.name}`).filter((p) => matchesNode(pattern, p)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Reads the NVIDIA nodes under `devRoot`, and `extra` container paths or patterns (from plugins, IMEX channels).
+ */
 export function readHostDevices(config: Config, extra: readonly string[] = []): HostDevices {
   const nodes: Record<string, HostNode> = {};
   const add = (p: string) => {
@@ -108,7 +133,7 @@ export function readHostDevices(config: Config, extra: readonly string[] = []): 
     } catch { /* no such dir */ }
     for (const n of names) add(`/dev${dir}/${n}`);
   }
-  for (const p of extra) add(p);
+  for (const p of extra) for (const q of expandNodePattern(config.devRoot, p)) add(q);
   const gpuProcDirs: HostDevices["gpuProcDirs"] = {};
   const gpus = `${config.procRoot}/driver/nvidia/gpus`;
   try {
@@ -117,8 +142,15 @@ export function readHostDevices(config: Config, extra: readonly string[] = []): 
       if (id !== null && e.isDirectory) gpuProcDirs[id] = { name: e.name, hostPath: `${gpus}/${e.name}` };
     }
   } catch { /* no kernel driver */ }
+  let capabilitiesDir: string | null = `${config.procRoot}/driver/nvidia/capabilities`;
+  try {
+    if (!Deno.statSync(capabilitiesDir).isDirectory) capabilitiesDir = null;
+  } catch {
+    capabilitiesDir = null;
+  }
   return {
     gpuProcDirs,
+    capabilitiesDir,
     majors: parseProcDevices(read(`${config.procRoot}/devices`)),
     migMinors: parseMigMinors(read(`${config.procRoot}/driver/nvidia-caps/mig-minors`)),
     nodes,

@@ -9,6 +9,7 @@ import type { Registry } from "../plugins/registry.ts";
 import type { Capability } from "../plugins/types.ts";
 import { isElfLibrary, type LdCacheEntry, LdCacheError, readLdCache } from "./ldcache.ts";
 import { elfClass, hostPath, RootView } from "./rootfs.ts";
+import { elfFactsOf } from "./elf.ts";
 
 /** A file found under the driver root. */
 export interface Found {
@@ -26,9 +27,10 @@ export interface FoundLibrary extends Found {
   bits: 32 | 64;
 }
 
-/** A file with its place in the container. */
+/** A file (or, for `directories` of a plugin, a directory) with its place in the container. */
 export interface FoundFile extends Found {
   containerPath: string;
+  dir?: boolean;
 }
 
 export interface FoundIpc extends FoundFile {
@@ -80,6 +82,18 @@ export const LIBRARY_DIRS_32 = [
 ];
 export const FIRMWARE_DIRS = ["/lib/firmware", "/usr/lib/firmware", "/usr/local/nvidia/firmware"];
 
+/**
+ * The firmware directories searched, in order: the kernel's own custom path (`firmware_class.path`, read from
+ * `<sysRoot>/module/firmware_class/parameters/path`) first, as the kernel looks there first, then the standard ones.
+ */
+export function firmwareDirs(sysRoot: string): string[] {
+  let custom = "";
+  try {
+    custom = Deno.readTextFileSync(`${sysRoot}/module/firmware_class/parameters/path`).trim();
+  } catch { /* no firmware_class parameters: only the standard directories */ }
+  return [...(custom.startsWith("/") ? [custom.replace(/\/+$/, "")] : []), ...FIRMWARE_DIRS];
+}
+
 function base(p: string): string {
   return p.slice(p.lastIndexOf("/") + 1);
 }
@@ -122,8 +136,10 @@ function libraryCandidates(
       continue;
     }
     for (const n of names) {
-      const cls = elfClass(hostPath(root, `${dir}/${n}`));
-      if (cls !== null) entries.push({ soname: n, path: `${dir}/${n}`, bits: cls });
+      // The library's own name, from its dynamic section: an installer's development link (libcuda.so) or a
+      // versioned file name is never taken for it.
+      const elf = elfFactsOf(hostPath(root, `${dir}/${n}`));
+      if (elf !== null) entries.push({ soname: elf.soname ?? n, path: `${dir}/${n}`, bits: elf.bits });
     }
   }
   return { index: cache !== null ? "/etc/ld.so.cache" : "directories", entries };
@@ -165,15 +181,21 @@ export function locateDriverFiles(
     out.files[name] = (cap.files ?? []).flatMap((f) => {
       for (const c of f.candidates) {
         const s = view.stat(c);
-        if (s !== null && s.info.isFile) {
-          return [{ hostPath: hostPath(root, s.path), path: s.path, containerPath: f.containerPath ?? c }];
+        if (s !== null && (f.dir ? s.info.isDirectory : s.info.isFile)) {
+          const found: FoundFile = {
+            hostPath: hostPath(root, s.path),
+            path: s.path,
+            containerPath: f.containerPath ?? c,
+          };
+          if (f.dir) found.dir = true;
+          return [found];
         }
       }
       out.missing.push({ capability: name, item: f.candidates.join(" or ") });
       return [];
     });
   }
-  for (const dir of FIRMWARE_DIRS) {
+  for (const dir of firmwareDirs(config.sysRoot)) {
     const fwDir = `${dir}/nvidia/${version}`;
     const resolved = view.resolve(fwDir);
     if (resolved === null) continue;
@@ -253,11 +275,14 @@ function locateBinaries(cap: Capability, config: Config, view: RootView, out: Dr
         hit = { hostPath: hostPath(root, s.path), path: s.path, containerPath: `/usr/bin/${bin}` };
         break;
       }
-      out.rejected.push({
-        capability: cap.name,
-        path: s.path,
-        reason: "not an ELF executable (a wrapper script?); looking further",
-      });
+      // On a merged-/usr host, /bin and /usr/bin are one directory: the same file is passed over once.
+      if (!out.rejected.some((r) => r.capability === cap.name && r.path === s.path)) {
+        out.rejected.push({
+          capability: cap.name,
+          path: s.path,
+          reason: "not an ELF executable (a wrapper script?); looking further",
+        });
+      }
     }
     if (hit) found.push(hit);
     else out.missing.push({ capability: cap.name, item: bin });

@@ -11,6 +11,7 @@ import type { HostDevices, HostNode } from "../devices/nodes.ts";
 import type { Selection } from "../devices/select.ts";
 import type { Registry, ResolvedCapabilities } from "../plugins/registry.ts";
 import { GpuctlError } from "../errors/mod.ts";
+import { matchesNode } from "../devices/nodes.ts";
 
 /** A device node to create in the container (`type` is always `c`). */
 export interface PlannedNode {
@@ -37,6 +38,8 @@ export interface PlannedMount {
   libraryDir?: "lib" | "lib32";
   options: string[];
   capability: string;
+  /** The source is a directory (an IPC directory such as MPS's, a /proc/driver/nvidia/gpus entry). */
+  dir?: boolean;
 }
 
 /** A symlink in a library directory: `link` → `target`, both file names. */
@@ -51,7 +54,15 @@ export interface Plan {
   capabilities: string[];
   compat32: boolean;
   gpus: { index: number; minor: number; uuid: string; busId: string }[];
-  migs: { gpu: number; index: number; uuid: string; gpuInstance: number; computeInstance: number }[];
+  migs: {
+    gpu: number;
+    gpuMinor: number;
+    gpuBusId: string;
+    index: number;
+    uuid: string;
+    gpuInstance: number;
+    computeInstance: number;
+  }[];
   deviceNodes: PlannedNode[];
   mounts: PlannedMount[];
   symlinks: PlannedSymlink[];
@@ -71,7 +82,14 @@ export interface PlanInput {
   registry: Registry;
   files: DriverFiles;
   host: HostDevices;
+  /** IMEX channels asked for (`NVIDIA_IMEX_CHANNELS`). */
+  imexChannels?: readonly number[];
+  /** MIG management asked for by a privileged container (`NVIDIA_MIG_CONFIG_DEVICES`/`…_MONITOR_DEVICES=all`). */
+  mig?: { config: boolean; monitor: boolean };
 }
+
+/** Where IMEX channel nodes are. */
+export const IMEX_DIR = "/dev/nvidia-caps-imex-channels";
 
 const RO = ["ro", "nosuid", "nodev", "bind"];
 const IPC = ["nosuid", "nodev", "noexec", "bind"];
@@ -108,15 +126,30 @@ export function buildPlan(input: PlanInput): Plan {
   }
   addHostNode(ctl, "control");
 
-  // Capability nodes (uvm for compute, modeset for display, plugins' own).
+  // Capability nodes (uvm for compute, modeset for display, plugins' own), checked only now that the capability
+  // is asked for. A missing one is a warning, or an error for a capability that declares nothing but nodes.
   for (const name of capabilities.effective) {
-    for (const n of registry.get(name)?.deviceNodes ?? []) {
-      const path = n.startsWith("/") ? n : `/dev/${n}`;
-      const h = host.nodes[path];
-      if (h) addHostNode(h, name);
-      else {warnings.push(
-          `${path} is missing on the host: the ${name} capability may not work (is its kernel module loaded?)`,
-        );}
+    const cap = registry.get(name);
+    const patterns = (cap?.deviceNodes ?? []).map((n) => (n.startsWith("/") ? n : `/dev/${n}`));
+    const missing: string[] = [];
+    for (const pattern of patterns) {
+      const hits = Object.keys(host.nodes).filter((p) => matchesNode(pattern, p)).sort();
+      if (hits.length === 0) missing.push(pattern);
+      for (const p of hits) addHostNode(host.nodes[p]!, name);
+    }
+    if (missing.length === 0) continue;
+    const onlyNodes = !cap?.libraries?.length && !cap?.binaries?.length && !cap?.files?.length &&
+      !cap?.ipcs?.length;
+    if (onlyNodes && missing.length === patterns.length) {
+      throw new GpuctlError(
+        `capability ${name}`,
+        `this host has none of its device nodes (${missing.join(", ")}); is its kernel module loaded?`,
+      );
+    }
+    for (const m of missing) {
+      warnings.push(
+        `${m} is missing on the host: the ${name} capability may not work (is its kernel module loaded?)`,
+      );
     }
   }
 
@@ -190,6 +223,75 @@ export function buildPlan(input: PlanInput): Plan {
     }
   }
 
+  // IMEX channels: the host's node, or one made from the channel driver's major.
+  const imexMajor = host.majors["nvidia-caps-imex-channels"];
+  for (const ch of input.imexChannels ?? []) {
+    const path = `${IMEX_DIR}/channel${ch}`;
+    const h = host.nodes[path];
+    if (h) addHostNode(h, `imex ${ch}`);
+    else if (imexMajor !== undefined) {
+      nodes.set(path, {
+        path,
+        hostPath: null,
+        type: "c",
+        major: imexMajor,
+        minor: ch,
+        fileMode: 0o666,
+        uid: 0,
+        gid: 0,
+        reason: `imex ${ch}`,
+      });
+    } else {
+      throw new GpuctlError(
+        "NVIDIA_IMEX_CHANNELS",
+        `channel ${ch} was asked for, but this host has no IMEX channels (no nvidia-caps-imex-channels in /proc/devices; is the IMEX driver set up?)`,
+      );
+    }
+  }
+
+  // MIG management (privileged containers only, checked by the request): the config or monitor capability node and
+  // every MIG capability node of each selected MIG-enabled GPU; the view of /proc/driver/nvidia/capabilities.
+  const migManaged = input.mig !== undefined && (input.mig.config || input.mig.monitor)
+    ? [...new Set([...selection.gpus, ...selection.migs.map((m) => m.gpu)])].filter((g) => g.mig.enabled)
+    : [];
+  const capNode = (minor: number, reason: string) => {
+    const path = `/dev/nvidia-caps/nvidia-cap${minor}`;
+    const h = host.nodes[path];
+    if (h) return addHostNode(h, reason);
+    if (capsMajor === undefined) {
+      throw new GpuctlError(
+        "MIG management",
+        `${path} is missing and /proc/devices has no nvidia-caps major`,
+      );
+    }
+    if (!nodes.has(path)) {
+      nodes.set(path, {
+        path,
+        hostPath: null,
+        type: "c",
+        major: capsMajor,
+        minor,
+        fileMode: 0o444,
+        uid: 0,
+        gid: 0,
+        reason,
+      });
+    }
+  };
+  for (const kind of ["config", "monitor"] as const) {
+    if (!input.mig?.[kind] || migManaged.length === 0) continue;
+    const minor = host.migMinors[kind];
+    if (minor === undefined) {
+      throw new GpuctlError(`NVIDIA_MIG_${kind.toUpperCase()}_DEVICES`, `mig-minors has no "${kind}" entry`);
+    }
+    capNode(minor, `mig ${kind}`);
+  }
+  for (const g of migManaged) {
+    for (const [key, minor] of Object.entries(host.migMinors)) {
+      if (key.startsWith(`gpu${g.minor}/`)) capNode(minor, `mig management ${g.index}`);
+    }
+  }
+
   // Files, by capability.
   const mounts: PlannedMount[] = [];
   const seen = new Set<string>();
@@ -234,6 +336,7 @@ export function buildPlan(input: PlanInput): Plan {
         containerPath: i.containerPath,
         options: IPC,
         capability: name,
+        ...(i.kind === "dir" ? { dir: true } : {}),
       });
     }
   }
@@ -254,6 +357,7 @@ export function buildPlan(input: PlanInput): Plan {
         containerPath: f.containerPath,
         options: RO,
         capability: name,
+        ...(f.dir ? { dir: true } : {}),
       });
     }
   }
@@ -267,6 +371,18 @@ export function buildPlan(input: PlanInput): Plan {
       containerPath: `/proc/driver/nvidia/gpus/${dir.name}`,
       options: PROC,
       capability: "driver",
+      dir: true,
+    });
+  }
+
+  if (migManaged.length > 0 && host.capabilitiesDir !== null) {
+    mount({
+      kind: "proc",
+      hostPath: host.capabilitiesDir,
+      containerPath: "/proc/driver/nvidia/capabilities",
+      options: PROC,
+      capability: "driver",
+      dir: true,
     });
   }
 
@@ -302,6 +418,8 @@ export function buildPlan(input: PlanInput): Plan {
     gpus: selection.gpus.map((g) => ({ index: g.index, minor: g.minor, uuid: g.uuid, busId: g.busId })),
     migs: selection.migs.map(({ gpu, mig }) => ({
       gpu: gpu.index,
+      gpuMinor: gpu.minor,
+      gpuBusId: gpu.busId,
       index: mig.index,
       uuid: mig.uuid,
       gpuInstance: mig.gpuInstance,

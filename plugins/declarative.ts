@@ -18,7 +18,8 @@
  * ```
  *
  * Validation errors give file, line and column. Files are paths under the driver root (never `..`); device
- * nodes must exist under `devRoot` as character devices when the plugin is loaded.
+ * nodes are checked when a container asks for the capability, not when the file is read: a plugin for hardware
+ * a host lacks never stands in the way of containers that do not ask for it.
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
@@ -33,16 +34,13 @@ function isCleanAbsolute(p: string): boolean {
   return p.startsWith("/") && !p.split("/").includes("..") && !p.includes("\0");
 }
 
-function charDevice(devRoot: string, path: string): boolean {
-  try {
-    return Deno.statSync(`${devRoot.replace(/\/+$/, "")}${path.replace(/^\/dev/, "")}`).isCharDevice === true;
-  } catch {
-    return false;
-  }
+/** A device node path under /dev, or a family of them with `*` in the last component only. */
+function isDevicePattern(p: string): boolean {
+  return p.startsWith("/dev/") && isCleanAbsolute(p) && !p.slice(0, p.lastIndexOf("/")).includes("*");
 }
 
-/** Parses one plugin file's text. `devRoot` is where its device nodes must exist. */
-export function parsePlugin(text: string, file: string, devRoot: string): Capability {
+/** Parses one plugin file's text; `file` names it in errors. */
+export function parsePlugin(text: string, file: string): Capability {
   const doc: JsoncDoc = parseJsoncObject(text, file);
   if (doc.root === null) throw new GpuctlError(file, 'is empty: a plugin needs at least "capability"');
   const cap: Record<string, unknown> = { origin: file };
@@ -88,42 +86,56 @@ export function parsePlugin(text: string, file: string, devRoot: string): Capabi
         break;
       case "files": {
         if (!Array.isArray(value)) doc.fail(v, `"files" must be a list`);
-        cap.files = (v.children ?? []).map((item): FileSpec => {
-          const f = doc.value(item);
-          const path = typeof f === "string" ? f : (f as { path?: unknown })?.path;
-          const dest = typeof f === "object" && f !== null
-            ? (f as { containerPath?: unknown }).containerPath
-            : undefined;
-          const extra = typeof f === "object" && f !== null
-            ? Object.keys(f).filter((x) => x !== "path" && x !== "containerPath")
-            : [];
-          if (typeof path !== "string" || !isCleanAbsolute(path) || extra.length > 0) {
-            doc.fail(
-              item,
-              `a file must be an absolute path under the driver root without "..", or {"path", "containerPath"}`,
-            );
-          }
-          if (dest !== undefined && (typeof dest !== "string" || !isCleanAbsolute(dest))) {
-            doc.fail(item, `"containerPath" must be an absolute path without ".."`);
-          }
-          return dest === undefined
-            ? { candidates: [path] }
-            : { candidates: [path], containerPath: dest as string };
-        });
+        cap.files = [
+          ...(cap.files as FileSpec[] | undefined ?? []),
+          ...(v.children ?? []).map((item): FileSpec => {
+            const f = doc.value(item);
+            const path = typeof f === "string" ? f : (f as { path?: unknown })?.path;
+            const dest = typeof f === "object" && f !== null
+              ? (f as { containerPath?: unknown }).containerPath
+              : undefined;
+            const extra = typeof f === "object" && f !== null
+              ? Object.keys(f).filter((x) => x !== "path" && x !== "containerPath")
+              : [];
+            if (typeof path !== "string" || !isCleanAbsolute(path) || extra.length > 0) {
+              doc.fail(
+                item,
+                `a file must be an absolute path under the driver root without "..", or {"path", "containerPath"}`,
+              );
+            }
+            if (dest !== undefined && (typeof dest !== "string" || !isCleanAbsolute(dest))) {
+              doc.fail(item, `"containerPath" must be an absolute path without ".."`);
+            }
+            return dest === undefined
+              ? { candidates: [path] }
+              : { candidates: [path], containerPath: dest as string };
+          }),
+        ];
         break;
       }
       case "deviceNodes":
+        if (!Array.isArray(value)) doc.fail(v, `"deviceNodes" must be a list`);
         cap.deviceNodes = (v.children ?? []).map((item) => {
           const p = doc.value(item);
-          if (typeof p !== "string" || !p.startsWith("/dev/") || !isCleanAbsolute(p)) {
-            doc.fail(item, `a device node must be a path under /dev, not ${doc.excerpt(item)}`);
+          if (typeof p !== "string" || !isDevicePattern(p)) {
+            doc.fail(
+              item,
+              `a device node must be a path under /dev (a * only in its last part), not ${doc.excerpt(item)}`,
+            );
           }
-          if (!charDevice(devRoot, p)) {
-            doc.fail(item, `${p} is not a character device on this host (under ${devRoot})`);
-          }
-          return p;
+          return p as string;
         });
-        if (!Array.isArray(value)) doc.fail(v, `"deviceNodes" must be a list`);
+        break;
+      case "directories":
+        cap.files = [
+          ...(cap.files as FileSpec[] | undefined ?? []),
+          ...strings(v, key, isCleanAbsolute, 'absolute paths under the driver root without ".."').map((
+            d,
+          ) => ({
+            candidates: [d],
+            dir: true,
+          })),
+        ];
         break;
       case "ipcs":
         if (!Array.isArray(value)) doc.fail(v, `"ipcs" must be a list`);
@@ -154,7 +166,7 @@ export function parsePlugin(text: string, file: string, devRoot: string): Capabi
       default:
         doc.fail(
           k,
-          `unknown key "${key}" (known keys: capability, description, implies, libraries, anyLibraryVersion, binaries, files, deviceNodes, ipcs, env)`,
+          `unknown key "${key}" (known keys: capability, description, implies, libraries, anyLibraryVersion, binaries, files, directories, deviceNodes, ipcs, env)`,
         );
     }
   }
@@ -168,10 +180,6 @@ export function parsePlugin(text: string, file: string, devRoot: string): Capabi
  * Loads every `*.jsonc`/`*.json` file in `dir` (sorted by name); a missing directory means none. `names` is
  * the listing when the caller has already read it.
  */
-export function loadPlugins(
-  dir: string,
-  devRoot: string,
-  names: readonly string[] = pluginFiles(dir),
-): Capability[] {
-  return names.map((n) => parsePlugin(Deno.readTextFileSync(`${dir}/${n}`), `${dir}/${n}`, devRoot));
+export function loadPlugins(dir: string, names: readonly string[] = pluginFiles(dir)): Capability[] {
+  return names.map((n) => parsePlugin(Deno.readTextFileSync(`${dir}/${n}`), `${dir}/${n}`));
 }

@@ -3,7 +3,7 @@
  * `NVIDIA_DRIVER_CAPABILITIES` grammar resolved against it.
  * @module
  */
-import { GpuctlError } from "../errors/mod.ts";
+import { GpuctlError, quote } from "../errors/mod.ts";
 import { compat32 } from "./compat32.ts";
 import { compute } from "./compute.ts";
 import { display } from "./display.ts";
@@ -12,6 +12,10 @@ import { ngx } from "./ngx.ts";
 import type { Capability } from "./types.ts";
 import { utility } from "./utility.ts";
 import { video } from "./video.ts";
+import gds from "./gated/gds.jsonc" with { type: "text" };
+import mofed from "./gated/mofed.jsonc" with { type: "text" };
+import gdrcopy from "./gated/gdrcopy.jsonc" with { type: "text" };
+import nvswitch from "./gated/nvswitch.jsonc" with { type: "text" };
 
 /** The built-in capabilities, in the order their files are listed. */
 export const BUILTIN: readonly Capability[] = [utility, compute, video, graphics, display, ngx, compat32].map(
@@ -20,6 +24,13 @@ export const BUILTIN: readonly Capability[] = [utility, compute, video, graphics
     origin: "builtin",
   }),
 );
+
+/**
+ * Capabilities shipped as declarative plugins (`plugins/gated/*.jsonc`, the same format as a site's own):
+ * switched on by NVIDIA's variables (`NVIDIA_GDS=enabled`, …) or named in `NVIDIA_DRIVER_CAPABILITIES`, never part
+ * of `all`, and parsed only when a container asks for one.
+ */
+export const GATED_PLUGINS: Readonly<Record<string, string>> = { gds, mofed, gdrcopy, nvswitch };
 
 /** What a container gets when it sets no `NVIDIA_DRIVER_CAPABILITIES`. */
 export const DEFAULT_CAPABILITIES = ["utility", "compute"] as const;
@@ -85,29 +96,45 @@ export class Registry {
     return [...this.#caps.keys()];
   }
 
+  /** Whether a capability is one of the gated built-ins (not part of `all`). */
+  static isGated(name: string): boolean {
+    return Object.hasOwn(GATED_PLUGINS, name);
+  }
+
   get(name: string): Capability | undefined {
     return this.#caps.get(name);
   }
 
   /**
-   * Resolves a `NVIDIA_DRIVER_CAPABILITIES` value: unset or empty → `utility,compute`; `all` → everything;
-   * otherwise a comma list. An unknown name is an error naming it and the known ones; `source` names the input.
+   * Resolves a `NVIDIA_DRIVER_CAPABILITIES` value as NVIDIA does: unset or empty → `utility,compute`; `all` →
+   * every capability but the gated ones; otherwise a comma list, names as written (they are case-sensitive). An
+   * unknown name is an error naming it and the known ones; `source` names the input. `gated` adds capabilities
+   * switched on by their own variables (`NVIDIA_GDS=enabled`).
    */
-  resolve(value: string | undefined, source = "NVIDIA_DRIVER_CAPABILITIES"): ResolvedCapabilities {
-    const items = (value ?? "").split(",").map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
+  resolve(
+    value: string | undefined,
+    source = "NVIDIA_DRIVER_CAPABILITIES",
+    gated: readonly string[] = [],
+  ): ResolvedCapabilities {
+    const items = (value ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
     let wanted: Set<string>;
     if (items.length === 0) wanted = new Set(DEFAULT_CAPABILITIES);
-    else if (items.includes("all")) wanted = new Set(this.names);
+    else if (items.includes("all")) wanted = new Set(this.names.filter((n) => !Registry.isGated(n)));
     else {
       for (const i of items) {
         if (!this.#caps.has(i)) {
+          const known = new Set([...this.names, ...Object.keys(GATED_PLUGINS)]);
           throw new GpuctlError(
             source,
-            `unknown capability "${i}" (known: ${[...this.names].sort().join(", ")}, all)`,
+            `unknown capability ${quote(i)} (known: ${[...known].sort().join(", ")}, all)`,
           );
         }
       }
       wanted = new Set(items);
+    }
+    for (const g of gated) {
+      if (!this.#caps.has(g)) throw new GpuctlError(`capability ${g}`, "is not loaded (a gpuctl bug)");
+      wanted.add(g);
     }
     const effective = new Set(wanted);
     const visit = (n: string) => {

@@ -10,6 +10,8 @@ export interface FileSpec {
   candidates: readonly string[];
   /** Where it goes in the container; defaults to the candidate that was found. */
   containerPath?: string;
+  /** A directory rather than a file (bound read-only, like files). */
+  dir?: boolean;
 }
 
 /** An IPC endpoint of a host daemon: a socket, or a directory of sockets/pipes. */
@@ -36,7 +38,11 @@ export interface Capability {
   anyLibraryVersion?: boolean;
   binaries?: readonly string[];
   ipcs?: readonly IpcSpec[];
-  /** Device nodes under /dev (names like `nvidia-uvm`, or paths for declarative plugins). */
+  /**
+   * Device nodes under /dev: names like `nvidia-uvm`, or paths; the last component may hold `*` for a family of
+   * nodes (`/dev/nvidia-fs*`). Checked only when the capability is asked for: a missing one is a warning, or an
+   * error when it leaves the capability with nothing to give.
+   */
   deviceNodes?: readonly string[];
   files?: readonly FileSpec[];
   symlinks?: readonly LibrarySymlink[];
