@@ -1,6 +1,12 @@
 /**
- * Making a plan so inside a running container (the prestart hook): device cgroup rules, then, inside the
- * container's mount namespace, bind mounts, device nodes, symlinks, `/proc/driver/nvidia`, and the linker cache.
+ * Container edits made so inside a container (see `edits/`): device cgroup rules, then, inside the container's
+ * mount namespace, bind mounts, device nodes, symlinks, the linker cache and `/proc/driver/nvidia`. Three callers
+ * do some or all of it:
+ *
+ * - the prestart hook (Docker's `--gpus`, the shim's hook mode): everything, from the runtime's namespace;
+ * - the CDI `createContainer` hook (`gpuctl hook container-edits`): links, linker cache and the /proc view, from
+ *   inside the container's mount namespace, where the engine has already made the nodes and mounts;
+ * - the runtime shim after `runc create`: the /proc view, the one edit config.json cannot express.
  *
  * Namespaces: `setns(CLONE_NEWNS)` needs a thread that does not share its filesystem context, so the main thread
  * first `unshare(CLONE_FS)`s. From then on only synchronous calls are made: Deno's asynchronous operations run on
@@ -10,7 +16,6 @@
  * everything in the container is reached by descriptor (see {@link InRoot}). Nothing is ever created on the host.
  * @module
  */
-import type { Config } from "../config/config.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import {
   AT_EMPTY_PATH,
@@ -19,91 +24,168 @@ import {
   CLONE_NEWNS,
   libc,
   makedev,
-  MOUNT_ATTR_RDONLY,
-  mountSetattr,
-  MS_NODEV,
-  MS_NOEXEC,
-  MS_NOSUID,
   O_CLOEXEC,
   O_DIRECTORY,
   O_PATH,
   O_RDONLY,
+  openat2,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
   statx,
   SyscallError,
 } from "../ffi/libc.ts";
-import type { Plan, PlannedMount } from "../plan/plan.ts";
-import { allowV1, type DeviceRule, findDeviceCgroup } from "./cgroup.ts";
-import { fileType, InRoot } from "./inroot.ts";
+import { type ContainerEdits, deviceRules, LIB64, type LibraryDirs, MULTIARCH } from "../edits/edits.ts";
+import { allowV1, findDeviceCgroup } from "./cgroup.ts";
+import { InRoot } from "./inroot.ts";
 import { allowV2 } from "./bpf.ts";
-import { attach, attrsFor, cloneSource, mountTmpfs } from "./mounts.ts";
+import { attach, attrsFor, cloneSource } from "./mounts.ts";
 import { updateLdCache } from "./ldcache.ts";
+import { cudaCompat } from "./compat.ts";
+import { closeProcSources, gatherProcSources, mountProcView, type ProcSources } from "./procview.ts";
 import type { Logger } from "../log/log.ts";
 
+/** Which edits a caller makes; the rest are the engine's (runc's, from config.json or a CDI spec). */
+export interface Parts {
+  cgroups: boolean;
+  nodes: boolean;
+  mounts: boolean;
+  links: boolean;
+  ldcache: boolean;
+  proc: boolean;
+  /** Let an image's newer CUDA compat libraries take precedence (with `ldcache`). */
+  cudaCompat: boolean;
+}
+
+export const ALL_PARTS: Parts = {
+  cgroups: true,
+  nodes: true,
+  mounts: true,
+  links: true,
+  ldcache: true,
+  proc: true,
+  cudaCompat: true,
+};
+
+/** Where the caller stands relative to the container. */
+export type Stage =
+  /** A prestart hook: the runtime's namespace, the container set up but not yet pivoted into its rootfs. */
+  | "prestart"
+  /** A createContainer hook: inside the container's mount namespace, before its pivot_root. */
+  | "createContainer"
+  /** The shim after `runc create`: the host's namespace, the container pivoted and waiting to start. */
+  | "created";
+
 export interface ApplyOptions {
-  config: Config;
   pid: number;
-  rootfs: string;
+  /** The bundle and config.json's `root.path`, for the stages before pivot_root. */
+  bundle: string;
+  rootPath: string | undefined;
+  procRoot: string;
+  stage: Stage;
+  parts: Parts;
   log: Logger;
   /** Use the component walk instead of openat2 (tests). */
   forceWalk?: boolean;
-  /** Allow device access through the cgroup (off when runc already has the rules, e.g. from the spec). */
-  cgroups?: boolean;
 }
 
 /** The image's library directories: Debian-style multiarch when it has /etc/debian_version, else lib64. */
-export function libraryDirs(root: InRoot): { lib: string; lib32: string } {
-  if (root.exists("/etc/debian_version")) {
-    return { lib: "/usr/lib/x86_64-linux-gnu", lib32: "/usr/lib/i386-linux-gnu" };
-  }
-  return { lib: "/usr/lib64", lib32: "/usr/lib" };
+export function libraryDirs(root: InRoot): LibraryDirs {
+  return root.exists("/etc/debian_version") ? MULTIARCH : LIB64;
 }
 
-/** The container path of a planned mount, given the image's library directories. */
-export function destination(m: PlannedMount, dirs: { lib: string; lib32: string }): string {
-  if (m.kind !== "library") return m.containerPath;
-  return `${m.libraryDir === "lib32" ? dirs.lib32 : dirs.lib}/${m.containerPath}`;
-}
-
-function readHost(path: string): Uint8Array | null {
+/** The mount namespace of `/proc/<pid>` (or `self`). */
+function mntNs(pid: number | "self"): bigint {
   try {
-    return Deno.readFileSync(path);
+    return statx(-100, `/proc/${pid}/ns/mnt`, 0).ino;
   } catch {
-    return null;
+    throw new GpuctlError(`container process ${pid}`, "is gone (did the container exit before its hook?)");
   }
 }
 
-/** Applies `plan` to the container whose init process is `opts.pid`. */
-export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
-  const { config, pid, log } = opts;
-  try {
-    Deno.statSync(`/proc/${pid}/ns/mnt`);
-  } catch {
+/**
+ * Checks that `pid` is the container's process: in a mount namespace of its own (never this process's, which for a
+ * prestart hook is the host's), where the bundle's rootfs is the same directory as here.
+ */
+function checkContainerProcess(pid: number, rootfs: InRoot, procRoot: string): void {
+  if (mntNs(pid) === mntNs("self")) {
     throw new GpuctlError(
       `container process ${pid}`,
-      "is gone (did the container exit before its prestart hook?)",
+      "shares this hook's mount namespace: it is not a container's process; refusing",
     );
   }
-  const rules: DeviceRule[] = plan.deviceNodes.map((n) => ({ major: n.major, minor: n.minor }));
-
-  // 1. Device cgroup (host side).
-  if (opts.cgroups !== false && rules.length > 0) {
-    const cg = findDeviceCgroup(pid);
-    if (cg.version === 1) allowV1(cg.dir, rules);
-    else allowV2(cg.dir, rules);
-    log.debug("device cgroup", { version: cg.version, dir: cg.dir, rules: rules.length });
-  }
-
-  // 2. Everything from the host, opened now: mount sources as detached clones, and /proc/driver/nvidia texts.
-  const clones = new Map<PlannedMount, number>();
-  const nodeClones = new Map<string, number>();
-  const procNv = `${config.procRoot}/driver/nvidia`;
-  const procFiles = new Map<string, Uint8Array>();
-  let nsFd = -1;
+  const here = statx(rootfs.rootFd, "", AT_EMPTY_PATH);
+  let there: ReturnType<typeof statx> | null = null;
+  let r = -1;
   try {
-    for (const m of plan.mounts) clones.set(m, cloneSource(m.hostPath, attrsFor(m.options)));
-    for (const n of plan.deviceNodes) {
-      // For user-namespaced containers, where mknod is refused, the host node is bind-mounted instead.
-      if (n.hostPath !== null) {
+    r = check(
+      `open /proc/${pid}/root`,
+      () => libc().open(`/proc/${pid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC, 0),
+    );
+    const fd = openat2(r, rootfs.rootPath, O_PATH | O_DIRECTORY, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    there = statx(fd, "", AT_EMPTY_PATH);
+    libc().close(fd);
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+  } finally {
+    if (r >= 0) libc().close(r);
+  }
+  void procRoot;
+  if (
+    there === null || there.ino !== here.ino || there.devMajor !== here.devMajor ||
+    there.devMinor !== here.devMinor
+  ) {
+    throw new GpuctlError(
+      `container process ${pid}`,
+      `does not see the bundle's rootfs ${rootfs.rootPath}: it is not this container's process; refusing`,
+    );
+  }
+}
+
+/** Applies `edits` to the container whose process is `opts.pid`. */
+export function applyEdits(edits: ContainerEdits, opts: ApplyOptions): void {
+  const { pid, log, parts } = opts;
+  // A createContainer hook runs in the container's namespaces (its pid is the container's init as the container
+  // numbers it, 1 under runc): it is already where the work is. The other stages enter through the pid.
+  const inside = opts.stage === "createContainer";
+  if (!inside) mntNs(pid);
+
+  // Everything from the host, opened now: the root, mount sources as detached clones, the /proc view's sources.
+  const procFd = check("open /proc", () => libc().open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+  const clones: { fd: number; edit: ContainerEdits["mounts"][number] }[] = [];
+  const nodeClones = new Map<string, number>();
+  let proc: ProcSources | null = null;
+  let nsFd = -1, hostNs = -1;
+  let root: InRoot | null = null;
+  try {
+    if (opts.stage === "created") {
+      root = InRoot.open(`/proc/${pid}/root`, { procFd, ...(opts.forceWalk ? { forceWalk: true } : {}) });
+    } else if (opts.stage === "prestart") {
+      // The rootfs as this (host) namespace sees it, to check the process against; reopened once inside.
+      const host = InRoot.openRootfs(opts.bundle, opts.rootPath, { procFd });
+      try {
+        checkContainerProcess(pid, host, opts.procRoot);
+      } finally {
+        host.close();
+      }
+    }
+
+    // 1. Device cgroup (host side).
+    const rules = deviceRules(edits);
+    if (parts.cgroups && rules.length > 0) {
+      const cg = findDeviceCgroup(pid);
+      if (cg.version === 1) allowV1(cg.dir, rules);
+      else allowV2(cg.dir, rules);
+      log.debug("device cgroup", { version: cg.version, dir: cg.dir, rules: rules.length });
+    }
+    if (parts.mounts) {
+      for (const m of edits.mounts) {
+        clones.push({ fd: cloneSource(m.hostPath, attrsFor(m.options)), edit: m });
+      }
+    }
+    if (parts.nodes) {
+      for (const n of edits.deviceNodes) {
+        // For user-namespaced containers, where mknod is refused, the host node is bind-mounted instead.
+        if (n.hostPath === null) continue;
         try {
           nodeClones.set(n.path, cloneSource(n.hostPath, attrsFor(["nosuid", "noexec"])));
         } catch (e) {
@@ -111,44 +193,33 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
         }
       }
     }
-    for (const f of ["params", "version", "registry"]) {
-      let data = readHost(`${procNv}/${f}`);
-      if (data === null) continue;
-      if (f === "params") {
-        // The container must not (re)create device nodes behind the cgroup's back.
-        data = new TextEncoder().encode(
-          new TextDecoder().decode(data).replace(/^ModifyDeviceFiles: 1$/m, "ModifyDeviceFiles: 0"),
-        );
-      }
-      procFiles.set(f, data);
+    if (parts.proc) proc = gatherProcSources(opts.procRoot, edits.procView);
+
+    // 2. Into the container's mount namespace (this thread only; sync calls from here on).
+    if (!inside) {
+      nsFd = check(
+        `open /proc/${pid}/ns/mnt`,
+        () => libc().open(`/proc/${pid}/ns/mnt`, O_RDONLY | O_CLOEXEC, 0),
+      );
+      hostNs = check(
+        "open own mount ns",
+        () => libc().open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC, 0),
+      );
+      check("unshare CLONE_FS", () => libc().unshare(CLONE_FS));
+      check(`setns /proc/${pid}/ns/mnt`, () => libc().setns(nsFd, CLONE_NEWNS));
     }
-    nsFd = check(
-      `open /proc/${pid}/ns/mnt`,
-      () => libc().open(`/proc/${pid}/ns/mnt`, O_RDONLY | O_CLOEXEC, 0),
-    );
+    root ??= InRoot.openRootfs(opts.bundle, opts.rootPath, {
+      procFd,
+      ...(opts.forceWalk ? { forceWalk: true } : {}),
+    });
 
-    // 3. Into the container's mount namespace (this thread only; sync calls from here on).
-    check("unshare CLONE_FS", () => libc().unshare(CLONE_FS));
-    check(`setns /proc/${pid}/ns/mnt`, () => libc().setns(nsFd, CLONE_NEWNS));
-    const root = InRoot.open(opts.rootfs, { forceWalk: opts.forceWalk ?? false });
-    try {
-      const dirs = libraryDirs(root);
-      const replaced = (msg: string) => log.info(msg);
-
-      for (const [m, fd] of clones) {
-        const dest = destination(m, dirs);
-        if (m.kind === "proc") continue; // under the /proc/driver/nvidia tmpfs, below
-        // An IPC endpoint may be a directory (MPS's pipes). The clone itself says so: no path is looked up, which
-        // here, inside the container's mount namespace, would resolve in the container's view of the host path.
-        const kind = m.kind === "ipc" && fileType(statx(fd, "", AT_EMPTY_PATH).mode) === "dir"
-          ? "dir"
-          : "file";
-        const target = root.mountTarget(dest, kind, replaced);
-        attach(fd, target);
-        root.release(target);
-      }
-
-      for (const n of plan.deviceNodes) {
+    for (const { fd, edit } of clones) {
+      const target = root.mountTarget(edit.containerPath, edit.dir ? "dir" : "file", (msg) => log.debug(msg));
+      attach(fd, target);
+      root.release(target);
+    }
+    if (parts.nodes) {
+      for (const n of edits.deviceNodes) {
         try {
           root.mknod(n.path, n.major, n.minor, n.fileMode, n.uid, n.gid, makedev);
         } catch (e) {
@@ -159,58 +230,50 @@ export function applyToContainer(plan: Plan, opts: ApplyOptions): void {
           root.release(target);
         }
       }
-
-      for (const s of plan.symlinks) {
-        root.symlink(s.libraryDir === "lib32" ? dirs.lib32 : dirs.lib, s.link, s.target);
-      }
-
-      procDriverNvidia(root, clones, procFiles, log);
-
-      updateLdCache(root, plan, dirs, log);
-    } finally {
-      root.close();
     }
+    if (parts.links) applyLinks(root, edits);
+    if (parts.ldcache) applyLdCache(root, edits, parts.cudaCompat, log);
+    if (proc !== null) mountProcView(root, proc, log);
   } finally {
-    for (const fd of [...clones.values(), ...nodeClones.values()]) libc().close(fd);
+    root?.close();
+    for (const c of clones) libc().close(c.fd);
+    for (const fd of nodeClones.values()) libc().close(fd);
+    if (proc !== null) closeProcSources(proc);
     if (nsFd >= 0) libc().close(nsFd);
+    // Back to this process's own namespace: what runs after (a child process, a log write) is on the host.
+    if (hostNs >= 0) {
+      libc().setns(hostNs, CLONE_NEWNS);
+      libc().close(hostNs);
+    }
+    libc().close(procFd);
   }
 }
 
-/**
- * A read-only tmpfs over the container's `/proc/driver/nvidia` with the host's `params` (ModifyDeviceFiles: 0),
- * `version` and `registry`, and each selected GPU's `gpus/<bus id>` directory bind-mounted in.
- */
-function procDriverNvidia(
+/** The library links, made inside `root`. */
+export function applyLinks(root: InRoot, edits: Pick<ContainerEdits, "symlinks">): void {
+  for (const s of edits.symlinks) {
+    const at = s.path.lastIndexOf("/");
+    root.symlink(s.path.slice(0, at) || "/", s.path.slice(at + 1), s.target);
+  }
+}
+
+/** The container's linker cache, with the image's CUDA compat libraries first when they are the newer driver. */
+export function applyLdCache(
   root: InRoot,
-  clones: Map<PlannedMount, number>,
-  files: Map<string, Uint8Array>,
+  edits: Pick<ContainerEdits, "ldcache" | "driverVersion">,
+  compat: boolean,
   log: Logger,
 ): void {
-  if (files.size === 0) return;
-  let target = root.resolve("/proc/driver/nvidia", O_PATH | O_DIRECTORY);
-  let base = "/proc/driver/nvidia";
-  if (target === null) {
-    // Only with a fake driver: the container's procfs has no nvidia directory; cover /proc/driver instead.
-    target = root.resolve("/proc/driver", O_PATH | O_DIRECTORY);
-    base = "/proc/driver";
-    if (target === null) {
-      log.warn("the container has no /proc/driver; /proc/driver/nvidia is not provided");
-      return;
-    }
+  if (edits.ldcache.length === 0) return;
+  let entries = edits.ldcache;
+  if (compat && edits.driverVersion !== "") {
+    const d = cudaCompat(root, edits.driverVersion);
+    if (d.entries.length > 0) {
+      log.info("CUDA forward compatibility", { decision: "compat libraries first", why: d.why });
+      entries = [...d.entries, ...entries];
+    } else if (d.version !== undefined) {
+      log.info("CUDA forward compatibility", { decision: "host driver libraries", why: d.why });
+    } else log.debug("CUDA forward compatibility", { decision: "none", why: d.why });
   }
-  root.assertInside(target, base);
-  mountTmpfs(target, MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0555,size=1m");
-  root.release(target);
-  for (const [name, data] of files) root.writeFileAtomic(`/proc/driver/nvidia/${name}`, data, 0o444);
-  for (const [m, fd] of clones) {
-    if (m.kind !== "proc") continue;
-    const t = root.mountTarget(m.containerPath, "dir");
-    attach(fd, t);
-    root.release(t);
-  }
-  const fd = root.resolve(base, O_PATH | O_DIRECTORY);
-  if (fd !== null) {
-    mountSetattr(fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY);
-    root.release(fd);
-  }
+  updateLdCache(root, entries, log);
 }

@@ -18,9 +18,9 @@ import {
   O_DIRECTORY,
   O_EXCL,
   O_NOFOLLOW,
-  O_NONBLOCK,
   O_PATH,
   O_RDONLY,
+  O_RDWR,
   O_WRONLY,
   openat2,
   readAll,
@@ -37,6 +37,7 @@ import {
   writeAll,
 } from "../ffi/libc.ts";
 import { GpuctlError } from "../errors/mod.ts";
+import { AT_FDCWD } from "../ffi/libc.ts";
 
 const ENOENT = 2, EEXIST = 17, ENOSYS = 38, ELOOP = 40, EXDEV = 18, EAGAIN = 11;
 const MAX_LINKS = 40;
@@ -74,6 +75,52 @@ function splitParent(path: string): [string, string] {
   return ["/" + c.join("/"), name];
 }
 
+/** Lexically cleaned components of a path (`.` dropped, `..` applied), as runc cleans a rootfs path. */
+function cleanComponents(path: string): string[] {
+  const out: string[] = [];
+  for (const c of path.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") out.pop();
+    else out.push(c);
+  }
+  return out;
+}
+
+/**
+ * Opens the directory `path` relative to `dirfd` (`AT_FDCWD` and an absolute path: from `/`) one component at a
+ * time, following no symlink: a component that is a symlink (or a magic link such as `/proc/self/root`) fails.
+ */
+export function openNoFollow(dirfd: number, path: string, what: string): number {
+  let fd = path.startsWith("/")
+    ? check(`open /`, () => libc().open("/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0))
+    : check(`dup`, () => libc().openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+  try {
+    for (const c of cleanComponents(path)) {
+      let next: number;
+      try {
+        next = check(
+          `openat ${c}`,
+          () => libc().openat(fd, c, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC, 0),
+        );
+      } catch (e) {
+        if (e instanceof SyscallError && (e.errno === 20 /* ENOTDIR */ || e.errno === ELOOP)) {
+          throw new GpuctlError(
+            what,
+            `is a symlink or passes through one (${c}); refusing it, as runc does`,
+          );
+        }
+        throw e;
+      }
+      libc().close(fd);
+      fd = next;
+    }
+    return fd;
+  } catch (e) {
+    libc().close(fd);
+    throw e;
+  }
+}
+
 /** A container rootfs opened by descriptor. Close it with {@link InRoot.close}. */
 export class InRoot {
   #fds: number[] = [];
@@ -81,33 +128,77 @@ export class InRoot {
     readonly rootPath: string,
     readonly rootFd: number,
     readonly openat2Available: boolean,
+    /** A procfs where `self` is this process (the host's, opened before entering any namespace). */
+    readonly procFd: number,
+    readonly ownsProc: boolean,
   ) {}
 
   /**
-   * Opens the rootfs at `path` (a path in the current mount namespace). `forceWalk` uses the fall-back walk
-   * even where `openat2` exists (tests run both).
+   * Opens the rootfs at `path`, a path the caller trusts (following symlinks), in the current mount namespace.
+   * `forceWalk` uses the fall-back walk even where `openat2` exists (tests run both); `procFd` is a procfs to
+   * use for `self` (default: `/proc`, opened now).
    */
-  static open(path: string, opts: { forceWalk?: boolean } = {}): InRoot {
+  static open(path: string, opts: { forceWalk?: boolean; procFd?: number } = {}): InRoot {
     const fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
-    let has = !opts.forceWalk;
-    if (has) {
+    return InRoot.#fromFd(fd, opts);
+  }
+
+  /**
+   * Opens a bundle's rootfs as runc will use it: `rootPath` (config.json's `root.path`: absolute, or relative to
+   * the bundle directory the engine gave) may not be or pass through a symlink, so a rootfs that is a link to a
+   * host directory, or `/proc/self/root/...`, is refused before anything is written.
+   */
+  static openRootfs(
+    bundle: string,
+    rootPath: string | undefined,
+    opts: { forceWalk?: boolean; procFd?: number } = {},
+  ): InRoot {
+    const rel = rootPath ?? "rootfs";
+    const what = `the rootfs ${rel.startsWith("/") ? rel : `${bundle.replace(/\/+$/, "")}/${rel}`}`;
+    let fd: number;
+    if (rel.startsWith("/")) fd = openNoFollow(AT_FDCWD, rel, what);
+    else {
+      const b = check(`open ${bundle}`, () => libc().open(bundle, O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
       try {
-        const probe = openat2(fd, "/", O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
-        libc().close(probe);
-      } catch (e) {
-        if (e instanceof SyscallError && (e.errno === ENOSYS || e.errno === 1 /* EPERM: seccomp */)) {
-          has = false;
-        } else throw e;
+        fd = openNoFollow(b, rel, what);
+      } finally {
+        libc().close(b);
       }
     }
-    const real = Deno.readLinkSync(`/proc/self/fd/${fd}`);
-    return new InRoot(real, fd, has);
+    return InRoot.#fromFd(fd, opts);
+  }
+
+  static #fromFd(fd: number, opts: { forceWalk?: boolean; procFd?: number }): InRoot {
+    let procFd = opts.procFd ?? -1;
+    try {
+      if (procFd < 0) {
+        procFd = check("open /proc", () => libc().open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+      }
+      let has = !opts.forceWalk;
+      if (has) {
+        try {
+          const probe = openat2(fd, "/", O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
+          libc().close(probe);
+        } catch (e) {
+          if (e instanceof SyscallError && (e.errno === ENOSYS || e.errno === 1 /* EPERM: seccomp */)) {
+            has = false;
+          } else throw e;
+        }
+      }
+      const real = readlinkat(procFd, `self/fd/${fd}`);
+      return new InRoot(real, fd, has, procFd, opts.procFd === undefined);
+    } catch (e) {
+      libc().close(fd);
+      if (opts.procFd === undefined && procFd >= 0) libc().close(procFd);
+      throw e;
+    }
   }
 
   /** Closes every descriptor this object opened. */
   close(): void {
     for (const fd of this.#fds.splice(0)) libc().close(fd);
     libc().close(this.rootFd);
+    if (this.ownsProc) libc().close(this.procFd);
   }
 
   #keep(fd: number): number {
@@ -124,7 +215,7 @@ export class InRoot {
 
   /** Checks, through /proc/self/fd, that a descriptor lies inside the rootfs. */
   assertInside(fd: number, what: string): void {
-    const p = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+    const p = readlinkat(this.procFd, `self/fd/${fd}`);
     if (p !== this.rootPath && !p.startsWith(this.rootPath === "/" ? "/" : `${this.rootPath}/`)) {
       throw new GpuctlError(what, `resolved outside the container's rootfs (to ${p}); refusing`);
     }
@@ -396,12 +487,16 @@ export class InRoot {
     }
   }
 
-  /** Reads a regular file inside the rootfs (at most `max` bytes); `null` if absent. A FIFO or device is refused. */
-  readFile(path: string, max: number): Uint8Array | null {
-    const fd = this.resolve(path, O_RDONLY | O_NONBLOCK);
-    if (fd === null) return null;
+  /**
+   * Opens a regular file inside the rootfs for reading, or returns `null` if it is absent. The file is found with
+   * `O_PATH` and its type checked before it is opened for reading: opening a FIFO would block, and opening some
+   * devices has effects (a watchdog node reboots the host). A symlink leaf is followed inside the rootfs.
+   */
+  openFile(path: string, max: number): { fd: number; size: number } | null {
+    const p = this.resolve(path, O_PATH);
+    if (p === null) return null;
     try {
-      const st = statx(fd, "", AT_EMPTY_PATH);
+      const st = statx(p, "", AT_EMPTY_PATH);
       if (fileType(st.mode) !== "file") {
         throw new GpuctlError(
           `${path} in the container`,
@@ -411,9 +506,23 @@ export class InRoot {
       if (st.size > max) {
         throw new GpuctlError(`${path} in the container`, `is larger than ${max} bytes; refusing to read it`);
       }
-      return readAll(fd, max, path);
+      const fd = this.#keep(
+        check(`open ${path}`, () => libc().openat(this.procFd, `self/fd/${p}`, O_RDONLY | O_CLOEXEC, 0)),
+      );
+      return { fd, size: st.size };
     } finally {
-      this.release(fd);
+      this.release(p);
+    }
+  }
+
+  /** Reads a regular file inside the rootfs (at most `max` bytes; see {@link openFile}); `null` if absent. */
+  readFile(path: string, max: number): Uint8Array | null {
+    const f = this.openFile(path, max);
+    if (f === null) return null;
+    try {
+      return readAll(f.fd, max, path, f.size);
+    } finally {
+      this.release(f.fd);
     }
   }
 
@@ -435,6 +544,17 @@ export class InRoot {
    * busy host's disk can cost tens of milliseconds of every GPU container's start (0.7 ms on an idle VM).
    */
   writeFileAtomic(path: string, data: Uint8Array, mode = 0o644): void {
+    this.writeFileAtomicWith(path, mode, (fd) => {
+      writeAll(fd, data, path);
+      return true;
+    });
+  }
+
+  /**
+   * {@link writeFileAtomic} with the content written by `fill` into the new file's descriptor. When `fill`
+   * returns `false` the new file is removed and the old one stays; the result says which happened.
+   */
+  writeFileAtomicWith(path: string, mode: number, fill: (fd: number) => boolean): boolean {
     const [parent, name] = splitParent(path);
     const dir = this.mkdirAll(parent);
     const tmp = `.${name}.gpuctl-${Deno.pid}-${Math.random().toString(36).slice(2, 10)}`;
@@ -442,16 +562,19 @@ export class InRoot {
     try {
       const fd = check(
         `create ${parent}/${tmp}`,
-        () => libc().openat(dir, tmp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, mode),
+        () => libc().openat(dir, tmp, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR | O_CLOEXEC, mode),
       );
       created = true;
+      let ok: boolean;
       try {
-        writeAll(fd, data, path);
+        ok = fill(fd);
       } finally {
         libc().close(fd);
       }
+      if (!ok) return false;
       check(`renameat ${path}`, () => libc().renameat(dir, tmp, dir, name));
       created = false;
+      return true;
     } finally {
       if (created) libc().unlinkat(dir, tmp, 0);
       this.release(dir);

@@ -1,71 +1,190 @@
 /**
- * The shim's `create` for a GPU container: config.json gets the plan (mode "spec") or the prestart hook (mode
- * "hook"). Loaded only for GPU containers; `shim.ts` decides.
+ * The shim's `create` for a GPU container: config.json gets the edits (mode "spec"), the CDI devices it names, or
+ * the prestart hook (mode "hook"); and, after `runc create`, the container gets its /proc/driver/nvidia view —
+ * the one edit no spec field can express — from this same process, so a GPU container costs one gpuctl process.
+ * Loaded only for GPU containers; `shim.ts` decides.
  * @module
  */
 import type { Config } from "../config/config.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import { type Logger, phases } from "../log/log.ts";
-import { writeAtomic } from "../oci/edit.ts";
-import { type OciSpec, rootfsPath } from "../oci/spec.ts";
-import { planForRequest } from "../plan/prepare.ts";
+import { addToLists, type ListAddition, writeAtomic } from "../oci/edit.ts";
+import { member, parseJson } from "../oci/json.ts";
+import type { CdiEdits } from "../cdi/spec.ts";
+import type { OciSpec } from "../oci/spec.ts";
+import { cdiNames, planForRequest } from "../plan/prepare.ts";
 import type { GpuRequest } from "../request/request.ts";
-import { addHook, applyToSpec, type HookEntry } from "./spec.ts";
+import { type ContainerEdits, containerEdits, type ProcView } from "../edits/edits.ts";
+import {
+  addHook,
+  applyToSpec,
+  hasNvidiaHook,
+  hookAddition,
+  type HookEntry,
+  prepareRootfs,
+  specAdditions,
+} from "./spec.ts";
+import { editArgs } from "./hook.ts";
+import { InRoot } from "./inroot.ts";
+import { libraryDirs } from "./container.ts";
 
 const STD_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** The prestart hook the shim adds: an explicit, minimal environment (never the container's). */
-export function hookEntry(config: Config, configPath: string | undefined): HookEntry {
-  let path = config.hookPath;
-  if (path === null) {
-    if (Deno.build.standalone) path = Deno.execPath();
-    else {
-      const dirs = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d.startsWith("/"));
-      path = dirs.map((d) => `${d}/nvidia-container-runtime-hook`).find((p) => {
-        try {
-          return Deno.statSync(p).isFile;
-        } catch {
-          return false;
-        }
-      }) ?? null;
+/** The hook executable: `hookPath`, this binary when compiled, else nvidia-container-runtime-hook on PATH. */
+export function hookExecutable(config: Config): { path: string; argv0: string } {
+  if (config.hookPath !== null) return { path: config.hookPath, argv0: "nvidia-container-runtime-hook" };
+  if (Deno.build.standalone) return { path: Deno.execPath(), argv0: "nvidia-container-runtime-hook" };
+  const dirs = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d.startsWith("/"));
+  const path = dirs.map((d) => `${d}/nvidia-container-runtime-hook`).find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
     }
-  }
-  if (path === null) {
+  });
+  if (path === undefined) {
     throw new GpuctlError(
-      "hook mode",
+      "hook",
       'no hook executable: set "hookPath", or put nvidia-container-runtime-hook on PATH',
     );
   }
-  const env = [STD_PATH];
-  if (configPath !== undefined) env.push(`GPUCTL_CONFIG=${configPath}`);
-  return { path, args: ["nvidia-container-runtime-hook", "prestart"], env };
+  return { path, argv0: "nvidia-container-runtime-hook" };
 }
 
-/** Writes the GPU request's edits into `file` (the bundle's config.json, already read as `text`/`spec`). */
+/** A hook's explicit, minimal environment (never the container's). */
+export function hookEnv(configPath: string | undefined): string[] {
+  return configPath === undefined ? [STD_PATH] : [STD_PATH, `GPUCTL_CONFIG=${configPath}`];
+}
+
+/** The prestart hook the shim adds in hook mode. */
+export function hookEntry(config: Config, configPath: string | undefined): HookEntry {
+  const h = hookExecutable(config);
+  return { path: h.path, args: [h.argv0, "prestart"], env: hookEnv(configPath) };
+}
+
+/** The createContainer hook that makes the /proc view inside a container started with `run`. */
+function procHook(config: Config, configPath: string | undefined, edits: ContainerEdits): HookEntry {
+  const h = hookExecutable(config);
+  return {
+    path: h.path,
+    args: [
+      h.argv0,
+      "container-edits",
+      ...editArgs({
+        symlinks: [],
+        ldcache: [],
+        gpus: edits.procView.gpus.map((g) => ({ minor: g.minor, name: g.name })),
+        driverVersion: edits.driverVersion,
+        compat: false,
+        proc: true,
+      }),
+    ],
+    env: hookEnv(configPath),
+  };
+}
+
+export interface Bundle {
+  bundle: string;
+  file: string;
+  text: string;
+  spec: OciSpec;
+  command: "create" | "run";
+}
+
+/** Writes the GPU request's edits into the bundle; returns the /proc view to make after `runc create`, if any. */
 export async function editForGpu(
   config: Config,
-  bundle: string,
-  file: string,
-  text: string,
-  spec: OciSpec,
+  b: Bundle,
   req: GpuRequest,
   log: Logger,
   configPath: string | undefined,
-): Promise<void> {
+): Promise<{ view: ProcView; driverVersion: string } | null> {
+  if (hasNvidiaHook(b.spec)) {
+    log.info("the container already has an NVIDIA prestart hook; it does the work", { bundle: b.bundle });
+    return null;
+  }
+  const names = cdiNames(req);
+  if (names !== null) {
+    const { prepareYaml, resolveCdi } = await import("../cdi/resolve.ts");
+    await prepareYaml(config.cdiSpecDirs);
+    writeAtomic(b.file, await applyCdi(b, resolveCdi(config.cdiSpecDirs, names).edits));
+    log.info("CDI devices applied", { bundle: b.bundle, devices: names });
+    return null;
+  }
   if (config.mode === "hook") {
-    writeAtomic(file, addHook(text, spec, hookEntry(config, configPath)));
-    log.info("prestart hook added", { bundle });
-    return;
+    writeAtomic(b.file, addHook(b.text, b.spec, hookEntry(config, configPath)));
+    log.info("prestart hook added", { bundle: b.bundle });
+    return null;
   }
   const t0 = performance.now();
   const { plan } = await planForRequest(config, req, (m) => log.warn(m));
+  for (const w of plan.warnings) log.warn(w);
   const t1 = performance.now();
-  const edited = applyToSpec(text, spec, plan, rootfsPath(spec, bundle), log);
-  writeAtomic(file, edited ?? addHook(text, spec, hookEntry(config, configPath)));
+  const root = InRoot.openRootfs(b.bundle, b.spec.rootPath);
+  let edits: ContainerEdits;
+  try {
+    edits = containerEdits(plan, libraryDirs(root));
+    prepareRootfs(root, edits, config.cudaCompat, log);
+  } finally {
+    root.close();
+  }
+  let text = applyToSpec(b.text, b.spec, edits);
+  if (b.command === "run") {
+    // `run` starts the container at once: the view is made by a createContainer hook inside it.
+    text = addToLists(text, parseJson(text, b.file), [
+      hookAddition("createContainer", [procHook(config, configPath, edits)]) as ListAddition,
+    ]);
+  }
+  writeAtomic(b.file, text);
   log.info("GPU container prepared", {
-    bundle,
-    mode: edited === null ? "hook (fallback)" : "spec",
-    gpus: plan.gpus.map((g) => g.uuid),
+    bundle: b.bundle,
+    gpus: [...plan.gpus.map((g) => g.uuid), ...plan.migs.map((m) => m.uuid)],
     ms: phases({ start: t0, plan: t1 - t0, edit: performance.now() - t1 }),
   });
+  return b.command === "create" ? { view: edits.procView, driverVersion: edits.driverVersion } : null;
+}
+
+/** config.json with resolved CDI edits: nodes (with their cgroup rules), mounts, environment, hooks. */
+async function applyCdi(b: Bundle, edits: readonly CdiEdits[]): Promise<string> {
+  const { cdiNodeEdit } = await import("../cdi/resolve.ts");
+  const asEdits: ContainerEdits = {
+    deviceNodes: edits.flatMap((e) => (e.deviceNodes ?? []).map(cdiNodeEdit)),
+    mounts: [],
+    symlinks: [],
+    ldcache: [],
+    env: edits.flatMap((e) => e.env ?? []),
+    procView: { gpus: [], capabilities: null },
+    driverVersion: "",
+  };
+  const [nodes, rules, , env] = specAdditions(asEdits);
+  const mounts: ListAddition = {
+    path: ["mounts"],
+    items: edits.flatMap((e) => e.mounts ?? []).map((m) => ({
+      destination: m.containerPath,
+      type: m.type || "bind",
+      source: m.hostPath,
+      options: m.options ?? [],
+    })),
+    key: (i) => (i as { destination: string }).destination,
+    existing: (n) => {
+      const d = member(n, "destination");
+      return d?.t === "str" ? d.value : undefined;
+    },
+  };
+  const hooks = new Map<string, HookEntry[]>();
+  for (const h of edits.flatMap((e) => e.hooks ?? [])) {
+    hooks.set(h.hookName, [...(hooks.get(h.hookName) ?? []), {
+      path: h.path,
+      args: h.args ?? [],
+      env: h.env ?? [],
+      ...(h.timeout !== undefined ? { timeout: h.timeout } : {}),
+    }]);
+  }
+  return addToLists(b.text, b.spec.tree, [
+    nodes!,
+    rules!,
+    mounts,
+    env!,
+    ...[...hooks].map(([name, list]) => hookAddition(name, list) as ListAddition),
+  ]);
 }

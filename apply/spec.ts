@@ -1,18 +1,21 @@
 /**
- * The runtime shim's work at `create`: the plan written into config.json (device nodes with their cgroup rules,
- * bind mounts, environment), and the linker cache and library links prepared in the bundle's rootfs by
- * descriptor — so a GPU container needs no hook process at all. In `hook` mode only the prestart hook is added.
+ * The runtime shim's rendering of container edits (see `edits/`): what config.json can express goes into it —
+ * `linux.devices` with the host nodes' facts, matching `linux.resources.devices` rules (so runc programs the
+ * device cgroup, v1 or v2, and systemd keeps the rules), read-only bind mounts, the environment — and what it
+ * cannot is prepared in the rootfs by descriptor before runc starts: library links, the linker cache, and every
+ * mount target, so runc finds them made and never creates a path in a rootfs an attacker may be racing. The
+ * /proc/driver/nvidia view, which no spec field can give, is made after `runc create` (`shim_edit.ts`).
  * @module
  */
 import type { Logger } from "../log/log.ts";
 import { addToLists, type ListAddition } from "../oci/edit.ts";
+import { type JNode, member } from "../oci/json.ts";
 import type { OciSpec } from "../oci/spec.ts";
-import type { Plan } from "../plan/plan.ts";
-import { destination, libraryDirs } from "./container.ts";
-import { InRoot } from "./inroot.ts";
-import { updateLdCache } from "./ldcache.ts";
+import type { ContainerEdits } from "../edits/edits.ts";
+import type { InRoot } from "./inroot.ts";
+import { applyLdCache, applyLinks } from "./container.ts";
 
-/** The hook entry the shim adds in hook mode (and Docker's `--gpus` adds): gpuctl as the NVIDIA hook. */
+/** A hook entry in config.json. */
 export interface HookEntry {
   path: string;
   args: string[];
@@ -20,92 +23,115 @@ export interface HookEntry {
 }
 
 const HOOK_NAMES = new Set(["nvidia-container-runtime-hook", "nvidia-container-toolkit"]);
-const base = (p: unknown) => (typeof p === "string" ? p.slice(p.lastIndexOf("/") + 1) : "");
+const base = (p: string | undefined) => (p === undefined ? "" : p.slice(p.lastIndexOf("/") + 1));
 
 /** Whether the spec already runs an NVIDIA-compatible prestart hook (added by Docker's --gpus, or by us). */
-export function hasNvidiaHook(spec: OciSpec): boolean {
-  const pre = (spec.hooks as { prestart?: { path?: unknown; args?: unknown[] }[] } | undefined)?.prestart ??
-    [];
-  return pre.some((h) => HOOK_NAMES.has(base(h.path)) || HOOK_NAMES.has(base(h.args?.[0])));
+export function hasNvidiaHook(spec: Pick<OciSpec, "prestart">): boolean {
+  return spec.prestart.some((h) => HOOK_NAMES.has(base(h.path)) || HOOK_NAMES.has(base(h.args[0])));
+}
+
+const strMember = (n: JNode, k: string) => {
+  const v = member(n, k);
+  return v?.t === "str" ? v.value : undefined;
+};
+const numMember = (n: JNode, k: string) => {
+  const v = member(n, k);
+  return v?.t === "num" ? v.raw : undefined;
+};
+
+/** A hook list addition: `hooks.<name>` (a hook with the same path and arguments is not added twice). */
+export function hookAddition(name: string, hooks: readonly HookEntry[]): ListAddition<HookEntry> {
+  return {
+    path: ["hooks", name],
+    items: hooks,
+    key: (h) => JSON.stringify([h.path, h.args]),
+    existing: (n) => {
+      const args = member(n, "args");
+      return JSON.stringify([
+        strMember(n, "path") ?? "",
+        args?.t === "arr" ? args.items.map((a) => (a.t === "str" ? a.value : "")) : [],
+      ]);
+    },
+  };
 }
 
 /** Adds the prestart hook (unless one is there); returns the new config.json text. */
 export function addHook(text: string, spec: OciSpec, hook: HookEntry): string {
   if (hasNvidiaHook(spec)) return text;
-  return addToLists(text, spec, [{ path: ["hooks", "prestart"], items: [hook] }]);
+  return addToLists(text, spec.tree, [hookAddition("prestart", [hook])]);
+}
+
+/** The config.json additions for `edits`: nodes, device-cgroup rules, mounts, environment. */
+export function specAdditions(edits: ContainerEdits): ListAddition[] {
+  const nodes: ListAddition = {
+    path: ["linux", "devices"],
+    items: edits.deviceNodes.map((n) => ({
+      path: n.path,
+      type: "c",
+      major: n.major,
+      minor: n.minor,
+      fileMode: n.fileMode,
+      uid: n.uid,
+      gid: n.gid,
+    })),
+    key: (i) => (i as { path: string }).path,
+    existing: (n) => strMember(n, "path"),
+  };
+  const rules: ListAddition = {
+    path: ["linux", "resources", "devices"],
+    items: edits.deviceNodes.map((n) => ({
+      allow: true,
+      type: "c",
+      major: n.major,
+      minor: n.minor,
+      access: "rwm",
+    })),
+    key: (i) => {
+      const r = i as { major: number; minor: number };
+      return `true c ${r.major}:${r.minor} rwm`;
+    },
+    existing: (n) => {
+      const allow = member(n, "allow");
+      return `${allow?.t === "bool" ? allow.value : ""} ${strMember(n, "type")} ${numMember(n, "major")}:${
+        numMember(n, "minor")
+      } ${strMember(n, "access")}`;
+    },
+  };
+  const mounts: ListAddition = {
+    path: ["mounts"],
+    // The edit's options, as an OCI bind mount that runc keeps out of mount propagation.
+    items: edits.mounts.map((m) => ({
+      destination: m.containerPath,
+      type: "bind",
+      source: m.hostPath,
+      options: [...m.options, "rbind", "rprivate"],
+    })),
+    // A mount the container already has at that destination (the user's own) wins.
+    key: (i) => (i as { destination: string }).destination,
+    existing: (n) => strMember(n, "destination"),
+  };
+  const env: ListAddition = {
+    path: ["process", "env"],
+    items: edits.env,
+    key: (e) => (e as string).split("=")[0]!,
+    existing: (n) => (n.t === "str" ? n.value.split("=")[0] : undefined),
+  };
+  return [nodes, rules, mounts, env] as ListAddition[];
 }
 
 /**
- * Writes `plan` into config.json text and prepares the rootfs (library links, ld.so.cache). Returns the new
- * text, or `null` when the rootfs cannot be reached (the caller then falls back to the hook).
+ * Prepares the rootfs for `edits` by descriptor: every mount target (runc then only mounts onto what exists),
+ * the library links and the linker cache (with the image's CUDA compat libraries first when they are newer).
  */
-export function applyToSpec(
-  text: string,
-  spec: OciSpec,
-  plan: Plan,
-  rootfs: string,
-  log: Logger,
-): string | null {
-  let root: InRoot;
-  try {
-    root = InRoot.open(rootfs);
-  } catch (e) {
-    log.warn("rootfs not reachable at create; using the hook", { rootfs, error: String(e) });
-    return null;
+export function prepareRootfs(root: InRoot, edits: ContainerEdits, compat: boolean, log: Logger): void {
+  for (const m of edits.mounts) {
+    root.release(root.mountTarget(m.containerPath, m.dir ? "dir" : "file", (msg) => log.debug(msg)));
   }
-  let dirs;
-  try {
-    dirs = libraryDirs(root);
-    for (const s of plan.symlinks) {
-      root.symlink(s.libraryDir === "lib32" ? dirs.lib32 : dirs.lib, s.link, s.target);
-    }
-    updateLdCache(root, plan, dirs, log);
-  } finally {
-    root.close();
-  }
-  const mounts = plan.mounts.filter((m) => m.kind !== "proc").map((m) => ({
-    destination: destination(m, dirs),
-    type: "bind",
-    source: m.hostPath,
-    // The plan's options, as an OCI bind mount that runc keeps out of mount propagation.
-    options: [...m.options.filter((o) => o !== "bind"), "rbind", "rprivate"],
-  }));
-  const additions: ListAddition[] = [
-    {
-      path: ["linux", "devices"],
-      items: plan.deviceNodes.map((n) => ({
-        path: n.path,
-        type: "c",
-        major: n.major,
-        minor: n.minor,
-        fileMode: n.fileMode,
-        uid: n.uid,
-        gid: n.gid,
-      })),
-      same: (a, b) => (a as { path?: string }).path === (b as { path: string }).path,
-    },
-    {
-      path: ["linux", "resources", "devices"],
-      items: plan.deviceNodes.map((n) => ({
-        allow: true,
-        type: "c",
-        major: n.major,
-        minor: n.minor,
-        access: "rwm",
-      })),
-    },
-    {
-      path: ["mounts"],
-      items: mounts,
-      // A mount the container already has at that destination (the user's own) wins.
-      same: (a, b) =>
-        (a as { destination?: string }).destination === (b as { destination: string }).destination,
-    },
-    {
-      path: ["process", "env"],
-      items: Object.entries(plan.env).map(([k, v]) => `${k}=${v}`),
-      same: (a, b) => typeof a === "string" && a.split("=")[0] === (b as string).split("=")[0],
-    },
-  ];
-  return addToLists(text, spec, additions);
+  applyLinks(root, edits);
+  applyLdCache(root, edits, compat, log);
+}
+
+/** config.json text with `edits` written into it (see {@link specAdditions}). */
+export function applyToSpec(text: string, spec: OciSpec, edits: ContainerEdits): string {
+  return addToLists(text, spec.tree, specAdditions(edits));
 }

@@ -17,6 +17,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: "the OCI runtime shim in front of runc (also as gpuctl-runtime)",
     load: () => import("./runtime.ts"),
   },
+  cdi: {
+    summary: "write a CDI spec for Podman, containerd, CRI-O, Docker 25+; list CDI devices",
+    load: () => import("./cdi.ts"),
+  },
   configure: {
     summary: "register gpuctl-runtime with docker, containerd or crio",
     load: () => import("./configure.ts"),

@@ -3,10 +3,12 @@
  * the requested GPUs appear in a container that runc has set up but not started.
  * @module
  */
-import { GpuctlError, UsageError } from "../errors/mod.ts";
+import { GpuctlError, quote, UsageError } from "../errors/mod.ts";
 import type { Context } from "./context.ts";
 
-export const HELP = `Usage: gpuctl hook prestart|createContainer|poststart|poststop
+export const HELP = `Usage: gpuctl hook prestart|poststart|poststop
+       gpuctl hook container-edits --driver-version V [--link PATH::TARGET]... [--lib SONAME::PATH[::32]]...
+                                   [--gpu MINOR::BUS]... [--proc] [--cuda-compat]
        nvidia-container-runtime-hook prestart
 
 The OCI hook that makes GPUs appear in a container. Reads the container's state (id, pid, bundle) from
@@ -16,6 +18,10 @@ requirements, allows the device nodes in the container's device cgroup and, insi
 namespace, bind-mounts the driver's libraries, programs, firmware and IPC sockets read-only, creates the
 device nodes and library links, covers /proc/driver/nvidia, and updates /etc/ld.so.cache.
 poststart and poststop do nothing. Any failure stops the container with one line on stderr.
+
+container-edits is the createContainer hook of a CDI spec written by 'gpuctl cdi generate' (and of the
+runtime shim's 'run'): inside the container it makes the library links, the linker cache, and the
+/proc/driver/nvidia view of the GPUs whose /dev/nvidia<MINOR> the container has; no NVML.
 
 Register it as a prestart hook, or put it on dockerd's PATH as nvidia-container-runtime-hook so that
 'docker run --gpus' uses it. Configuration: GPUCTL_CONFIG (default /etc/gpuctl/config.jsonc).
@@ -56,16 +62,18 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     return 0;
   }
   if (stage === "poststart" || stage === "poststop") return 0;
-  if (stage !== "prestart" && stage !== "createContainer" && stage !== "createRuntime") {
+  if (stage !== "prestart" && stage !== "createRuntime" && stage !== "container-edits") {
     throw new UsageError(
       "hook",
-      `unknown stage ${stage === undefined ? "(none)" : `"${stage}"`} (use prestart)`,
+      `unknown stage ${stage === undefined ? "(none)" : quote(stage)} (use prestart, or container-edits)`,
     );
   }
   await sanitizeEnvironment();
-  const { runHook } = await import("../apply/hook.ts");
+  const { runHook, runEditsHook } = await import("../apply/hook.ts");
   const stdin = readStdin(1 << 20);
-  await runHook(ctx.config, stdin, ctx.log);
+  if (stage === "container-edits") {
+    await runEditsHook(ctx.config, stdin, args.slice(args.indexOf(stage) + 1), ctx.log);
+  } else await runHook(ctx.config, stdin, ctx.log);
   return 0;
 }
 

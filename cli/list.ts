@@ -3,6 +3,7 @@
  * @module
  */
 import { preparePlan } from "../plan/prepare.ts";
+import { parseVisibleDevices } from "../devices/select.ts";
 import type { Plan } from "../plan/plan.ts";
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
@@ -69,7 +70,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   let caps = values.capabilities;
   if (values.compat32) caps = `${caps ?? "utility,compute"},compat32`;
   const { plan } = await preparePlan(ctx.config, {
-    visibleDevices: values.device ?? "all",
+    devices: parseVisibleDevices(values.device ?? "all"),
     capabilities: caps,
     devicesSource: "--device",
     capabilitiesSource: "--capabilities",

@@ -89,7 +89,26 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     const runtime = lowLevelRuntime(config);
     if (readsBundle(r.command)) {
       const { prepareBundle } = await import("../apply/shim.ts");
-      await prepareBundle(config, r.bundle, ctx.log, ctx.globals.configPath);
+      const view = await prepareBundle(
+        config,
+        r.bundle,
+        r.command as "create" | "run",
+        ctx.log,
+        ctx.globals.configPath,
+      );
+      if (view !== null) {
+        const { createThenView } = await import("../apply/created.ts");
+        return await createThenView(
+          runtime,
+          args,
+          r,
+          view.view,
+          view.driverVersion,
+          config,
+          passThroughEnv(Deno.env.toObject()),
+          ctx.log,
+        );
+      }
     }
     return execRuntime(runtime, args);
   } catch (e) {

@@ -19,6 +19,12 @@ export interface RuncArgs {
   bundle: string;
   log: string | undefined;
   logFormat: "text" | "json";
+  /** The global options, as given (for further calls of the same runtime: `state`, `delete`). */
+  globals: string[];
+  /** The container id: the command's first argument that is not an option. */
+  id: string | undefined;
+  /** `--pid-file` of `create`/`run`. */
+  pidFile: string | undefined;
 }
 
 /** A flag's name without its dashes, and its `=value` if it has one. */
@@ -45,22 +51,29 @@ export function scanRuncArgs(args: readonly string[], cwd: string): RuncArgs {
       if (name === "log-format") logFormat = v === "json" ? "json" : "text";
     }
   }
+  const globals = args.slice(0, i);
   const command = args[i];
-  let bundle: string | undefined;
+  let bundle: string | undefined, id: string | undefined, pidFile: string | undefined;
+  const abs = (p: string) => (p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`);
   for (let j = i + 1; j < args.length; j++) {
     const a = args[j]!;
-    if (a === "--") break;
-    if (!a.startsWith("-")) continue; // the container id; runc's CLI also takes flags after it
+    if (a === "--") {
+      id ??= args[j + 1];
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") {
+      id ??= a; // runc's CLI also takes flags after the id
+      continue;
+    }
     const [name, inline] = flagOf(a);
-    if (name === "bundle" || name === "b") {
-      bundle = inline ?? args[j + 1];
+    if (CMD_WITH_VALUE.has(name)) {
+      const v = inline ?? args[j + 1];
       if (inline === undefined) j++;
-    } else if (CMD_WITH_VALUE.has(name) && inline === undefined) {
-      j++;
+      if (name === "bundle" || name === "b") bundle = v;
+      if (name === "pid-file" && v !== undefined) pidFile = abs(v);
     }
   }
-  const b = bundle ?? cwd;
-  return { command, bundle: b.startsWith("/") ? b : `${cwd.replace(/\/+$/, "")}/${b}`, log, logFormat };
+  return { command, bundle: abs(bundle ?? cwd), log, logFormat, globals, id, pidFile };
 }
 
 /** The standard directories searched for a low-level runtime, after PATH. */

@@ -1,26 +1,34 @@
 /**
- * Everything the plan needs, read from the host: plugins, the inventory, the driver's files and device nodes.
- * Used by `gpuctl list` and (later) the hook and the runtime shim; the plan itself stays pure.
+ * Everything the plan needs, read from the host: plugins, the inventory, the driver's files and device nodes; and a
+ * container's request turned into its edits. Used by `gpuctl list`, the hooks and the runtime shim; the plan itself
+ * stays pure.
  * @module
  */
 import type { Config } from "../config/config.ts";
 import { discover, type SourceChoice } from "../devices/discover.ts";
 import { readHostDevices } from "../devices/nodes.ts";
-import { parseVisibleDevices, selectDevices } from "../devices/select.ts";
+import { type DeviceRequest, isCdiName, selectDevices } from "../devices/select.ts";
 import type { Inventory } from "../devices/types.ts";
 import { type DriverFiles, locateDriverFiles } from "../driver/locate.ts";
-import { BUILTIN, pluginFiles, Registry } from "../plugins/registry.ts";
-import { buildPlan, type Plan } from "./plan.ts";
+import { BUILTIN, GATED_PLUGINS, pluginFiles, Registry } from "../plugins/registry.ts";
+import { buildPlan, IMEX_DIR, type Plan } from "./plan.ts";
 import type { GpuRequest } from "../request/request.ts";
-import { checkRequirements, type HostFacts } from "../request/requirements.ts";
+import { checkRequirements, type HostFacts, requirementBrand } from "../request/requirements.ts";
+import { type ContainerEdits, containerEdits } from "../edits/edits.ts";
+import { GpuctlError } from "../errors/mod.ts";
 
-/** A request in NVIDIA's terms; each field is the raw variable value (`undefined`: unset). */
+/** A request in NVIDIA's terms. */
 export interface PlanRequest {
-  visibleDevices: string | undefined;
+  devices: DeviceRequest;
+  /** `NVIDIA_DRIVER_CAPABILITIES` as given (`undefined`: the default). */
   capabilities: string | undefined;
   /** How the inputs are named in errors (`NVIDIA_VISIBLE_DEVICES` or `--device`). */
   devicesSource?: string;
   capabilitiesSource?: string;
+  /** Gated capabilities switched on by their variables (`gds` for NVIDIA_GDS=enabled). */
+  gated?: readonly string[];
+  imexChannels?: readonly number[];
+  mig?: { config: boolean; monitor: boolean };
 }
 
 export interface Prepared {
@@ -31,34 +39,51 @@ export interface Prepared {
 }
 
 /**
- * Loads the registry: built-in capabilities plus the declarative plugins in `config.pluginsDir`. Their JSONC
- * parser is loaded only when there are plugin files to read.
+ * Loads the registry: built-in capabilities, the declarative plugins in `config.pluginsDir`, and the gated
+ * built-ins among `wanted`. The plugin parser is loaded only when there are plugin files to read.
  */
-export async function loadRegistry(config: Config): Promise<Registry> {
+export async function loadRegistry(config: Config, wanted: Iterable<string> = []): Promise<Registry> {
   const names = pluginFiles(config.pluginsDir);
-  if (names.length === 0) return new Registry(BUILTIN);
-  const { loadPlugins } = await import("../plugins/declarative.ts");
-  return new Registry([...BUILTIN, ...loadPlugins(config.pluginsDir, config.devRoot, names)]);
+  const gated = [...new Set(wanted)].filter((n) => Registry.isGated(n));
+  if (names.length === 0 && gated.length === 0) return new Registry(BUILTIN);
+  const { loadPlugins, parsePlugin } = await import("../plugins/declarative.ts");
+  return new Registry([
+    ...BUILTIN,
+    ...gated.map((n) => ({
+      ...parsePlugin(GATED_PLUGINS[n]!, `plugins/gated/${n}.jsonc`),
+      origin: "builtin",
+    })),
+    ...loadPlugins(config.pluginsDir, names),
+  ]);
 }
 
 /** Reads the host and builds the plan for `req`. Bad requests fail before NVML is touched. */
 export async function preparePlan(
   config: Config,
   req: PlanRequest,
-  opts: { source?: SourceChoice; warn?: (m: string) => void } = {},
+  opts: { source?: SourceChoice; warn?: (m: string) => void; inventory?: () => Inventory } = {},
 ): Promise<Prepared> {
   const warn = opts.warn ?? (() => {});
-  const registry = await loadRegistry(config);
-  const capabilities = registry.resolve(req.capabilities, req.capabilitiesSource);
-  const devices = parseVisibleDevices(req.visibleDevices);
-  const inventory = discover(config, opts.source ?? "auto", warn);
-  const selection = selectDevices(devices, inventory, req.devicesSource);
+  const asked = (req.capabilities ?? "").split(",").map((s) => s.trim());
+  const registry = await loadRegistry(config, [...asked, ...(req.gated ?? [])]);
+  const capabilities = registry.resolve(req.capabilities, req.capabilitiesSource, req.gated);
+  const inventory = opts.inventory?.() ?? discover(config, opts.source ?? "auto", warn);
+  const selection = selectDevices(req.devices, inventory, req.devicesSource);
   const files = locateDriverFiles(config, registry, inventory.driver.version, warn, capabilities.effective);
-  const extraNodes = registry.names.flatMap((n) =>
-    (registry.get(n)?.deviceNodes ?? []).filter((d) => d.startsWith("/"))
-  );
+  const extraNodes = [
+    ...registry.names.flatMap((n) => (registry.get(n)?.deviceNodes ?? []).filter((d) => d.startsWith("/"))),
+    ...(req.imexChannels ?? []).map((c) => `${IMEX_DIR}/channel${c}`),
+  ];
   const host = readHostDevices(config, extraNodes);
-  const plan = buildPlan({ capabilities, selection, registry, files, host });
+  const plan = buildPlan({
+    capabilities,
+    selection,
+    registry,
+    files,
+    host,
+    ...(req.imexChannels ? { imexChannels: req.imexChannels } : {}),
+    ...(req.mig ? { mig: req.mig } : {}),
+  });
   return { inventory, registry, files, plan };
 }
 
@@ -70,27 +95,86 @@ export async function planForRequest(
   config: Config,
   req: GpuRequest,
   warn: (m: string) => void,
+  inventory?: () => Inventory,
 ): Promise<Prepared> {
   const prepared = await preparePlan(config, {
-    visibleDevices: req.devices,
+    devices: req.devices,
     capabilities: req.capabilities,
     devicesSource: req.devicesSource,
     capabilitiesSource: "NVIDIA_DRIVER_CAPABILITIES",
-  }, { warn });
-  const { plan, inventory } = prepared;
+    gated: req.gated,
+    imexChannels: req.imexChannels,
+    mig: { config: req.migConfig, monitor: req.migMonitor },
+  }, { warn, ...(inventory ? { inventory } : {}) });
+  const { plan, inventory: inv } = prepared;
   const base: HostFacts = {
-    cuda: inventory.driver.cudaVersion,
-    driver: inventory.driver.version,
+    cuda: inv.driver.cudaVersion,
+    driver: inv.driver.version,
     arch: null,
     brand: null,
   };
   const selected = [
-    ...plan.gpus.map((g) => inventory.devices[g.index]!),
-    ...plan.migs.map((m) => inventory.devices[m.gpu]!),
+    ...plan.gpus.map((g) => inv.devices[g.index]!),
+    ...plan.migs.map((m) => inv.devices[m.gpu]!),
   ];
   checkRequirements(
     req.requirements,
-    selected.length === 0 ? [base] : selected.map((g) => ({ ...base, arch: g.architecture, brand: g.brand })),
+    selected.length === 0
+      ? [base]
+      : selected.map((g) => ({ ...base, arch: g.architecture, brand: requirementBrand(g.brand) })),
   );
   return prepared;
+}
+
+/** The CDI names in a request, when it names devices that way (all or none of them: mixing is an error). */
+export function cdiNames(req: GpuRequest): string[] | null {
+  if (req.devices.kind !== "list") return null;
+  const cdi = req.devices.ids.filter(isCdiName);
+  if (cdi.length === 0) return null;
+  if (cdi.length !== req.devices.ids.length) {
+    throw new GpuctlError(
+      req.devicesSource,
+      "mixes CDI device names (vendor/class=name) with other device ids; use one kind",
+    );
+  }
+  return cdi;
+}
+
+/**
+ * A GPU request's container edits, libraries placed as the image in the bundle's rootfs lays them out: from a plan,
+ * or, for CDI device names, from the CDI specs on this host (no NVML then).
+ */
+export async function editsForRequest(
+  config: Config,
+  req: GpuRequest,
+  opts: {
+    bundle: string;
+    rootPath: string | undefined;
+    warn: (m: string) => void;
+    inventory?: () => Inventory;
+  },
+): Promise<{ edits: ContainerEdits; gpus: string[]; cdi: boolean }> {
+  const names = cdiNames(req);
+  if (names !== null) {
+    const { prepareYaml, resolveCdi, cdiToContainerEdits } = await import("../cdi/resolve.ts");
+    await prepareYaml(config.cdiSpecDirs);
+    const r = resolveCdi(config.cdiSpecDirs, names);
+    return { edits: cdiToContainerEdits(r, config.procRoot), gpus: names, cdi: true };
+  }
+  const { plan } = await planForRequest(config, req, opts.warn, opts.inventory);
+  const { InRoot } = await import("../apply/inroot.ts");
+  const { libraryDirs } = await import("../apply/container.ts");
+  const root = InRoot.openRootfs(opts.bundle, opts.rootPath);
+  let dirs;
+  try {
+    dirs = libraryDirs(root);
+  } finally {
+    root.close();
+  }
+  for (const w of plan.warnings) opts.warn(w);
+  return {
+    edits: containerEdits(plan, dirs),
+    gpus: [...plan.gpus.map((g) => g.uuid), ...plan.migs.map((m) => m.uuid)],
+    cdi: false,
+  };
 }

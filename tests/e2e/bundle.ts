@@ -190,6 +190,49 @@ export async function runcRun(
 }
 
 /**
+ * A container's lifecycle as containerd drives a runtime: `create` (stdio to the container), `start`, wait for the
+ * container to exit, `delete`. Returns what the container printed and `create`'s exit code and stderr.
+ */
+export async function runcLifecycle(
+  bundle: string,
+  runtime = "runc",
+  timeoutMs = 60_000,
+): Promise<RunResult> {
+  const id = `gpuctl-${Deno.pid}-${++seq}-${Math.random().toString(36).slice(2, 7)}`;
+  const root = `${bundle}/runc-state`;
+  const rt = (args: string[]) =>
+    new Deno.Command(runtime, {
+      args: ["--root", root, ...args],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    })
+      .output();
+  const create = new Deno.Command(runtime, {
+    args: ["--root", root, "create", "--bundle", bundle, "--pid-file", `${bundle}/pid`, id],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).spawn();
+  const dec = new TextDecoder();
+  const stdout = new Response(create.stdout).text();
+  const stderr = new Response(create.stderr).text();
+  const status = await create.status;
+  if (!status.success) {
+    return { code: status.code, stdout: await stdout, stderr: await stderr };
+  }
+  const start = await rt(["start", id]);
+  if (!start.success) {
+    await rt(["delete", "--force", id]);
+    return { code: start.code, stdout: await stdout, stderr: (await stderr) + dec.decode(start.stderr) };
+  }
+  const out = await stdout; // the container holds the pipe until it exits
+  await rt(["delete", "--force", id]);
+  return { code: 0, stdout: out, stderr: await stderr };
+}
+
+/**
  * The host's mount table as a sorted list of "mount point  fstype" lines — less the mounts that other tests,
  * running in parallel, make under {@link TEST_MOUNT_PREFIXES}, which gpuctl never touches.
  */

@@ -119,7 +119,7 @@ Deno.test("hook: an unknown GPU and an unmet requirement stop the container with
       ],
       [
         ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_REQUIRE_CUDA=cuda>=99.0"],
-        'gpuctl: NVIDIA_REQUIRE_CUDA: unsatisfied requirement "cuda>=99.0": this host has cuda 13.0, driver 580.95.05, arch 9.0, brand NVIDIA',
+        'gpuctl: NVIDIA_REQUIRE_CUDA: unsatisfied requirement "cuda>=99.0": this host has cuda 13.0, driver 580.95.05, arch 9.0, brand nvidia',
       ],
       [
         ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,opengl"],

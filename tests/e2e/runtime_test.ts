@@ -9,6 +9,7 @@ import {
   hookLauncher,
   hostMounts,
   makeBundle,
+  runcLifecycle,
   runcRun,
   runtimeLauncher,
   writeDebugConfig,
@@ -16,13 +17,18 @@ import {
 
 async function setup(tmp: string, extra: Record<string, unknown> = {}) {
   const d = await fakeDriver(standardSpec(2));
-  const config = writeDebugConfig(`${tmp}/gpuctl.jsonc`, d, `${tmp}/gpuctl.log`, extra);
+  // `runc run` starts the container at once, so the shim has its /proc view made by a createContainer hook.
+  const config = writeDebugConfig(`${tmp}/gpuctl.jsonc`, d, `${tmp}/gpuctl.log`, {
+    hookPath: hookLauncher(tmp),
+    ...extra,
+  });
   const shim = runtimeLauncher(tmp, gpuctlEnv(config));
   return { d, config, shim };
 }
 
-const CHECK =
-  "nvidia-smi -L; nvml-probe -L; ls /dev | grep nvidia; ldconfig -p | grep -c nvidia; cat /dev/nvidia1 2>&1; echo ==end";
+const CHECK = "nvidia-smi -L; nvml-probe -L; ls /dev | grep nvidia; ldconfig -p | grep -c nvidia; " +
+  "cat /dev/nvidia1 2>&1; echo ==proc; grep ModifyDeviceFiles /proc/driver/nvidia/params; ls /proc/driver/nvidia/gpus; " +
+  "touch /proc/driver/nvidia/x 2>&1 | grep -c Read-only; echo ==end";
 
 Deno.test("shim (spec mode): a GPU container gets its devices, cgroup rules, mounts and linker cache from config.json", async () => {
   using tmp = tempDir();
@@ -33,7 +39,9 @@ Deno.test("shim (spec mode): a GPU container gets its devices, cgroup rules, mou
     args: ["/bin/sh", "-c", CHECK],
     env: ["NVIDIA_VISIBLE_DEVICES=1", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
   });
-  const r = await runcRun(b, 60_000, shim);
+  // As containerd drives it: create (the shim edits config.json, runs runc create, then makes the /proc view),
+  // start, delete.
+  const r = await runcLifecycle(b, shim);
   assertEquals(r.code, 0, r.stderr);
   assertStringIncludes(
     r.stdout,
@@ -53,12 +61,36 @@ Deno.test("shim (spec mode): a GPU container gets its devices, cgroup rules, mou
   assert(rules.some((x: { minor: number; allow: boolean }) => x.minor === 1 && x.allow));
   const smi = spec.mounts.find((m: { destination: string }) => m.destination === "/usr/bin/nvidia-smi");
   assertEquals(smi.options, ["ro", "nosuid", "nodev", "rbind", "rprivate"]);
-  assertEquals(spec.hooks, undefined, "spec mode adds no hook");
+  assertEquals(spec.hooks, undefined, "spec mode adds no hook: the shim itself makes the /proc view");
+  // The /proc/driver/nvidia view: ModifyDeviceFiles off, only the container's own GPU, read-only.
+  assertStringIncludes(r.stdout, "==proc\nModifyDeviceFiles: 0\n0000:11:00.0\n1\n==end");
   assertEquals(hostMounts(), mounts, "the host's mount table is unchanged");
   const done = logLines(`${tmp.path}/gpuctl.log`).find((l) => l.msg === "GPU container prepared");
   assert(done !== undefined, "a 'GPU container prepared' log line");
-  assertEquals(done.mode, "spec");
   assertEquals(Object.keys(done.ms as object), ["start", "plan", "edit"]);
+});
+
+Deno.test("shim (spec mode, runc run): the /proc view comes from one createContainer hook, with an explicit env", async () => {
+  using tmp = tempDir();
+  const { shim } = await setup(tmp.path);
+  const b = await makeBundle(`${tmp.path}/b`, {
+    debian: true,
+    args: ["/bin/sh", "-c", CHECK],
+    env: ["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES=compute,utility", "LD_PRELOAD=/x.so"],
+  });
+  const r = await runcRun(b, 60_000, shim);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "==proc\nModifyDeviceFiles: 0\n0000:10:00.0\n1\n==end");
+  const spec = JSON.parse(Deno.readTextFileSync(`${b}/config.json`));
+  assertEquals(spec.hooks.createContainer.length, 1);
+  assertEquals(spec.hooks.createContainer[0].args.slice(0, 2), [
+    "nvidia-container-runtime-hook",
+    "container-edits",
+  ]);
+  assertEquals(spec.hooks.createContainer[0].env, [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    `GPUCTL_CONFIG=${tmp.path}/gpuctl.jsonc`,
+  ]);
 });
 
 Deno.test("shim: a container without a GPU request keeps a byte-identical config.json", async () => {

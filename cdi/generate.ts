@@ -1,0 +1,150 @@
+/**
+ * `gpuctl cdi generate`: the plan for every GPU rendered as a CDI spec, from the same container edits the shim
+ * and the hook apply (see `edits/`). Common edits (control nodes, the requested capabilities' files, the
+ * environment) apply to any device; each GPU and MIG device adds its own nodes. What no spec field can express —
+ * library links, the linker cache, the /proc/driver/nvidia view, CUDA compat — is one `createContainer` hook:
+ * gpuctl itself, with an explicit environment, one process per container.
+ *
+ * Libraries go to the Debian multiarch directories (a spec cannot look inside the image); the hook's linker cache
+ * makes them found in any image layout.
+ * @module
+ */
+import type { Config } from "../config/config.ts";
+import { type ContainerEdits, containerEdits, MULTIARCH, type NodeEdit } from "../edits/edits.ts";
+import type { Plan } from "../plan/plan.ts";
+import { preparePlan } from "../plan/prepare.ts";
+import type { Inventory } from "../devices/types.ts";
+import { editArgs } from "../apply/hook.ts";
+import {
+  type CdiDevice,
+  type CdiDeviceNode,
+  type CdiEdits,
+  type CdiHook,
+  type CdiSpec,
+  minimumVersion,
+  validateSpec,
+} from "./spec.ts";
+
+export type NameStrategy = "index" | "uuid" | "type-index";
+
+export interface GenerateOptions {
+  vendor: string;
+  class: string;
+  strategies: readonly NameStrategy[];
+  /** `NVIDIA_DRIVER_CAPABILITIES` grammar; `undefined`: utility,compute. */
+  capabilities: string | undefined;
+  /** The hook's executable and its `argv` before the hook's own arguments. */
+  hook: { path: string; argv: string[]; env: string[] };
+  cudaCompat: boolean;
+  inventory?: () => Inventory;
+}
+
+/** A node as a CDI device node: the host's facts, its host path when that differs. */
+export function cdiNode(n: NodeEdit): CdiDeviceNode {
+  return {
+    path: n.path,
+    ...(n.hostPath !== null && n.hostPath !== n.path ? { hostPath: n.hostPath } : {}),
+    type: "c",
+    major: n.major,
+    minor: n.minor,
+    fileMode: n.fileMode,
+    uid: n.uid,
+    gid: n.gid,
+  };
+}
+
+/** The hook that makes, inside the container, what the spec cannot express. */
+export function cdiHook(edits: ContainerEdits, o: Pick<GenerateOptions, "hook" | "cudaCompat">): CdiHook {
+  return {
+    hookName: "createContainer",
+    path: o.hook.path,
+    args: [
+      ...o.hook.argv,
+      ...editArgs({
+        symlinks: edits.symlinks,
+        ldcache: edits.ldcache,
+        gpus: edits.procView.gpus.map((g) => ({ minor: g.minor, name: g.name })),
+        driverVersion: edits.driverVersion,
+        compat: o.cudaCompat,
+        proc: true,
+      }),
+    ],
+    env: o.hook.env,
+  };
+}
+
+/** Container edits as a CDI spec's common edits: everything but the per-device nodes, plus the hook. */
+export function cdiCommonEdits(
+  edits: ContainerEdits,
+  perDevice: ReadonlySet<string>,
+  o: GenerateOptions,
+): CdiEdits {
+  return {
+    // A legacy NVIDIA hook that also runs must not inject the GPUs a second time.
+    env: [...edits.env, "NVIDIA_VISIBLE_DEVICES=void"],
+    deviceNodes: edits.deviceNodes.filter((n) => !perDevice.has(n.path)).map(cdiNode),
+    mounts: edits.mounts.map((m) => ({
+      hostPath: m.hostPath,
+      containerPath: m.containerPath,
+      type: "bind",
+      options: [...m.options, "rbind", "rprivate"],
+    })),
+    hooks: [cdiHook(edits, o)],
+  };
+}
+
+/** The spec for a plan that selects every GPU. */
+export function specFromPlan(plan: Plan, o: GenerateOptions): CdiSpec {
+  const edits = containerEdits(plan, MULTIARCH);
+  const byPath = new Map(edits.deviceNodes.map((n) => [n.path, n]));
+  const reasons = new Map(plan.deviceNodes.map((n) => [n.path, n.reason]));
+  const nodesFor = (reason: string, extra: string[] = []) =>
+    [...extra, ...[...reasons].filter(([, r]) => r === reason).map(([p]) => p)].map((p) => byPath.get(p)!)
+      .filter(
+        (n, i, a) => n !== undefined && a.indexOf(n) === i,
+      );
+  const perDevice = new Set<string>();
+  const devices: CdiDevice[] = [];
+  const add = (names: string[], nodes: NodeEdit[]) => {
+    for (const n of nodes) perDevice.add(n.path);
+    for (const name of names) devices.push({ name, containerEdits: { deviceNodes: nodes.map(cdiNode) } });
+  };
+  const named = (index: string, uuid: string, typed: string) =>
+    o.strategies.map((s) => (s === "index" ? index : s === "uuid" ? uuid : typed));
+  for (const g of plan.gpus) {
+    add(named(`${g.index}`, g.uuid, `gpu${g.index}`), nodesFor(`gpu ${g.index}`));
+  }
+  for (const m of plan.migs) {
+    add(
+      named(`${m.gpu}:${m.index}`, m.uuid, `mig${m.gpu}:${m.index}`),
+      nodesFor(`mig ${m.gpu}:${m.index}`, [`/dev/nvidia${m.gpuMinor}`]),
+    );
+  }
+  devices.push({
+    name: "all",
+    containerEdits: { deviceNodes: edits.deviceNodes.filter((n) => perDevice.has(n.path)).map(cdiNode) },
+  });
+  const spec: Omit<CdiSpec, "cdiVersion"> = {
+    kind: `${o.vendor}/${o.class}`,
+    devices,
+    containerEdits: cdiCommonEdits(edits, perDevice, o),
+  };
+  const out: CdiSpec = { cdiVersion: minimumVersion(spec), ...spec };
+  validateSpec(out, "the generated CDI spec");
+  return out;
+}
+
+/** Generates the spec for this host. */
+export async function generateSpec(
+  config: Config,
+  o: GenerateOptions,
+  warn: (m: string) => void,
+): Promise<CdiSpec> {
+  const { plan } = await preparePlan(config, {
+    devices: { kind: "all" },
+    capabilities: o.capabilities,
+    capabilitiesSource: "--capabilities",
+  }, { warn, ...(o.inventory ? { inventory: o.inventory } : {}) });
+  for (const w of plan.warnings) warn(w);
+  return specFromPlan(plan, o);
+}

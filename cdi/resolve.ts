@@ -1,0 +1,203 @@
+/**
+ * CDI device names resolved against the specs on this host, for engines that do not read CDI themselves (Docker
+ * before 25, containerd 1.6): `NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0` or a Kubernetes device plugin's
+ * `cdi.k8s.io/*` annotation. Specs are read from `cdiSpecDirs` (`*.json`, `*.yaml`); a spec in a later directory
+ * wins over one of the same kind in an earlier one, and two specs in one directory that define the same device
+ * conflict, as in CDI's own registry.
+ * @module
+ */
+import { GpuctlError, quote } from "../errors/mod.ts";
+import type { CdiEdits, CdiHook, CdiSpec } from "./spec.ts";
+import { validateSpec } from "./spec.ts";
+import type { ContainerEdits, MountEdit, NodeEdit } from "../edits/edits.ts";
+import { procGpusFor } from "../edits/edits.ts";
+import { parseEditArgs } from "../apply/hook.ts";
+
+const MAX_SPEC = 4 << 20;
+
+/** A spec file read from a directory. */
+export interface LoadedSpec {
+  file: string;
+  spec: CdiSpec;
+  /** The directory's position in `cdiSpecDirs` (higher wins). */
+  priority: number;
+}
+
+/** The spec files in `dirs`, parsed and checked (a file that fails is an error naming it). */
+export function loadSpecs(dirs: readonly string[]): LoadedSpec[] {
+  const out: LoadedSpec[] = [];
+  dirs.forEach((dir, priority) => {
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && /\.(json|ya?ml)$/.test(e.name)).map((e) =>
+        e.name
+      )
+        .sort();
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const file = `${dir}/${n}`;
+      const info = Deno.statSync(file);
+      if (info.size > MAX_SPEC) throw new GpuctlError(file, `is larger than ${MAX_SPEC} bytes`);
+      const text = Deno.readTextFileSync(file);
+      let spec: CdiSpec;
+      try {
+        spec = n.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+      } catch (e) {
+        throw new GpuctlError(file, `is not a valid CDI spec (${(e as Error).message.split("\n")[0]})`);
+      }
+      validateSpec(spec, file);
+      out.push({ file, spec, priority });
+    }
+  });
+  return out;
+}
+
+let yamlParse: ((text: string) => unknown) | null = null;
+/** YAML through the `yaml` package, loaded only when a YAML spec is read (`cdi list` and resolution preload it). */
+function parseYaml(text: string): CdiSpec {
+  if (yamlParse === null) throw new Error("YAML support was not loaded");
+  return yamlParse(text) as CdiSpec;
+}
+
+/** Loads the YAML parser when any of `dirs` holds a YAML spec. */
+export async function prepareYaml(dirs: readonly string[]): Promise<void> {
+  if (yamlParse !== null) return;
+  const any = dirs.some((d) => {
+    try {
+      return [...Deno.readDirSync(d)].some((e) => /\.ya?ml$/.test(e.name));
+    } catch {
+      return false;
+    }
+  });
+  if (any) yamlParse = (await import("yaml")).parse;
+}
+
+/** Every device name the specs define, qualified (`nvidia.com/gpu=0`), in spec order. */
+export function deviceNames(specs: readonly LoadedSpec[]): string[] {
+  return [...new Set(specs.flatMap((s) => s.spec.devices.map((d) => `${s.spec.kind}=${d.name}`)))];
+}
+
+/** The edits the named devices bring: each spec's common edits once, then each device's own. */
+export interface ResolvedCdi {
+  edits: CdiEdits[];
+  names: string[];
+}
+
+/** Resolves fully qualified CDI names against the specs in `dirs`. */
+export function resolveCdi(
+  dirs: readonly string[],
+  names: readonly string[],
+  specs = loadSpecs(dirs),
+): ResolvedCdi {
+  const byDevice = new Map<string, { s: LoadedSpec; edits: CdiEdits }>();
+  for (const s of specs) {
+    for (const d of s.spec.devices) {
+      const name = `${s.spec.kind}=${d.name}`;
+      const have = byDevice.get(name);
+      if (have !== undefined && have.s.priority === s.priority) {
+        throw new GpuctlError(
+          name,
+          `is defined by two CDI specs of equal priority: ${have.s.file} and ${s.file}`,
+        );
+      }
+      if (have === undefined || have.s.priority < s.priority) {
+        byDevice.set(name, { s, edits: d.containerEdits });
+      }
+    }
+  }
+  const edits: CdiEdits[] = [];
+  const commons = new Set<LoadedSpec>();
+  for (const n of names) {
+    const hit = byDevice.get(n);
+    if (hit === undefined) {
+      throw new GpuctlError(
+        `CDI device ${quote(n)}`,
+        `is not defined by the CDI specs in ${
+          dirs.join(", ")
+        } (run 'gpuctl cdi list'; 'gpuctl cdi generate' writes one)`,
+      );
+    }
+    if (!commons.has(hit.s)) {
+      commons.add(hit.s);
+      if (hit.s.spec.containerEdits) edits.push(hit.s.spec.containerEdits);
+    }
+    edits.push(hit.edits);
+  }
+  return { edits, names: [...names] };
+}
+
+/** A CDI device node with its facts (from the spec, or read from the host node). */
+export function cdiNodeEdit(n: NonNullable<CdiEdits["deviceNodes"]>[number]): NodeEdit {
+  let { major, minor, fileMode, uid, gid } = n;
+  const hostPath = n.hostPath ?? n.path;
+  if (major === undefined || minor === undefined || fileMode === undefined) {
+    const s = Deno.statSync(hostPath);
+    if (!s.isCharDevice || s.rdev === null) throw new GpuctlError(hostPath, "is not a character device");
+    major ??= Number((BigInt(s.rdev) >> 8n) & 0xfffn);
+    minor ??= Number((BigInt(s.rdev) & 0xffn) | ((BigInt(s.rdev) >> 12n) & ~0xffn));
+    fileMode ??= (s.mode ?? 0o666) & 0o777;
+    uid ??= s.uid ?? 0;
+    gid ??= s.gid ?? 0;
+  }
+  return { path: n.path, hostPath, major, minor, fileMode: fileMode & 0o777, uid: uid ?? 0, gid: gid ?? 0 };
+}
+
+const ours = (h: CdiHook) => {
+  const args = h.args ?? [];
+  const i = args.indexOf("container-edits");
+  return i >= 0 ? args.slice(i + 1) : null;
+};
+
+/**
+ * Resolved CDI edits as container edits, for a prestart hook to make itself (Docker's `--gpus` with CDI names).
+ * Only gpuctl's own hook can be run that way; a spec with another vendor's hook is refused.
+ */
+export function cdiToContainerEdits(r: ResolvedCdi, procRoot: string): ContainerEdits {
+  const out: ContainerEdits = {
+    deviceNodes: [],
+    mounts: [],
+    symlinks: [],
+    ldcache: [],
+    env: [],
+    procView: { gpus: [], capabilities: null },
+    driverVersion: "",
+  };
+  const allGpus: { minor: number; name: string }[] = [];
+  for (const e of r.edits) {
+    out.deviceNodes.push(...(e.deviceNodes ?? []).map(cdiNodeEdit));
+    out.mounts.push(...(e.mounts ?? []).map((m): MountEdit => {
+      let dir = false;
+      try {
+        dir = Deno.statSync(m.hostPath).isDirectory;
+      } catch { /* the mount fails later, naming it */ }
+      return {
+        hostPath: m.hostPath,
+        containerPath: m.containerPath,
+        options: (m.options ?? []).filter((o) => ["ro", "nosuid", "nodev", "noexec"].includes(o)),
+        dir,
+      };
+    }));
+    out.env.push(...(e.env ?? []));
+    for (const h of e.hooks ?? []) {
+      const args = ours(h);
+      if (h.hookName !== "createContainer" || args === null) {
+        throw new GpuctlError(
+          `CDI hook ${h.path}`,
+          "is not gpuctl's; a prestart hook cannot run another tool's CDI hooks (use gpuctl-runtime or a CDI-aware engine)",
+        );
+      }
+      const a = parseEditArgs(args);
+      out.symlinks.push(...a.symlinks);
+      out.ldcache.push(...a.ldcache);
+      allGpus.push(...a.gpus);
+      out.driverVersion = a.driverVersion;
+    }
+  }
+  out.procView.gpus = procGpusFor(
+    allGpus.map((g) => ({ ...g, hostPath: `${procRoot}/driver/nvidia/gpus/${g.name}` })),
+    out.deviceNodes.map((n) => n.path),
+  );
+  return out;
+}
