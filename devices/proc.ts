@@ -2,7 +2,7 @@
  * The inventory from `/proc/driver/nvidia`, for when NVML is not needed or cannot be loaded.
  *
  * The kernel module tells the driver version and, per GPU, its model, UUID, bus location and minor;
- * it does not tell brand, compute capability, memory, the CUDA version or MIG devices (`null`/empty).
+ * it does not tell brand, compute capability, memory, the CUDA version, MIG mode or MIG devices (`null`/empty).
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
@@ -79,7 +79,7 @@ export function inventoryFromProc(procRoot: string): Inventory {
       busId,
       architecture: null,
       memoryMiB: null,
-      mig: { enabled: false, devices: [] },
+      mig: { enabled: null, devices: [] },
     };
   });
   return { driver: { version, cudaVersion: null, nvmlVersion: null }, source: "proc", devices };

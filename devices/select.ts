@@ -74,6 +74,7 @@ function resolveId(id: string, inv: Inventory, source: string): Gpu | SelectedMi
   const pair = /^(\d+):(\d+)$/.exec(id);
   if (pair) {
     const gpu = inv.devices.find((g) => g.index === Number(pair[1])) ?? unknown();
+    if (gpu.mig.enabled === null) return unknown(`GPU ${gpu.index}'s MIG devices are unknown without NVML`);
     if (!gpu.mig.enabled) return unknown(`GPU ${gpu.index} does not have MIG enabled; ${describeHost(inv)}`);
     const mig = gpu.mig.devices.find((m) => m.index === Number(pair[2])) ?? unknown();
     return { gpu, mig };

@@ -36,7 +36,8 @@ export interface Gpu {
   /** CUDA compute capability, `major.minor`. */
   architecture: string | null;
   memoryMiB: number | null;
-  mig: { enabled: boolean; devices: MigDevice[] };
+  /** MIG mode (`null` where the source cannot tell: the kernel's /proc does not) and the MIG devices. */
+  mig: { enabled: boolean | null; devices: MigDevice[] };
 }
 
 /** Where the facts came from. */

@@ -252,7 +252,9 @@ export function buildPlan(input: PlanInput): Plan {
   // MIG management (privileged containers only, checked by the request): the config or monitor capability node and
   // every MIG capability node of each selected MIG-enabled GPU; the view of /proc/driver/nvidia/capabilities.
   const migManaged = input.mig !== undefined && (input.mig.config || input.mig.monitor)
-    ? [...new Set([...selection.gpus, ...selection.migs.map((m) => m.gpu)])].filter((g) => g.mig.enabled)
+    ? [...new Set([...selection.gpus, ...selection.migs.map((m) => m.gpu)])].filter((g) =>
+      g.mig.enabled === true
+    )
     : [];
   const capNode = (minor: number, reason: string) => {
     const path = `/dev/nvidia-caps/nvidia-cap${minor}`;

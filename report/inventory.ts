@@ -58,7 +58,14 @@ export function inventoryText(inv: Inventory): string {
       ["Bus Location", d.busId],
       ["Architecture", show(d.architecture)],
       ["Memory", d.memoryMiB === null ? "unknown" : `${d.memoryMiB} MiB`],
-      ["MIG", d.mig.enabled ? `enabled, ${d.mig.devices.length} device(s)` : "disabled"],
+      [
+        "MIG",
+        d.mig.enabled === null
+          ? "unknown"
+          : d.mig.enabled
+          ? `enabled, ${d.mig.devices.length} device(s)`
+          : "disabled",
+      ],
     ];
     for (const m of d.mig.devices) {
       b.push([
