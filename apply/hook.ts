@@ -16,7 +16,12 @@ import { type Logger, phases } from "../log/log.ts";
 import type { ContainerEdits, ProcGpu } from "../edits/edits.ts";
 
 /** Runs the prestart hook for the container described by `stateText`. */
-export async function runHook(config: Config, stateText: string, log: Logger): Promise<void> {
+export async function runHook(
+  config: Config,
+  stateText: string,
+  log: Logger,
+  configPath: string | undefined,
+): Promise<void> {
   const state = parseState(stateText);
   const specFile = `${state.bundle}/config.json`;
   const spec = parseSpec(readLimited(specFile), specFile);
@@ -26,15 +31,17 @@ export async function runHook(config: Config, stateText: string, log: Logger): P
     return;
   }
   const t0 = performance.now();
-  const [{ editsForRequest }, { applyEdits, ALL_PARTS }] = await Promise.all([
+  const [{ editsForRequest }, { applyEdits, ALL_PARTS }, { snapshotFacts }] = await Promise.all([
     import("../plan/prepare.ts"),
     import("./container.ts"),
+    import("../snapshot/facts.ts"),
   ]);
   const t1 = performance.now();
   const { edits, gpus, cdi } = await editsForRequest(config, req, {
     bundle: state.bundle,
     rootPath: spec.rootPath,
     warn: (m) => log.warn(m),
+    facts: snapshotFacts(config, { configPath, log }),
   });
   const t2 = performance.now();
   if (cdi && edits.env.length > 0) {

@@ -117,7 +117,13 @@ export async function editForGpu(
     return null;
   }
   const t0 = performance.now();
-  const { plan } = await planForRequest(config, req, (m) => log.warn(m));
+  const { snapshotFacts } = await import("../snapshot/facts.ts");
+  const { plan } = await planForRequest(
+    config,
+    req,
+    (m) => log.warn(m),
+    snapshotFacts(config, { configPath, log }),
+  );
   for (const w of plan.warnings) log.warn(w);
   const t1 = performance.now();
   const root = InRoot.openRootfs(b.bundle, b.spec.rootPath);

@@ -12,8 +12,7 @@
 import type { Config } from "../config/config.ts";
 import { type ContainerEdits, containerEdits, MULTIARCH, type NodeEdit } from "../edits/edits.ts";
 import type { Plan } from "../plan/plan.ts";
-import { preparePlan } from "../plan/prepare.ts";
-import type { Inventory } from "../devices/types.ts";
+import { type FactsProvider, preparePlan } from "../plan/prepare.ts";
 import { editArgs } from "../apply/hook.ts";
 import {
   type CdiDevice,
@@ -36,7 +35,7 @@ export interface GenerateOptions {
   /** The hook's executable and its `argv` before the hook's own arguments. */
   hook: { path: string; argv: string[]; env: string[] };
   cudaCompat: boolean;
-  inventory?: () => Inventory;
+  facts?: FactsProvider;
 }
 
 /** A node as a CDI device node: the host's facts, its host path when that differs. */
@@ -144,7 +143,7 @@ export async function generateSpec(
     devices: { kind: "all" },
     capabilities: o.capabilities,
     capabilitiesSource: "--capabilities",
-  }, { warn, ...(o.inventory ? { inventory: o.inventory } : {}) });
+  }, { warn, ...(o.facts ? { facts: o.facts } : {}) });
   for (const w of plan.warnings) warn(w);
   return specFromPlan(plan, o);
 }

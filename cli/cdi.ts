@@ -99,6 +99,10 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     capabilities: values.capabilities,
     hook: { path: hook.path, argv: [hook.argv0, "container-edits"], env: hookEnv(ctx.globals.configPath) },
     cudaCompat: config.cudaCompat && !values["no-cuda-compat"],
+    facts: (await import("../snapshot/facts.ts")).snapshotFacts(config, {
+      configPath: ctx.globals.configPath,
+      log: ctx.log,
+    }),
   }, (m) => ctx.warn(m));
   const text = format === "json"
     ? JSON.stringify(spec, null, 2) + "\n"

@@ -7,6 +7,8 @@ import type { Context } from "./context.ts";
 
 export interface Command {
   summary: string;
+  /** Internal: not listed in the help. */
+  hidden?: boolean;
   load: () => Promise<{ run(ctx: Context, args: string[]): Promise<number> | number }>;
 }
 
@@ -28,6 +30,11 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   install: {
     summary: "create the gpuctl-runtime and nvidia-container-runtime-hook links",
     load: () => import("./install.ts"),
+  },
+  __discover: {
+    summary: "the inventory as JSON, for a gpuctl that runs NVML in a child process",
+    hidden: true,
+    load: () => import("./discover.ts"),
   },
   list: {
     summary: "show what would be injected into a container (paths, or --json plan)",

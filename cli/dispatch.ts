@@ -12,8 +12,10 @@ import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/schema.ts";
 import { envConfigPath } from "../config/read.ts";
 
 export function usage(): string {
-  const cmds = Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, c]) =>
-    `  ${n.padEnd(10)} ${c.summary}`
+  const cmds = Object.entries(COMMANDS).filter(([, c]) => !c.hidden).sort(([a], [b]) => (a < b ? -1 : 1)).map(
+    (
+      [n, c],
+    ) => `  ${n.padEnd(10)} ${c.summary}`,
   ).join("\n");
   const keys = Object.entries(SCHEMA).map(([k, s]) =>
     `  ${k.padEnd(12)} ${s.doc} (default ${JSON.stringify(s.default)})`
@@ -132,7 +134,8 @@ export async function dispatch(args: string[], argv0: string): Promise<number> {
     }
     const cmd = COMMANDS[command];
     if (cmd === undefined) {
-      throw new UsageError(command, `unknown command (commands: ${Object.keys(COMMANDS).sort().join(", ")})`);
+      const names = Object.entries(COMMANDS).filter(([, c]) => !c.hidden).map(([n]) => n).sort();
+      throw new UsageError(command, `unknown command (commands: ${names.join(", ")})`);
     }
     if (env("GPUCTL_FFI") === "koffi") await (await import("../ffi/mod.ts")).selectBackend("koffi");
     ctx = await Context.open(globals, command);

@@ -73,7 +73,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   const stdin = readStdin(1 << 20);
   if (stage === "container-edits") {
     await runEditsHook(ctx.config, stdin, args.slice(args.indexOf(stage) + 1), ctx.log);
-  } else await runHook(ctx.config, stdin, ctx.log);
+  } else await runHook(ctx.config, stdin, ctx.log, ctx.globals.configPath);
   return 0;
 }
 

@@ -3,6 +3,7 @@
  * @module
  */
 import { discover, type SourceChoice } from "../devices/discover.ts";
+import { discoverIsolated } from "../devices/isolated.ts";
 import { UsageError } from "../errors/mod.ts";
 import { inventoryCsv, inventoryJson, inventoryText } from "../report/inventory.ts";
 import { parse } from "./args.ts";
@@ -40,7 +41,14 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (!["auto", "nvml", "proc"].includes(source)) {
     throw new UsageError("info --source", `unknown source "${source}" (use auto, nvml or proc)`);
   }
-  const inv = discover(ctx.config, source, (m) => ctx.warn(m));
+  // NVML runs in a child process: a driver that hangs or crashes gives a line, not a hung or dead gpuctl.
+  let inv;
+  if (source === "proc") inv = discover(ctx.config, source, (m) => ctx.warn(m));
+  else {
+    const d = await discoverIsolated(ctx.config, source, ctx.globals.configPath);
+    for (const w of d.warnings) ctx.warn(w);
+    inv = d.inventory;
+  }
   ctx.log.debug("inventory", { source: inv.source, devices: inv.devices.length });
   ctx.out(values.json ? inventoryJson(inv) : values.csv ? inventoryCsv(inv) : inventoryText(inv));
   return 0;

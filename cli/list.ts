@@ -74,7 +74,13 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     capabilities: caps,
     devicesSource: "--device",
     capabilitiesSource: "--capabilities",
-  }, { warn: (m) => ctx.warn(m) });
+  }, {
+    warn: (m) => ctx.warn(m),
+    facts: (await import("../snapshot/facts.ts")).snapshotFacts(ctx.config, {
+      configPath: ctx.globals.configPath,
+      log: ctx.log,
+    }),
+  });
   for (const r of plan.rejected) ctx.log.debug("rejected", { ...r });
   if (values.json) {
     ctx.out(JSON.stringify(plan, null, 2) + "\n");

@@ -46,6 +46,10 @@ export interface Config {
   cudaCompat: boolean;
   /** Make no device-cgroup edits (rootless engines, which cannot; nvidia-container-cli's --no-cgroups). */
   noCgroups: boolean;
+  /** Seconds NVML may take before a command gives up (a GPU off the bus can hang it forever). */
+  nvmlTimeout: number;
+  /** Where the driver snapshot is kept (root only); `null` for none. */
+  cacheDir: string | null;
   /** The runtime shim's mode: `spec` (edit config.json) or `hook` (add the prestart hook only). */
   mode: "spec" | "hook";
   /** Low-level runtimes the shim execs, first found wins: names (searched on PATH and sbin dirs) or paths. */
@@ -60,11 +64,12 @@ export const DEFAULT_CONFIG_PATH = "/etc/gpuctl/config.jsonc";
 export type KeySpec =
   | { type: "path"; default: string }
   | { type: "string"; default: string }
-  | { type: "path?"; default: null }
+  | { type: "path?"; default: string | null }
   | { type: "paths"; default: string[] }
   | { type: "boolean"; default: boolean }
   | { type: "names"; default: string[] }
   | { type: "strings"; default: string[] }
+  | { type: "seconds"; default: number }
   | { type: "enum"; values: readonly string[]; default: string };
 
 /** Every key, its type and default: the single source for validation, defaults and `--help`. */
@@ -123,6 +128,12 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
     doc: "an image's newer CUDA compat libraries (/usr/local/cuda/compat) take precedence",
   },
   noCgroups: { type: "boolean", default: false, doc: "make no device-cgroup edits (rootless engines)" },
+  nvmlTimeout: { type: "seconds", default: 10, doc: "seconds NVML may take before gpuctl gives up" },
+  cacheDir: {
+    type: "path?",
+    default: "/run/gpuctl",
+    doc: "where the driver snapshot is kept, root only (null: none)",
+  },
   mode: {
     type: "enum",
     values: ["spec", "hook"],
@@ -154,6 +165,8 @@ export function describeType(s: KeySpec): string {
       return "a non-empty list of names or absolute paths";
     case "strings":
       return "a list of non-empty strings";
+    case "seconds":
+      return "a number of seconds (more than 0, at most 600)";
     case "string":
       return "a string";
     case "enum":
@@ -176,6 +189,8 @@ export function checkValue(s: KeySpec, v: unknown): boolean {
         v.every((p) => typeof p === "string" && p !== "" && (p.startsWith("/") || !p.includes("/")));
     case "strings":
       return Array.isArray(v) && v.every((p) => typeof p === "string" && p !== "");
+    case "seconds":
+      return typeof v === "number" && v > 0 && v <= 600;
     case "string":
       return typeof v === "string" && v.length > 0;
     case "enum":

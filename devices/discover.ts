@@ -57,11 +57,12 @@ export function discover(
   config: Config,
   source: SourceChoice,
   warn: (msg: string) => void = () => {},
+  onCall?: (fn: string) => void,
 ): Inventory {
   if (source === "proc") return inventoryFromProc(config.procRoot);
   let nvml;
   try {
-    nvml = openNvml(resolveNvmlLibrary(config));
+    nvml = openNvml(resolveNvmlLibrary(config), onCall);
   } catch (e) {
     const missing = e instanceof GpuctlError && e.what === "NVIDIA driver not found";
     if (source === "auto" && missing && kernelDriverLoaded(config.procRoot)) {

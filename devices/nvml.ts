@@ -24,9 +24,9 @@ function nvmlFailure(what: string, e: unknown): never {
 }
 
 /** Opens NVML, or fails with the one message every command uses for a missing driver. */
-export function openNvml(library: string): Nvml {
+export function openNvml(library: string, onCall?: (fn: string) => void): Nvml {
   try {
-    return Nvml.open(library);
+    return Nvml.open(library, onCall);
   } catch (e) {
     if (e instanceof LibraryLoadError) {
       throw new GpuctlError(

@@ -56,19 +56,32 @@ const readI32 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset).getInt32
 
 /** An initialised NVML. Call {@link Nvml.shutdown} when done. */
 export class Nvml {
-  private constructor(private readonly lib: Library<typeof NVML>) {}
+  private constructor(private readonly s: Library<typeof NVML>["symbols"]) {}
 
-  /** Loads NVML from `path` (a soname or an absolute path) and initialises it. */
-  static open(path: string): Nvml {
+  /**
+   * Loads NVML from `path` (a soname or an absolute path) and initialises it. `onCall`, when given, is told the
+   * name of every NVML function just before it is called: a process watching this one can then say which call
+   * hung or crashed.
+   */
+  static open(path: string, onCall?: (fn: string) => void): Nvml {
     const lib = openLibrary(path, NVML);
-    const nvml = new Nvml(lib);
+    let symbols = lib.symbols;
+    if (onCall !== undefined) {
+      const traced: Record<string, unknown> = {};
+      for (const [name, fn] of Object.entries(lib.symbols)) {
+        traced[name] = typeof fn === "function"
+          ? (...a: unknown[]) => {
+            onCall(name);
+            return (fn as (...x: unknown[]) => unknown)(...a);
+          }
+          : fn;
+      }
+      symbols = traced as typeof symbols;
+    }
+    const nvml = new Nvml(symbols);
     // The library stays loaded: unloading NVML while its helper threads may still run is not safe.
-    nvml.call("nvmlInit_v2", lib.symbols.nvmlInit_v2());
+    nvml.call("nvmlInit_v2", symbols.nvmlInit_v2());
     return nvml;
-  }
-
-  private get s() {
-    return this.lib.symbols;
   }
 
   /** NVML's string for a return code. */

@@ -9,6 +9,7 @@ import { discover, type SourceChoice } from "../devices/discover.ts";
 import { readHostDevices } from "../devices/nodes.ts";
 import { type DeviceRequest, isCdiName, selectDevices } from "../devices/select.ts";
 import type { Inventory } from "../devices/types.ts";
+import type { Facts } from "../snapshot/snapshot.ts";
 import { type DriverFiles, locateDriverFiles } from "../driver/locate.ts";
 import { BUILTIN, GATED_PLUGINS, pluginFiles, Registry } from "../plugins/registry.ts";
 import { buildPlan, IMEX_DIR, type Plan } from "./plan.ts";
@@ -57,19 +58,38 @@ export async function loadRegistry(config: Config, wanted: Iterable<string> = []
   ]);
 }
 
+/** Where the inventory and the driver's files come from (the CLI's: a snapshot, NVML in a child process). */
+export type FactsProvider = (devices: DeviceRequest, registry: Registry) => Promise<Facts>;
+
+export interface PrepareOptions {
+  source?: SourceChoice;
+  warn?: (m: string) => void;
+  /** Default: NVML (or /proc) in this process, and a fresh search of the driver root. */
+  facts?: FactsProvider;
+}
+
 /** Reads the host and builds the plan for `req`. Bad requests fail before NVML is touched. */
 export async function preparePlan(
   config: Config,
   req: PlanRequest,
-  opts: { source?: SourceChoice; warn?: (m: string) => void; inventory?: () => Inventory } = {},
+  opts: PrepareOptions = {},
 ): Promise<Prepared> {
   const warn = opts.warn ?? (() => {});
   const asked = (req.capabilities ?? "").split(",").map((s) => s.trim());
   const registry = await loadRegistry(config, [...asked, ...(req.gated ?? [])]);
   const capabilities = registry.resolve(req.capabilities, req.capabilitiesSource, req.gated);
-  const inventory = opts.inventory?.() ?? discover(config, opts.source ?? "auto", warn);
+  const facts: Facts = opts.facts ? await opts.facts(req.devices, registry) : {
+    inventory: discover(config, opts.source ?? "auto", warn),
+    files: null,
+    capabilities: [],
+    warnings: [],
+  };
+  for (const w of facts.warnings) warn(w);
+  const inventory = facts.inventory;
   const selection = selectDevices(req.devices, inventory, req.devicesSource);
-  const files = locateDriverFiles(config, registry, inventory.driver.version, warn, capabilities.effective);
+  const files = facts.files !== null && capabilities.effective.every((n) => facts.capabilities.includes(n))
+    ? facts.files
+    : locateDriverFiles(config, registry, inventory.driver.version, warn, capabilities.effective);
   const extraNodes = [
     ...registry.names.flatMap((n) => (registry.get(n)?.deviceNodes ?? []).filter((d) => d.startsWith("/"))),
     ...(req.imexChannels ?? []).map((c) => `${IMEX_DIR}/channel${c}`),
@@ -95,7 +115,7 @@ export async function planForRequest(
   config: Config,
   req: GpuRequest,
   warn: (m: string) => void,
-  inventory?: () => Inventory,
+  facts?: FactsProvider,
 ): Promise<Prepared> {
   const prepared = await preparePlan(config, {
     devices: req.devices,
@@ -105,7 +125,7 @@ export async function planForRequest(
     gated: req.gated,
     imexChannels: req.imexChannels,
     mig: { config: req.migConfig, monitor: req.migMonitor },
-  }, { warn, ...(inventory ? { inventory } : {}) });
+  }, { warn, ...(facts ? { facts } : {}) });
   const { plan, inventory: inv } = prepared;
   const base: HostFacts = {
     cuda: inv.driver.cudaVersion,
@@ -151,7 +171,7 @@ export async function editsForRequest(
     bundle: string;
     rootPath: string | undefined;
     warn: (m: string) => void;
-    inventory?: () => Inventory;
+    facts?: FactsProvider;
   },
 ): Promise<{ edits: ContainerEdits; gpus: string[]; cdi: boolean }> {
   const names = cdiNames(req);
@@ -161,7 +181,7 @@ export async function editsForRequest(
     const r = resolveCdi(config.cdiSpecDirs, names);
     return { edits: cdiToContainerEdits(r, config.procRoot), gpus: names, cdi: true };
   }
-  const { plan } = await planForRequest(config, req, opts.warn, opts.inventory);
+  const { plan } = await planForRequest(config, req, opts.warn, opts.facts);
   const { InRoot } = await import("../apply/inroot.ts");
   const { libraryDirs } = await import("../apply/container.ts");
   const root = InRoot.openRootfs(opts.bundle, opts.rootPath);

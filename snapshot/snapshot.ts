@@ -1,0 +1,224 @@
+/**
+ * The driver snapshot: facts that do not change between containers — the inventory NVML gives, and the driver's
+ * files located for every capability — kept in `cacheDir` (default `/run/gpuctl`, root only) so that a GPU
+ * container's hook or shim reads them in a few ms instead of loading NVML and searching the driver root.
+ *
+ * The key a snapshot is valid for is read fresh every time, and cheaply: gpuctl's version, the configuration, the
+ * plugin files' identities, the kernel driver's version, each GPU's `/proc/driver/nvidia/gpus/<bus>/information`
+ * (model, UUID, bus, minor), the MIG instances under `/proc/driver/nvidia/capabilities`, the identity (device,
+ * inode, size, mtime) of the driver root's `ld.so.cache` (an installer runs ldconfig), and the kernel's firmware
+ * path. A driver upgrade, a GPU removed or swapped, MIG reconfigured or a configuration changed gives another key,
+ * and the snapshot is rebuilt once. A request that names a MIG device by UUID is always checked against NVML
+ * itself: MIG instances destroyed and made again in the same slots get new UUIDs without a trace in /proc.
+ *
+ * A snapshot file that is not a regular file owned by this user and private to it, that does not parse, or whose
+ * directory others can write, is never read: it is rebuilt (the log says why).
+ * @module
+ */
+import type { Config } from "../config/schema.ts";
+import type { Inventory } from "../devices/types.ts";
+import type { DriverFiles } from "../driver/locate.ts";
+import type { DeviceRequest } from "../devices/select.ts";
+import {
+  AT_EMPTY_PATH,
+  check,
+  libc,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDONLY,
+  O_WRONLY,
+  readAll,
+  S_IFMT,
+  S_IFREG,
+  statx,
+  SyscallError,
+  writeAll,
+} from "../ffi/libc.ts";
+import { VERSION } from "../cli/version.ts";
+
+/** Bumped when the snapshot's shape changes. */
+export const FORMAT = 1;
+const MAX_SNAPSHOT = 16 << 20;
+
+export interface Snapshot {
+  format: number;
+  key: string;
+  inventory: Inventory;
+  /** The driver's files for `capabilities`. */
+  files: DriverFiles;
+  capabilities: string[];
+  warnings: string[];
+}
+
+/** What a plan is built from: the inventory, and the located files when they are known. */
+export interface Facts {
+  inventory: Inventory;
+  files: DriverFiles | null;
+  capabilities: string[];
+  warnings: string[];
+}
+
+function readText(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "(absent)";
+  }
+}
+
+function identity(path: string): string {
+  try {
+    const s = Deno.statSync(path);
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtime?.getTime()}`;
+  } catch {
+    return "(absent)";
+  }
+}
+
+function listing(dir: string, depth: number): string[] {
+  let names: Deno.DirEntry[];
+  try {
+    names = [...Deno.readDirSync(dir)];
+  } catch {
+    return [];
+  }
+  return names.sort((a, b) => (a.name < b.name ? -1 : 1)).flatMap((e) =>
+    e.isDirectory && depth > 0
+      ? [e.name, ...listing(`${dir}/${e.name}`, depth - 1).map((n) => `${e.name}/${n}`)]
+      : [e.name]
+  );
+}
+
+/** The key a snapshot for `config` must have to be used (see the module's description). */
+export function snapshotKey(config: Config): string {
+  const { logFile: _f, logLevel: _l, ...facts } = config;
+  const nv = `${config.procRoot}/driver/nvidia`;
+  const gpus = listing(`${nv}/gpus`, 0);
+  return [
+    `gpuctl ${VERSION} snapshot ${FORMAT}`,
+    `config ${JSON.stringify(facts)}`,
+    ...listing(config.pluginsDir, 0).map((n) => `plugin ${n} ${identity(`${config.pluginsDir}/${n}`)}`),
+    `driver ${readText(`${nv}/version`).split("\n")[0]!}`,
+    ...gpus.map((g) => `gpu ${g} ${readText(`${nv}/gpus/${g}/information`).replaceAll("\n", " ")}`),
+    `mig ${listing(`${nv}/capabilities`, 4).join(" ")}`,
+    `ldcache ${identity(`${config.driverRoot.replace(/\/+$/, "")}/etc/ld.so.cache`)}`,
+    `firmware ${readText(`${config.sysRoot}/module/firmware_class/parameters/path`).trim()}`,
+  ].join("\n");
+}
+
+/** A private directory of this user's: owned by it, writable by nobody else. */
+function ownDir(path: string, euid: number): number | string {
+  let fd: number;
+  try {
+    fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0));
+  } catch (e) {
+    return e instanceof SyscallError && e.errno === 2
+      ? "no snapshot yet"
+      : `${path} cannot be opened as a directory`;
+  }
+  const st = statx(fd, "", AT_EMPTY_PATH);
+  if (st.uid !== euid || (st.mode & 0o022) !== 0) {
+    libc().close(fd);
+    return `${path} is not this user's own, or others can write it`;
+  }
+  return fd;
+}
+
+/** The snapshot's file in `cacheDir`: one, for the host's one configuration (another one's key differs). */
+const FILE = "snapshot.json";
+
+/** The snapshot for `key`, or why there is none to use. */
+export function readSnapshot(config: Config, key: string): { snapshot: Snapshot } | { why: string } {
+  if (config.cacheDir === null) return { why: "no cacheDir" };
+  const euid = libc().geteuid();
+  const dir = ownDir(config.cacheDir, euid);
+  if (typeof dir === "string") return { why: dir };
+  try {
+    let fd: number;
+    try {
+      fd = check(
+        "open snapshot",
+        () => libc().openat(dir, FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
+      );
+    } catch {
+      return { why: "no snapshot yet" };
+    }
+    try {
+      const st = statx(fd, "", AT_EMPTY_PATH);
+      if (
+        (st.mode & S_IFMT) !== S_IFREG || st.uid !== euid || (st.mode & 0o077) !== 0 || st.size > MAX_SNAPSHOT
+      ) {
+        return { why: "the snapshot file is not a private regular file of this user's; ignored" };
+      }
+      const s = JSON.parse(
+        new TextDecoder().decode(readAll(fd, MAX_SNAPSHOT, "snapshot", st.size)),
+      ) as Snapshot;
+      if (s?.format !== FORMAT || typeof s.key !== "string" || typeof s.inventory !== "object") {
+        return { why: "the snapshot file is not one this gpuctl wrote" };
+      }
+      if (s.key !== key) return { why: keyChange(s.key, key) };
+      return { snapshot: s };
+    } catch {
+      return { why: "the snapshot file is corrupt" };
+    } finally {
+      libc().close(fd);
+    }
+  } finally {
+    libc().close(dir);
+  }
+}
+
+/** What changed between two keys, for the log: the first kind of fact (in key order) whose lines differ. */
+function keyChange(was: string, now: string): string {
+  const REASONS: [string, string][] = [
+    ["gpuctl", "gpuctl was upgraded"],
+    ["config", "the configuration changed"],
+    ["plugin", "a plugin changed"],
+    ["driver", "the driver changed"],
+    ["gpu", "the GPUs changed"],
+    ["mig", "MIG was reconfigured"],
+    ["ldcache", "the driver's libraries changed"],
+    ["firmware", "the firmware path changed"],
+  ];
+  const group = (key: string, kind: string) =>
+    key.split("\n").filter((l) => l.startsWith(`${kind} `)).join("\n");
+  return REASONS.find(([kind]) => group(was, kind) !== group(now, kind))?.[1] ?? "the host changed";
+}
+
+/** Writes the snapshot (the directory made private if absent); a failure only costs the next start its speed. */
+export function writeSnapshot(config: Config, s: Snapshot): string | null {
+  if (config.cacheDir === null) return null;
+  try {
+    Deno.mkdirSync(config.cacheDir, { recursive: true, mode: 0o700 });
+  } catch { /* there already, or not makeable: ownDir says */ }
+  const dir = ownDir(config.cacheDir, libc().geteuid());
+  if (typeof dir === "string") return dir;
+  const name = FILE, tmp = `.${name}.${Deno.pid}`;
+  try {
+    const fd = check(
+      "create snapshot",
+      () => libc().openat(dir, tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600),
+    );
+    try {
+      writeAll(fd, new TextEncoder().encode(JSON.stringify(s)), "snapshot");
+    } finally {
+      libc().close(fd);
+    }
+    check("rename snapshot", () => libc().renameat(dir, tmp, dir, name));
+    return null;
+  } catch (e) {
+    libc().unlinkat(dir, tmp, 0);
+    return String(e);
+  } finally {
+    libc().close(dir);
+  }
+}
+
+/** Whether a request names a MIG device by UUID (checked against NVML itself, never a snapshot). */
+export function namesMigUuid(d: DeviceRequest): boolean {
+  return d.kind === "list" && d.ids.some((id) => id.toLowerCase().startsWith("mig-"));
+}
