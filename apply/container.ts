@@ -29,6 +29,7 @@ import {
   O_PATH,
   O_RDONLY,
   openat2,
+  readAll,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_MAGICLINKS,
   statx,
@@ -104,15 +105,15 @@ function mntNs(pid: number | "self"): bigint {
 
 /**
  * Checks that `pid` is the container's process: in a mount namespace of its own (never this process's, which for a
- * prestart hook is the host's), where the bundle's rootfs is the same directory as here.
+ * prestart hook is the host's), where the bundle's rootfs is the same directory as here, and where the runtime has
+ * already set up the container's mounts below it (/proc, /dev, …): a copy of the host's namespace (unshare -m)
+ * has none there.
  */
-function checkContainerProcess(pid: number, rootfs: InRoot, procRoot: string): void {
-  if (mntNs(pid) === mntNs("self")) {
-    throw new GpuctlError(
-      `container process ${pid}`,
-      "shares this hook's mount namespace: it is not a container's process; refusing",
-    );
-  }
+function checkContainerProcess(pid: number, rootfs: InRoot): void {
+  const not = (why: string): never => {
+    throw new GpuctlError(`container process ${pid}`, `${why}: it is not this container's process; refusing`);
+  };
+  if (mntNs(pid) === mntNs("self")) not("shares this hook's mount namespace");
   const here = statx(rootfs.rootFd, "", AT_EMPTY_PATH);
   let there: ReturnType<typeof statx> | null = null;
   let r = -1;
@@ -129,15 +130,22 @@ function checkContainerProcess(pid: number, rootfs: InRoot, procRoot: string): v
   } finally {
     if (r >= 0) libc().close(r);
   }
-  void procRoot;
-  if (
-    there === null || there.ino !== here.ino || there.devMajor !== here.devMajor ||
-    there.devMinor !== here.devMinor
-  ) {
-    throw new GpuctlError(
-      `container process ${pid}`,
-      `does not see the bundle's rootfs ${rootfs.rootPath}: it is not this container's process; refusing`,
-    );
+  if (there?.ino !== here.ino || there.devMajor !== here.devMajor || there.devMinor !== here.devMinor) {
+    not(`does not see the bundle's rootfs ${rootfs.rootPath}`);
+  }
+  let mountinfo = "";
+  try {
+    const fd = check("open mountinfo", () => libc().open(`/proc/${pid}/mountinfo`, O_RDONLY | O_CLOEXEC, 0));
+    try {
+      mountinfo = new TextDecoder().decode(readAll(fd, 8 << 20, "mountinfo"));
+    } finally {
+      libc().close(fd);
+    }
+  } catch { /* gone, or a namespace too large to be a container's: refused below */ }
+  const below = `${rootfs.rootPath.replace(/\/+$/, "")}/`;
+  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  if (!mountinfo.split("\n").some((l) => unescape(l.split(" ")[4] ?? "").startsWith(below))) {
+    not(`has no mounts set up in the bundle's rootfs ${rootfs.rootPath}`);
   }
 }
 
@@ -163,7 +171,7 @@ export function applyEdits(edits: ContainerEdits, opts: ApplyOptions): void {
       // The rootfs as this (host) namespace sees it, to check the process against; reopened once inside.
       const host = InRoot.openRootfs(opts.bundle, opts.rootPath, { procFd });
       try {
-        checkContainerProcess(pid, host, opts.procRoot);
+        checkContainerProcess(pid, host);
       } finally {
         host.close();
       }

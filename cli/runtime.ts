@@ -4,7 +4,7 @@
  * and stdio are the low-level runtime's own.
  * @module
  */
-import { GpuctlError } from "../errors/mod.ts";
+import { GpuctlError, quote } from "../errors/mod.ts";
 import { findRuntime, runcLogLine, scanRuncArgs, selfPath } from "../oci/runc_args.ts";
 import { envConfigPath, plainConfig } from "../config/read.ts";
 import type { Config } from "../config/schema.ts";
@@ -28,16 +28,37 @@ shown by 'gpuctl --help'. Errors go to stderr and to runc's --log file in its fo
 `;
 
 /**
- * The environment runc gets: the shim's own, minus what Deno adds when it starts without a PATH (its Node shim
- * directory as PATH, and a marker), so that runc sees exactly what its caller gave.
+ * Set, to the runtime's path, in the environment of the runtime the shim runs: a shim that finds it set was started
+ * by that runtime, which is then not runc but something leading back to gpuctl-runtime (a wrapper script), and
+ * would otherwise exec itself forever.
  */
-export function passThroughEnv(env: Record<string, string>): string[] {
+export const RUNTIME_GUARD = "GPUCTL_RUNTIME_EXEC";
+
+/**
+ * The environment runc gets: the shim's own, minus what Deno adds when it starts without a PATH (its Node shim
+ * directory as PATH, and a marker), so that runc sees exactly what its caller gave; plus {@link RUNTIME_GUARD}.
+ */
+export function passThroughEnv(env: Record<string, string>, runtime?: string): string[] {
   const out = { ...env };
   if (out.DENO_NODE_SHIM_ACTIVE !== undefined) {
     delete out.DENO_NODE_SHIM_ACTIVE;
     if (out.PATH?.endsWith("/node_compat_bin") && !out.PATH.includes(":")) delete out.PATH;
   }
+  if (runtime !== undefined) out[RUNTIME_GUARD] = runtime;
   return Object.entries(out).map(([k, v]) => `${k}=${v}`);
+}
+
+/** Refuses to go on when the runtime this shim ran has started it again (see {@link RUNTIME_GUARD}). */
+function checkLoop(): void {
+  const looped = Deno.env.get(RUNTIME_GUARD);
+  if (looped) {
+    throw new GpuctlError(
+      "low-level runtime",
+      `${
+        quote(looped)
+      } started gpuctl-runtime again (a wrapper around it?): set "runtimes" to runc or crun themselves`,
+    );
+  }
 }
 
 const isHelp = (args: string[]) => args.length === 1 && (args[0] === "--help" || args[0] === "-h");
@@ -57,7 +78,7 @@ function lowLevelRuntime(config: Config): string {
 
 /** Becomes `runtime` with the shim's own arguments: runc's signals, exit code and stdio from here on. */
 function execRuntime(runtime: string, args: string[]): never {
-  return execve(runtime, [runtime, ...args], passThroughEnv(Deno.env.toObject()));
+  return execve(runtime, [runtime, ...args], passThroughEnv(Deno.env.toObject(), runtime));
 }
 
 /**
@@ -69,7 +90,7 @@ function execRuntime(runtime: string, args: string[]): never {
  * command line then starts over with {@link run}, which does the same or says why not.
  */
 export function passThrough(args: string[]): void {
-  if (isHelp(args) || Deno.env.get("GPUCTL_FFI") === "koffi") return;
+  if (isHelp(args) || Deno.env.get("GPUCTL_FFI") === "koffi" || Deno.env.get(RUNTIME_GUARD)) return;
   try {
     if (readsBundle(scanRuncArgs(args, Deno.cwd()).command)) return;
     const config = plainConfig(envConfigPath((k) => Deno.env.get(k)), exists);
@@ -85,6 +106,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }
   const r = scanRuncArgs(args, Deno.cwd());
   try {
+    checkLoop();
     const config = ctx.config;
     const runtime = lowLevelRuntime(config);
     if (readsBundle(r.command)) {
@@ -105,7 +127,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
           view.view,
           view.driverVersion,
           config,
-          passThroughEnv(Deno.env.toObject()),
+          passThroughEnv(Deno.env.toObject(), runtime),
           ctx.log,
         );
       }

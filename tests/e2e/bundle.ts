@@ -60,13 +60,22 @@ export function gpuctlEnvList(config: string, ...extra: string[]): string[] {
   return [...Object.entries(gpuctlEnv(config)).map(([k, v]) => `${k}=${v}`), ...extra];
 }
 
-/** A launcher for the hook as Docker installs it: `nvidia-container-runtime-hook` on a PATH. */
-export function hookLauncher(dir: string, entry = `${PROJECT}/cli/main.ts`): string {
+/**
+ * A launcher for the hook as Docker installs it: `nvidia-container-runtime-hook` on a PATH. `denoFlags` go to
+ * `deno run` (a V8 heap limit, say).
+ */
+export function hookLauncher(
+  dir: string,
+  entry = `${PROJECT}/cli/main.ts`,
+  denoFlags: string[] = [],
+): string {
   const path = `${dir}/bin/nvidia-container-runtime-hook`;
   Deno.mkdirSync(`${dir}/bin`, { recursive: true });
-  Deno.writeTextFileSync(path, `#!/bin/sh\nexec ${Deno.execPath()} run -A --quiet ${entry} hook "$@"\n`, {
-    mode: 0o755,
-  });
+  Deno.writeTextFileSync(
+    path,
+    `#!/bin/sh\nexec ${Deno.execPath()} run -A --quiet ${denoFlags.join(" ")} ${entry} hook "$@"\n`,
+    { mode: 0o755 },
+  );
   return path;
 }
 
@@ -75,13 +84,16 @@ export function runtimeLauncher(
   dir: string,
   env: Record<string, string> = {},
   entry = `${PROJECT}/cli/main.ts`,
+  denoFlags: string[] = [],
 ): string {
   const path = `${dir}/bin/gpuctl-runtime`;
   Deno.mkdirSync(`${dir}/bin`, { recursive: true });
   const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v}'\n`).join("");
   Deno.writeTextFileSync(
     path,
-    `#!/bin/sh\n${exports}exec ${Deno.execPath()} run -A --quiet ${entry} runtime "$@"\n`,
+    `#!/bin/sh\n${exports}exec ${Deno.execPath()} run -A --quiet ${
+      denoFlags.join(" ")
+    } ${entry} runtime "$@"\n`,
     { mode: 0o755 },
   );
   return path;
