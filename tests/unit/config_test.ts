@@ -126,7 +126,6 @@ Deno.test("the fast config path agrees with the full parser: same config when va
     '{"devRoot": "/d", // the fixture\n "runtimes": ["crun",],}',
     '{"mode": "hook" /* b */ , }',
     '{"logFile": "/var/log/a//b,]", "pluginsDir": "/p/*x*/"}',
-    '{"nvmlLibrary": "lib\\"x//y,}"}',
     '{"runtimes": ["runc", /* x */ ], "libraryDirs": [ ],}',
     '{"logFile": null, "disableRequire": true}\n// trailing\n',
     '{"binaryDirs": ["/a", "/b",\n  // more later\n]}',
@@ -136,6 +135,10 @@ Deno.test("the fast config path agrees with the full parser: same config when va
     assert(quick !== null, `fast path refused ${JSON.stringify(text)}`);
     assertEquals(quick, parseConfig(text, "f"), text);
   }
+  // Text with an escape goes to the full parser (this V8's JSON.parse can misname escaped keys), which reads it.
+  const escaped = '{"nvmlLibrary": "lib\\"x//y,}"}';
+  assertEquals(quickConfig(escaped), null);
+  assertEquals(parseConfig(escaped, "f").nvmlLibrary, 'lib"x//y,}');
   const invalid = [
     '{\n  "driverRoot": "/"\n  "devRoot": "/dev"\n}',
     "[1]",
