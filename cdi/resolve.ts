@@ -23,8 +23,11 @@ export interface LoadedSpec {
   priority: number;
 }
 
-/** The spec files in `dirs`, parsed and checked (a file that fails is an error naming it). */
-export function loadSpecs(dirs: readonly string[]): LoadedSpec[] {
+/**
+ * The spec files in `dirs`, parsed and checked. A file that fails is left out and its error kept in `errors`
+ * (as CDI's own registry does): another vendor's broken spec does not stand in the way of gpuctl's.
+ */
+export function loadSpecs(dirs: readonly string[], errors: string[] = []): LoadedSpec[] {
   const out: LoadedSpec[] = [];
   dirs.forEach((dir, priority) => {
     let names: string[];
@@ -38,17 +41,21 @@ export function loadSpecs(dirs: readonly string[]): LoadedSpec[] {
     }
     for (const n of names) {
       const file = `${dir}/${n}`;
-      const info = Deno.statSync(file);
-      if (info.size > MAX_SPEC) throw new GpuctlError(file, `is larger than ${MAX_SPEC} bytes`);
-      const text = Deno.readTextFileSync(file);
-      let spec: CdiSpec;
       try {
-        spec = n.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+        const info = Deno.statSync(file);
+        if (info.size > MAX_SPEC) throw new GpuctlError(file, `is larger than ${MAX_SPEC} bytes`);
+        const text = Deno.readTextFileSync(file);
+        let spec: CdiSpec;
+        try {
+          spec = n.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+        } catch (e) {
+          throw new GpuctlError(file, `is not a valid CDI spec (${(e as Error).message.split("\n")[0]})`);
+        }
+        validateSpec(spec, file);
+        out.push({ file, spec, priority });
       } catch (e) {
-        throw new GpuctlError(file, `is not a valid CDI spec (${(e as Error).message.split("\n")[0]})`);
+        errors.push(e instanceof Error ? e.message : String(e));
       }
-      validateSpec(spec, file);
-      out.push({ file, spec, priority });
     }
   });
   return out;

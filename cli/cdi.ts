@@ -130,7 +130,9 @@ async function list(ctx: Context, args: string[]): Promise<number> {
   const dirs = ctx.config.cdiSpecDirs;
   const { deviceNames, loadSpecs, prepareYaml } = await import("../cdi/resolve.ts");
   await prepareYaml(dirs);
-  const specs = loadSpecs(dirs);
+  const errors: string[] = [];
+  const specs = loadSpecs(dirs, errors);
+  for (const e of errors) ctx.warn(e);
   if (values.json) {
     ctx.out(
       JSON.stringify(

@@ -73,3 +73,16 @@ export function snapshot(dir: string): string {
 export function logLines(file: string): Record<string, unknown>[] {
   return Deno.readTextFileSync(file).split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
 }
+
+/**
+ * Builds gpuctl's bundle into `out` with exactly the flags of deno.json's "bundle" task (tests run in parallel:
+ * each gets its own file rather than rewriting dist/gpuctl.js under another test's feet).
+ */
+export async function bundleTo(out: string): Promise<string> {
+  const task = JSON.parse(Deno.readTextFileSync(`${PROJECT}/deno.json`)).tasks.bundle as string;
+  const cmd = task.replace("./node_modules/.bin/deno", DENO).replace("-o dist/gpuctl.js", `-o ${out}`);
+  if (!cmd.includes(out)) throw new Error(`deno.json's bundle task has no "-o dist/gpuctl.js": ${task}`);
+  const o = await new Deno.Command("sh", { args: ["-c", cmd], cwd: PROJECT, stderr: "piped" }).output();
+  if (!o.success) throw new Error(`bundle failed: ${new TextDecoder().decode(o.stderr)}`);
+  return out;
+}

@@ -11,7 +11,7 @@ import { type FakeDriver, fixtureConfig } from "../fixtures/driver.ts";
  * Where tests that mount things on the host do so: the Docker tests' dockerd data roots and the cgroup2 test's
  * hierarchy. Other tests, running in parallel, leave these out when they compare the host's mount table.
  */
-export const TEST_MOUNT_PREFIXES = ["/tmp/gpuctl-docker", "/tmp/gpuctl-cgroup2-"];
+export const TEST_MOUNT_PREFIXES = ["/tmp/gpuctl-docker", "/tmp/gpuctl-cgroup2-", "/tmp/gpuctl-podman"];
 
 export interface BundleOptions {
   /** Mark the image Debian-style (/etc/debian_version): libraries go to the multiarch dirs, else /usr/lib64. */

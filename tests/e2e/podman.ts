@@ -1,0 +1,84 @@
+/**
+ * A private Podman for tests: its own storage root and run root (vfs storage), no network, cgroupfs, events to a
+ * file, and the busybox+glibc test image imported from a tarball. Podman reads CDI specs from /etc/cdi and
+ * /var/run/cdi (4.3 has no setting for it), so tests put theirs there under a kind of their own.
+ * @module
+ */
+import { makeBundle } from "./bundle.ts";
+
+export class Podman {
+  constructor(readonly dir: string) {
+    Deno.mkdirSync(dir, { recursive: true });
+    Deno.writeTextFileSync(
+      `${dir}/containers.conf`,
+      '[engine]\nevents_logger = "file"\ncgroup_manager = "cgroupfs"\n[containers]\nnetns = "none"\n',
+    );
+  }
+
+  /** Runs podman with this instance's roots; `check` (default) throws on failure. */
+  async podman(args: string[], o: { check?: boolean; stdin?: Uint8Array } = {}) {
+    const child = new Deno.Command("podman", {
+      args: [
+        "--root",
+        `${this.dir}/root`,
+        "--runroot",
+        `${this.dir}/run`,
+        "--storage-driver",
+        "vfs",
+        ...args,
+      ],
+      env: { CONTAINERS_CONF: `${this.dir}/containers.conf` },
+      stdin: o.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(120_000),
+    }).spawn();
+    if (o.stdin) {
+      const w = child.stdin.getWriter();
+      await w.write(o.stdin);
+      await w.close();
+    }
+    const out = await child.output();
+    const dec = new TextDecoder();
+    const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    if (o.check !== false && r.code !== 0) throw new Error(`podman ${args.join(" ")} failed: ${r.stderr}`);
+    return r;
+  }
+
+  /** `podman run --rm` with what this machine needs (no CAP_SYS_RESOURCE: rlimits no higher than the host's). */
+  run(args: string[], check = true) {
+    return this.podman(
+      [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+        ...args,
+      ],
+      { check },
+    );
+  }
+
+  async importImage(image: string): Promise<void> {
+    await makeBundle(`${this.dir}/image`, { debian: true, args: ["/bin/sh"] });
+    const tar = await new Deno.Command("tar", {
+      args: ["-C", `${this.dir}/image/rootfs`, "-c", "."],
+      stdout: "piped",
+    })
+      .output();
+    await this.podman(["import", "-", image], { stdin: tar.stdout });
+  }
+
+  async cleanup(): Promise<void> {
+    await this.podman(["rm", "--all", "--force"], { check: false });
+    await this.podman(["system", "reset", "--force"], { check: false });
+    const left = Deno.readTextFileSync("/proc/self/mountinfo").split("\n").map((l) => l.split(" ")[4] ?? "")
+      .filter((p) => p.startsWith(this.dir)).sort().reverse();
+    for (const p of left) await new Deno.Command("umount", { args: ["-l", p], stderr: "null" }).output();
+    Deno.removeSync(this.dir, { recursive: true });
+  }
+}
