@@ -69,7 +69,7 @@ export function scanRuncArgs(args: readonly string[], cwd: string): RuncArgs {
     if (CMD_WITH_VALUE.has(name)) {
       const v = inline ?? args[j + 1];
       if (inline === undefined) j++;
-      if (name === "bundle" || name === "b") bundle = v;
+      if ((name === "bundle" || name === "b") && v !== undefined) bundle = v;
       if (name === "pid-file" && v !== undefined) pidFile = abs(v);
     }
   }
