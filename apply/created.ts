@@ -1,14 +1,15 @@
 /**
  * The shim's `create` of a GPU container in spec mode: `runc create` runs as a child (same arguments, same stdio,
- * the caller's environment), and once the container is created — pivoted into its rootfs, not yet started — the
- * shim mounts its /proc/driver/nvidia view from outside (see `procview.ts`). If that fails the container is
+ * the caller's environment) while the shim writes the library links and the linker cache into the rootfs, and
+ * once the container is created — pivoted into its rootfs, not yet started — the
+ * shim mounts its /proc/driver/nvidia view from outside (see `procview.ts`). If either fails the container is
  * deleted and the error stops it, as any refusal does. runc's exit code is the shim's.
  * @module
  */
 import type { Config } from "../config/schema.ts";
 import { GpuctlError } from "../errors/mod.ts";
-import type { ProcView } from "../edits/edits.ts";
-import type { Logger } from "../log/log.ts";
+import { type Logger, phases } from "../log/log.ts";
+import type { ViewToMake } from "./shim_edit.ts";
 import type { RuncArgs } from "../oci/runc_args.ts";
 import { applyEdits } from "./container.ts";
 
@@ -43,24 +44,34 @@ export async function createThenView(
   runtime: string,
   args: readonly string[],
   r: RuncArgs,
-  view: ProcView,
-  driverVersion: string,
+  todo: ViewToMake,
   config: Config,
   env: readonly string[],
   log: Logger,
 ): Promise<number> {
   const e = envObject(env);
-  const status = await new Deno.Command(runtime, {
+  const t0 = performance.now();
+  const child = new Deno.Command(runtime, {
     args: [...args],
     env: e,
     clearEnv: true,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
-  }).spawn().status;
-  if (!status.success) return status.code; // 128 + the signal's number when runc was killed
-  const t0 = performance.now();
+  }).spawn();
+  // While runc creates the container, the links and the linker cache go into its rootfs: runc reads neither.
+  let failed: unknown = null;
   try {
+    todo.files();
+  } catch (err) {
+    failed = err;
+  }
+  const tf = performance.now();
+  const status = await child.status;
+  if (!status.success) return status.code; // 128 + the signal's number when runc was killed
+  const t1 = performance.now();
+  try {
+    if (failed !== null) throw failed;
     const pid = await initPid(runtime, r, e);
     applyEdits({
       deviceNodes: [],
@@ -68,8 +79,8 @@ export async function createThenView(
       symlinks: [],
       ldcache: [],
       env: [],
-      procView: view,
-      driverVersion,
+      procView: todo.view,
+      driverVersion: todo.driverVersion,
     }, {
       pid,
       bundle: r.bundle,
@@ -98,8 +109,9 @@ export async function createThenView(
     }).output().catch(() => {});
     throw err;
   }
-  log.debug("/proc/driver/nvidia view made after create", {
-    ms: Math.round((performance.now() - t0) * 10) / 10,
+  log.info("GPU container prepared", {
+    ...todo.prepared,
+    ms: phases({ ...todo.prepared.ms, files: tf - t0, runc: t1 - t0, view: performance.now() - t1 }),
   });
   return 0;
 }

@@ -201,6 +201,22 @@ export class InRoot {
     if (this.ownsProc) libc().close(this.procFd);
   }
 
+  /**
+   * Directories made or found by {@link parentDir}, by path: the edits put many files in a few directories.
+   * Sound because gpuctl never removes or replaces a directory, and the image's processes are not running yet.
+   */
+  readonly #dirs = new Map<string, number>();
+
+  /** The directory `path` inside the rootfs, made if absent (see {@link mkdirAll}); owned by this InRoot. */
+  parentDir(path: string): number {
+    let fd = this.#dirs.get(path);
+    if (fd === undefined) {
+      fd = this.mkdirAll(path);
+      this.#dirs.set(path, fd);
+    }
+    return fd;
+  }
+
   #keep(fd: number): number {
     this.#fds.push(fd);
     return fd;
@@ -392,69 +408,61 @@ export class InRoot {
    */
   mountTarget(path: string, kind: "file" | "dir", onReplace: (msg: string) => void = () => {}): number {
     const [parent, name] = splitParent(path);
-    const dir = this.mkdirAll(parent);
-    try {
-      const st = this.lstatAt(dir, name);
-      let absent = st === null;
-      if (st !== null) {
-        const t = fileType(st.mode);
-        if (t === "symlink") {
-          onReplace(`${path} in the image is a symlink; replaced by the injected ${kind}`);
-          this.unlinkAt(dir, name);
-          absent = true;
-        } else if (t !== kind) {
-          throw new GpuctlError(
-            `${path} in the container`,
-            `is a ${t} in the image, not a ${kind}; refusing to mount over it`,
-          );
-        }
-        // Else the image's own file (or the target left by an earlier start of this container) is mounted over,
-        // unchanged underneath.
+    const dir = this.parentDir(parent);
+    const st = this.lstatAt(dir, name);
+    let absent = st === null;
+    if (st !== null) {
+      const t = fileType(st.mode);
+      if (t === "symlink") {
+        onReplace(`${path} in the image is a symlink; replaced by the injected ${kind}`);
+        this.unlinkAt(dir, name);
+        absent = true;
+      } else if (t !== kind) {
+        throw new GpuctlError(
+          `${path} in the container`,
+          `is a ${t} in the image, not a ${kind}; refusing to mount over it`,
+        );
       }
-      if (absent) {
-        if (kind === "dir") {
-          check(`mkdirat ${path}`, () => libc().mkdirat(dir, name, 0o755));
-        } else {
-          const fd = check(
-            `create ${path}`,
-            () => libc().openat(dir, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0o644),
-          );
-          libc().close(fd);
-        }
-      }
-      const fd = this.#keep(
-        check(`openat ${path}`, () => libc().openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0)),
-      );
-      const t = fileType(statx(fd, "", AT_EMPTY_PATH).mode);
-      if (t !== kind) {
-        throw new GpuctlError(`${path} in the container`, `changed under us (now a ${t}); refusing`);
-      }
-      this.assertInside(fd, path);
-      return fd;
-    } finally {
-      this.release(dir);
+      // Else the image's own file (or the target left by an earlier start of this container) is mounted over,
+      // unchanged underneath.
     }
+    if (absent) {
+      if (kind === "dir") {
+        check(`mkdirat ${path}`, () => libc().mkdirat(dir, name, 0o755));
+      } else {
+        const fd = check(
+          `create ${path}`,
+          () => libc().openat(dir, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0o644),
+        );
+        libc().close(fd);
+      }
+    }
+    const fd = this.#keep(
+      check(`openat ${path}`, () => libc().openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0)),
+    );
+    const t = fileType(statx(fd, "", AT_EMPTY_PATH).mode);
+    if (t !== kind) {
+      throw new GpuctlError(`${path} in the container`, `changed under us (now a ${t}); refusing`);
+    }
+    this.assertInside(fd, path);
+    return fd;
   }
 
   /** Creates (or replaces) the symlink `dir/name` → `target` inside the rootfs. A directory there is refused. */
   symlink(dirPath: string, name: string, target: string): void {
-    const dir = this.mkdirAll(dirPath);
-    try {
-      const st = this.lstatAt(dir, name);
-      if (st !== null) {
-        const t = fileType(st.mode);
-        if (t === "dir") {
-          throw new GpuctlError(
-            `${dirPath}/${name} in the container`,
-            "is a directory; refusing to replace it by a symlink",
-          );
-        }
-        this.unlinkAt(dir, name);
+    const dir = this.parentDir(dirPath);
+    const st = this.lstatAt(dir, name);
+    if (st !== null) {
+      const t = fileType(st.mode);
+      if (t === "dir") {
+        throw new GpuctlError(
+          `${dirPath}/${name} in the container`,
+          "is a directory; refusing to replace it by a symlink",
+        );
       }
-      check(`symlinkat ${dirPath}/${name}`, () => libc().symlinkat(target, dir, name));
-    } finally {
-      this.release(dir);
+      this.unlinkAt(dir, name);
     }
+    check(`symlinkat ${dirPath}/${name}`, () => libc().symlinkat(target, dir, name));
   }
 
   /** Creates the character device `path` (replacing a non-directory entry that is not already the same device). */
@@ -468,23 +476,19 @@ export class InRoot {
     makedev: (a: number, b: number) => bigint,
   ): void {
     const [parent, name] = splitParent(path);
-    const dir = this.mkdirAll(parent);
-    try {
-      const st = this.lstatAt(dir, name);
-      if (st !== null) {
-        const t = fileType(st.mode);
-        if (t === "char" && st.rdevMajor === major && st.rdevMinor === minor) return;
-        if (t === "dir") throw new GpuctlError(`${path} in the container`, "is a directory; refusing");
-        this.unlinkAt(dir, name);
-      }
-      check(
-        `mknodat ${path}`,
-        () => libc().mknodat(dir, name, S_IFCHR | (mode & 0o777), makedev(major, minor)),
-      );
-      check(`fchownat ${path}`, () => libc().fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW));
-    } finally {
-      this.release(dir);
+    const dir = this.parentDir(parent);
+    const st = this.lstatAt(dir, name);
+    if (st !== null) {
+      const t = fileType(st.mode);
+      if (t === "char" && st.rdevMajor === major && st.rdevMinor === minor) return;
+      if (t === "dir") throw new GpuctlError(`${path} in the container`, "is a directory; refusing");
+      this.unlinkAt(dir, name);
     }
+    check(
+      `mknodat ${path}`,
+      () => libc().mknodat(dir, name, S_IFCHR | (mode & 0o777), makedev(major, minor)),
+    );
+    check(`fchownat ${path}`, () => libc().fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW));
   }
 
   /**
@@ -556,7 +560,7 @@ export class InRoot {
    */
   writeFileAtomicWith(path: string, mode: number, fill: (fd: number) => boolean): boolean {
     const [parent, name] = splitParent(path);
-    const dir = this.mkdirAll(parent);
+    const dir = this.parentDir(parent);
     const tmp = `.${name}.gpuctl-${Deno.pid}-${Math.random().toString(36).slice(2, 10)}`;
     let created = false;
     try {
@@ -577,7 +581,6 @@ export class InRoot {
       return true;
     } finally {
       if (created) libc().unlinkat(dir, tmp, 0);
-      this.release(dir);
     }
   }
 }

@@ -58,18 +58,96 @@ export function cacheEntries(entries: readonly LdEntry[]): LdCacheEntry[] {
   return out.sort(ldconfigOrder);
 }
 
-/** Positional reads of the image's cache file. */
+const BLOCK = 64 << 10;
+/** Blocks kept by a {@link CacheFile}: its memory stays bounded whatever the file's size. */
+const MAX_BLOCKS = 32;
+const utf8 = new TextDecoder();
+/** In an entry's last word (the high half of hwcap): the entry is for the glibc-hwcaps extension. */
+const EXTENSION_BIT = 0x40000000;
+
+/** Bytes of a cache's entry table as 32-bit words (copied when not aligned for it). */
+function words(b: Uint8Array): Uint32Array {
+  const a = b.byteOffset % 4 === 0 ? b : b.slice();
+  return new Uint32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+}
+
+/**
+ * Positional reads of a cache file through a few cached blocks: the merge and ld.so's lookup read many small
+ * pieces (entries, strings) near each other, which would otherwise be a system call each. A read larger than a
+ * few blocks goes to the file directly.
+ */
 class CacheFile {
-  constructor(readonly fd: number, readonly size: number) {}
+  readonly #blocks = new Map<number, Uint8Array>();
+  constructor(
+    readonly fd: number,
+    readonly size: number,
+    readonly what = "/etc/ld.so.cache in the container",
+  ) {}
+  #pread(offset: number, length: number): Uint8Array {
+    const b = new Uint8Array(length);
+    return b.subarray(0, preadFull(this.fd, b, offset, this.what));
+  }
+  #block(i: number): Uint8Array {
+    let b = this.#blocks.get(i);
+    if (b !== undefined) {
+      this.#blocks.delete(i); // most recently used goes last
+    } else {
+      b = this.#pread(i * BLOCK, Math.min(BLOCK, this.size - i * BLOCK));
+      if (this.#blocks.size >= MAX_BLOCKS) this.#blocks.delete(this.#blocks.keys().next().value!);
+    }
+    this.#blocks.set(i, b);
+    return b;
+  }
+  /** Up to `length` bytes at `offset` (fewer at the end of the file). Callers copy what they change. */
   read(offset: number, length: number): Uint8Array {
-    const b = new Uint8Array(Math.max(0, Math.min(length, this.size - offset)));
-    const n = preadFull(this.fd, b, offset, "/etc/ld.so.cache in the container");
-    return b.subarray(0, n);
+    const end = Math.min(offset + length, this.size);
+    if (end <= offset) return new Uint8Array(0);
+    const first = Math.floor(offset / BLOCK), last = Math.floor((end - 1) / BLOCK);
+    if (first === last) {
+      const b = this.#block(first);
+      return b.subarray(offset - first * BLOCK, Math.min(b.length, end - first * BLOCK));
+    }
+    if (last - first >= 4) return this.#pread(offset, end - offset);
+    const out = new Uint8Array(end - offset);
+    let n = 0;
+    for (let i = first; i <= last && n < out.length; i++) {
+      const b = this.#block(i);
+      const from = i === first ? offset - first * BLOCK : 0;
+      const piece = b.subarray(from, Math.min(b.length, from + out.length - n));
+      out.set(piece, n);
+      n += piece.length;
+      if (b.length < BLOCK) break;
+    }
+    return out.subarray(0, n);
+  }
+  /** `length` bytes at `offset` into `scratch` (reused by the caller: large reads allocate nothing). */
+  readInto(scratch: Uint8Array, offset: number, length: number): Uint8Array {
+    const n = Math.max(0, Math.min(length, this.size - offset, scratch.length));
+    return scratch.subarray(0, preadFull(this.fd, scratch.subarray(0, n), offset, this.what));
   }
   u32(offset: number): number {
     const b = this.read(offset, 4);
     if (b.length < 4) throw new LdCacheError("cache", "truncated");
     return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+  }
+}
+
+/** Writes to `fd` gathered into large pieces: the merged cache is emitted an entry at a time. */
+class BufferedOut {
+  readonly #buf = new Uint8Array(BLOCK);
+  #n = 0;
+  constructor(readonly fd: number) {}
+  write(data: Uint8Array): void {
+    if (this.#n + data.length > this.#buf.length) this.flush();
+    if (data.length >= this.#buf.length) writeAll(this.fd, data, "ld.so.cache");
+    else {
+      this.#buf.set(data, this.#n);
+      this.#n += data.length;
+    }
+  }
+  flush(): void {
+    if (this.#n > 0) writeAll(this.fd, this.#buf.subarray(0, this.#n), "ld.so.cache");
+    this.#n = 0;
   }
 }
 
@@ -107,7 +185,7 @@ function str(f: CacheFile, l: Layout, off: number): string {
   const b = f.read(l.base + off, 4096);
   const end = b.indexOf(0);
   if (end < 0) throw new LdCacheError("cache", "a string is not terminated");
-  return new TextDecoder().decode(b.subarray(0, end));
+  return utf8.decode(b.subarray(0, end));
 }
 
 function entryAt(f: CacheFile, l: Layout, i: number): { soname: string; flags: number } {
@@ -155,7 +233,7 @@ export function ldsoLookup(
     const v = new DataView(b.buffer, b.byteOffset, ENTRY_SIZE);
     const s = (off: number) => {
       const x = read(off, 4096);
-      return new TextDecoder().decode(x.subarray(0, Math.max(0, x.indexOf(0))));
+      return utf8.decode(x.subarray(0, Math.max(0, x.indexOf(0))));
     };
     return {
       flags: v.getInt32(0, true),
@@ -183,14 +261,61 @@ export function ldsoLookup(
 }
 
 /**
- * Streams the image's cache merged with `ours` into `fd`; `false` when the merge does not hold (the caller then
- * builds the cache another way).
+ * Pass 1 of the merge over one chunk of `count` entries (as words): how many are kept — all but those at the sorted
+ * chunk indices `drop` and the extension's — or -1 when a kept entry's string lies outside [lo, hi). Its own
+ * function, with nothing captured, so that V8 optimizes the loop a million-entry cache runs through.
  */
-function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], out: number): boolean {
+function countKept(w: Uint32Array, count: number, drop: readonly number[], lo: number, hi: number): number {
+  let kept = 0, d = 0;
+  for (let k = 0; k < count; k++) {
+    if (d < drop.length && drop[d] === k) {
+      d++;
+      continue;
+    }
+    const o = k * 6;
+    if ((w[o + 5]! & EXTENSION_BIT) !== 0) continue;
+    const key = w[o + 1]!, value = w[o + 2]!;
+    if (key < lo || value < lo || key >= hi || value >= hi) return -1;
+    kept++;
+  }
+  return kept;
+}
+
+/**
+ * Pass 2 of the merge: entries [from, to) of chunk `w` appended to `keep` at entry `kn`, their string offsets moved
+ * by `shift`, the extension's left out. Returns the new `kn`. (Its own function for the same reason.)
+ */
+function copyShifted(
+  w: Uint32Array,
+  from: number,
+  to: number,
+  keep: Uint32Array,
+  kn: number,
+  shift: number,
+): number {
+  for (let k = from; k < to; k++) {
+    const o = k * 6;
+    if ((w[o + 5]! & EXTENSION_BIT) !== 0) continue;
+    const d = kn * 6;
+    keep[d] = w[o]!;
+    keep[d + 1] = w[o + 1]! + shift;
+    keep[d + 2] = w[o + 2]! + shift;
+    keep[d + 3] = w[o + 3]!;
+    keep[d + 4] = w[o + 4]!;
+    keep[d + 5] = w[o + 5]!;
+    kn++;
+  }
+  return kn;
+}
+
+/**
+ * Streams the image's cache merged with `ours` into `fd` and returns the size written; `null` when the merge does
+ * not hold (the caller then builds the cache another way).
+ */
+function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], fd: number): number | null {
   const l = layout(f);
+  const out = new BufferedOut(fd);
   const byName = runs(f, l, ours);
-  const starts = new Map<number, string[]>();
-  for (const [name, r] of byName) starts.set(r.start, [...(starts.get(r.start) ?? []), name]);
   const dropped = new Set<number>();
   for (const r of byName.values()) for (const i of r.drop) dropped.add(i);
 
@@ -198,17 +323,16 @@ function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], out: number): 
   // check every kept entry's strings lie in the string area.
   const tail = f.size - l.base - l.data; // the string area (and anything after it), copied as bytes
   let kept = 0;
-  const extension = (w: Uint32Array, k: number) => (w[k * 6 + 5]! & 0x40000000) !== 0;
+  const drops = [...dropped].sort((a, b) => a - b);
+  const lo = l.data, hi = l.data + tail;
+  const scratch = new Uint8Array(CHUNK_ENTRIES * ENTRY_SIZE);
   for (let i0 = 0; i0 < l.n; i0 += CHUNK_ENTRIES) {
     const count = Math.min(CHUNK_ENTRIES, l.n - i0);
-    const b = f.read(l.base + HEADER_SIZE + i0 * ENTRY_SIZE, count * ENTRY_SIZE);
-    const w = new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-    for (let k = 0; k < count; k++) {
-      if (dropped.has(i0 + k) || extension(w, k)) continue;
-      const key = w[k * 6 + 1]!, value = w[k * 6 + 2]!;
-      if (key < l.data || value < l.data || key >= l.data + tail || value >= l.data + tail) return false;
-      kept++;
-    }
+    const w = words(f.readInto(scratch, l.base + HEADER_SIZE + i0 * ENTRY_SIZE, count * ENTRY_SIZE));
+    const drop = drops.filter((i) => i >= i0 && i < i0 + count).map((i) => i - i0);
+    const k = countKept(w, count, drop, lo, hi);
+    if (k < 0) return null;
+    kept += k;
   }
   const total = kept + ours.length;
   const tableEnd = HEADER_SIZE + total * ENTRY_SIZE;
@@ -242,7 +366,7 @@ function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], out: number): 
   // Pass 2: the header, then the table with ours inserted at their runs, then the strings.
   const header = new Uint8Array(HEADER_SIZE);
   header.set(enc.encode(NEW_MAGIC), 0);
-  writeAll(out, header, "ld.so.cache"); // completed below, once the string length is known
+  out.write(header); // completed below, once the string length is known
   let written = 0;
   const emitRun = (name: string, r: { start: number; end: number; drop: Set<number> }) => {
     const mine = ours.filter((e) => e.soname === name);
@@ -264,51 +388,57 @@ function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], out: number): 
       });
     }
     const all = [...mine.map((e) => ({ ...e, raw: oursEntry(e) })), ...theirs].sort(ldconfigOrder);
-    for (const e of all) writeAll(out, e.raw, "ld.so.cache");
+    for (const e of all) out.write(e.raw);
     written += all.length;
   };
-  const inRun = new Set<number>();
-  for (const r of byName.values()) for (let i = r.start; i < r.end; i++) inRun.add(i);
-  let w = new Uint32Array(0), chunk = new Uint8Array(0), from = 0;
-  const keep = new Uint8Array(CHUNK_ENTRIES * ENTRY_SIZE);
-  let kn = 0;
+  // The runs in index order (several names may start at one index: the order of `byName`, ldconfig's, holds).
+  const runList = [...byName].map(([name, r]) => ({ name, r })).sort((a, b) => a.r.start - b.r.start);
+  let w: Uint32Array = new Uint32Array(0), from = 0, chunkEnd = 0;
+  const keep = new Uint32Array(CHUNK_ENTRIES * 6);
+  const keepBytes = new Uint8Array(keep.buffer);
+  let kn = 0, next = 0, skipUntil = 0;
   const flush = () => {
-    if (kn > 0) writeAll(out, keep.subarray(0, kn * ENTRY_SIZE), "ld.so.cache");
+    if (kn > 0) out.write(keepBytes.subarray(0, kn * ENTRY_SIZE));
     written += kn;
     kn = 0;
   };
-  for (let i = 0; i <= l.n; i++) {
-    for (const name of starts.get(i) ?? []) {
+  for (let i = 0;;) {
+    while (next < runList.length && runList[next]!.r.start === i) {
+      const { name, r } = runList[next++]!;
       flush();
-      emitRun(name, byName.get(name)!);
+      emitRun(name, r);
+      skipUntil = Math.max(skipUntil, r.end);
     }
-    if (i === l.n) break;
-    if (i >= from + w.length / 6) {
+    if (i >= l.n) break;
+    if (i >= chunkEnd) {
       flush();
       from = i;
-      chunk = f.read(l.base + HEADER_SIZE + i * ENTRY_SIZE, Math.min(CHUNK_ENTRIES, l.n - i) * ENTRY_SIZE)
-        .slice();
-      w = new Uint32Array(chunk.buffer, 0, chunk.byteLength / 4);
+      const count = Math.min(CHUNK_ENTRIES, l.n - i);
+      w = words(f.readInto(scratch, l.base + HEADER_SIZE + i * ENTRY_SIZE, count * ENTRY_SIZE));
+      chunkEnd = i + count;
     }
-    const k = i - from;
-    if (inRun.has(i) || extension(w, k)) continue;
-    w[k * 6 + 1] = w[k * 6 + 1]! + shift;
-    w[k * 6 + 2] = w[k * 6 + 2]! + shift;
-    keep.set(chunk.subarray(k * ENTRY_SIZE, (k + 1) * ENTRY_SIZE), kn * ENTRY_SIZE);
-    kn++;
+    // Up to the next event: the chunk's end or a run's start; entries in a run are written by emitRun.
+    const end = Math.min(chunkEnd, next < runList.length ? runList[next]!.r.start : l.n);
+    if (i < skipUntil) {
+      i = Math.min(skipUntil, end);
+      continue;
+    }
+    kn = copyShifted(w, i - from, end - from, keep, kn, shift);
+    i = end;
   }
   flush();
-  if (written !== total) return false;
-  for (let off = 0; off < tail; off += 1 << 20) {
-    writeAll(out, f.read(l.base + l.data + off, Math.min(1 << 20, tail - off)), "ld.so.cache");
+  if (written !== total) return null;
+  for (let off = 0; off < tail; off += scratch.length) {
+    out.write(f.readInto(scratch, l.base + l.data + off, Math.min(scratch.length, tail - off)));
   }
-  for (const s of strings) writeAll(out, s, "ld.so.cache");
+  for (const s of strings) out.write(s);
+  out.flush();
   const v = new DataView(header.buffer);
   v.setUint32(20, total, true);
   v.setUint32(24, tail + strLen, true);
   v.setUint8(28, 2); // little-endian
-  check("pwrite ld.so.cache", () => libc().pwrite(out, header, HEADER_SIZE, 0));
-  return true;
+  check("pwrite ld.so.cache", () => libc().pwrite(fd, header, HEADER_SIZE, 0));
+  return HEADER_SIZE + total * ENTRY_SIZE + tail + strLen;
 }
 
 /**
@@ -328,7 +458,11 @@ export function updateLdCache(root: InRoot, entries: readonly LdEntry[], log: Lo
   try {
     let why = "";
     try {
-      if (write((fd) => streamMerge(f, ours, fd) && verified(fd, ours))) {
+      const merged = (fd: number) => {
+        const size = streamMerge(f, ours, fd);
+        return size !== null && verified(new CacheFile(fd, size, "ld.so.cache"), ours);
+      };
+      if (write(merged)) {
         log.debug("ld.so.cache updated", { injected: ours.length });
         return;
       }
@@ -358,10 +492,7 @@ export function updateLdCache(root: InRoot, entries: readonly LdEntry[], log: Lo
 }
 
 /** Whether ld.so, reading the written cache, finds each injected library under its name. */
-function verified(fd: number, ours: readonly LdCacheEntry[]): boolean {
-  const read = (off: number, len: number) => {
-    const b = new Uint8Array(len);
-    return b.subarray(0, preadFull(fd, b, off, "ld.so.cache"));
-  };
+function verified(f: CacheFile, ours: readonly LdCacheEntry[]): boolean {
+  const read = (off: number, len: number) => f.read(off, len);
   return ours.every((e) => ldsoLookup(read, e.soname, e.flags) === e.path);
 }

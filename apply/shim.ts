@@ -7,7 +7,7 @@ import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/log.ts";
 import { parseSpec, readLimited } from "../oci/spec.ts";
 import { readRequest } from "../request/request.ts";
-import type { ProcView } from "../edits/edits.ts";
+import type { ViewToMake } from "./shim_edit.ts";
 
 /**
  * Edits `<bundle>/config.json` for a GPU request; leaves it untouched otherwise. Returns the /proc/driver/nvidia
@@ -19,7 +19,7 @@ export async function prepareBundle(
   command: "create" | "run",
   log: Logger,
   configPath: string | undefined,
-): Promise<{ view: ProcView; driverVersion: string } | null> {
+): Promise<ViewToMake | null> {
   const file = `${bundle.replace(/\/+$/, "")}/config.json`;
   const text = readLimited(file);
   const spec = parseSpec(text, file);

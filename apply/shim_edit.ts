@@ -21,7 +21,9 @@ import {
   hasNvidiaHook,
   hookAddition,
   type HookEntry,
+  prepareFiles,
   prepareRootfs,
+  prepareTargets,
   specAdditions,
 } from "./spec.ts";
 import { editArgs } from "./hook.ts";
@@ -91,6 +93,18 @@ export interface Bundle {
   command: "create" | "run";
 }
 
+/**
+ * What `create` leaves to do around `runc create`: the rootfs files while it runs, the /proc view once the container
+ * exists, and the "GPU container prepared" log line, which then carries runc's and the view's time too.
+ */
+export interface ViewToMake {
+  /** The links and the linker cache, made in the rootfs while runc creates the container (then closes it). */
+  files: () => void;
+  view: ProcView;
+  driverVersion: string;
+  prepared: { bundle: string; gpus: string[]; ms: Record<string, number> };
+}
+
 /** Writes the GPU request's edits into the bundle; returns the /proc view to make after `runc create`, if any. */
 export async function editForGpu(
   config: Config,
@@ -98,7 +112,7 @@ export async function editForGpu(
   req: GpuRequest,
   log: Logger,
   configPath: string | undefined,
-): Promise<{ view: ProcView; driverVersion: string } | null> {
+): Promise<ViewToMake | null> {
   if (hasNvidiaHook(b.spec)) {
     log.info("the container already has an NVIDIA prestart hook; it does the work", { bundle: b.bundle });
     return null;
@@ -130,10 +144,13 @@ export async function editForGpu(
   let edits: ContainerEdits;
   try {
     edits = containerEdits(plan, libraryDirs(root));
-    prepareRootfs(root, edits, config.cudaCompat, log);
-  } finally {
+    if (b.command === "run") prepareRootfs(root, edits, config.cudaCompat, log);
+    else prepareTargets(root, edits, log);
+  } catch (e) {
     root.close();
+    throw e;
   }
+  if (b.command === "run") root.close();
   let text = applyToSpec(b.text, b.spec, edits);
   if (b.command === "run") {
     // `run` starts the container at once: the view is made by a createContainer hook inside it.
@@ -142,12 +159,23 @@ export async function editForGpu(
     ]);
   }
   writeAtomic(b.file, text);
-  log.info("GPU container prepared", {
+  const prepared = {
     bundle: b.bundle,
     gpus: [...plan.gpus.map((g) => g.uuid), ...plan.migs.map((m) => m.uuid)],
-    ms: phases({ start: t0, plan: t1 - t0, edit: performance.now() - t1 }),
-  });
-  return b.command === "create" ? { view: edits.procView, driverVersion: edits.driverVersion } : null;
+    ms: { start: t0, plan: t1 - t0, edit: performance.now() - t1 },
+  };
+  if (b.command === "create") {
+    const files = () => {
+      try {
+        prepareFiles(root, edits, config.cudaCompat, log);
+      } finally {
+        root.close();
+      }
+    };
+    return { view: edits.procView, driverVersion: edits.driverVersion, files, prepared };
+  }
+  log.info("GPU container prepared", { ...prepared, ms: phases(prepared.ms) });
+  return null;
 }
 
 /** config.json with resolved CDI edits: nodes (with their cgroup rules), mounts, environment, hooks. */

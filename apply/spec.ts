@@ -121,12 +121,26 @@ export function specAdditions(edits: ContainerEdits): ListAddition[] {
 
 /**
  * Prepares the rootfs for `edits` by descriptor: every mount target (runc then only mounts onto what exists),
- * the library links and the linker cache (with the image's CUDA compat libraries first when they are newer).
+ * then {@link prepareFiles}.
  */
 export function prepareRootfs(root: InRoot, edits: ContainerEdits, compat: boolean, log: Logger): void {
+  prepareTargets(root, edits, log);
+  prepareFiles(root, edits, compat, log);
+}
+
+/** Every mount target of `edits`, made in the rootfs by descriptor: these must exist before runc reads the spec. */
+export function prepareTargets(root: InRoot, edits: ContainerEdits, log: Logger): void {
   for (const m of edits.mounts) {
     root.release(root.mountTarget(m.containerPath, m.dir ? "dir" : "file", (msg) => log.debug(msg)));
   }
+}
+
+/**
+ * The library links and the linker cache (with the image's CUDA compat libraries first when they are newer), in
+ * the rootfs by descriptor. runc never touches these paths, so for `create` this runs while runc creates the
+ * container.
+ */
+export function prepareFiles(root: InRoot, edits: ContainerEdits, compat: boolean, log: Logger): void {
   applyLinks(root, edits);
   applyLdCache(root, edits, compat, log);
 }

@@ -16,7 +16,7 @@ import {
   runcRun,
   runtimeLauncher,
 } from "./bundle.ts";
-import { ENTRY_SIZE, HEADER_SIZE, NEW_MAGIC } from "../../driver/ldcache.ts";
+import { hugeCache, nestConfig } from "./hostile.ts";
 
 interface Env {
   tmp: string;
@@ -171,15 +171,6 @@ Deno.test("hostile image: an image file that is a device node is never opened (s
   }
 });
 
-/** config.json with an extra member nested `levels` lists deep. */
-function nested(b: string, levels: number) {
-  const text = Deno.readTextFileSync(`${b}/config.json`).trimEnd();
-  Deno.writeTextFileSync(
-    `${b}/config.json`,
-    `${text.slice(0, -1)},"org.example.deep":${"[".repeat(levels)}${"]".repeat(levels)}}`,
-  );
-}
-
 Deno.test("hostile spec: config.json nested 100,000 deep is refused in one line; 9,999 (runc's limit) works", async () => {
   using tmp = tempDir();
   // A V8 heap of 64 MB: parsing must stay linear in the input.
@@ -189,7 +180,7 @@ Deno.test("hostile spec: config.json nested 100,000 deep is refused in one line;
       args: ["/bin/sh", "-c", "echo STARTED"],
       env: ["NVIDIA_VISIBLE_DEVICES=0"],
     });
-    nested(deep, 100_000);
+    nestConfig(`${deep}/config.json`, 100_000);
     const r = path === "shim"
       ? await new Deno.Command(e.shim, {
         args: ["--root", `${deep}/state`, "create", "--bundle", deep, "c1"],
@@ -207,33 +198,12 @@ Deno.test("hostile spec: config.json nested 100,000 deep is refused in one line;
       args: ["/bin/sh", "-c", "nvml-probe -L"],
       env: ["NVIDIA_VISIBLE_DEVICES=0"],
     });
-    nested(ok, 9_999);
+    nestConfig(`${ok}/config.json`, 9_999);
     const r2 = await e.run(path, ok);
     assertEquals(r2.code, 0, r2.stderr);
     assertStringIncludes(r2.stdout, "GPU 0:");
   }
 });
-
-/** An ld.so.cache of `n` entries sharing one name and path (what an image may ship: 24 MB for a million). */
-function hugeCache(n: number): Uint8Array {
-  const enc = new TextEncoder();
-  const strings = enc.encode("libimage.so.1\0/lib/x86_64-linux-gnu/libimage.so.1\0");
-  const table = HEADER_SIZE + n * ENTRY_SIZE;
-  const out = new Uint8Array(table + strings.length);
-  out.set(enc.encode(NEW_MAGIC), 0);
-  const v = new DataView(out.buffer);
-  v.setUint32(20, n, true);
-  v.setUint32(24, strings.length, true);
-  v.setUint8(28, 2);
-  for (let i = 0; i < n; i++) {
-    const at = HEADER_SIZE + i * ENTRY_SIZE;
-    v.setInt32(at, 0x0303, true);
-    v.setUint32(at + 4, table, true);
-    v.setUint32(at + 8, table + 14, true);
-  }
-  out.set(strings, table);
-  return out;
-}
 
 Deno.test("hostile image: a 24 MB linker cache of a million entries is merged within a 64 MB V8 heap (shim and hook)", async () => {
   using tmp = tempDir();

@@ -35,8 +35,8 @@ export class Podman {
     }).spawn();
     if (o.stdin) {
       const w = child.stdin.getWriter();
-      await w.write(o.stdin);
-      await w.close();
+      // Podman may exit before reading it all: its stderr then says why.
+      await w.write(o.stdin).then(() => w.close()).catch(() => {});
     }
     const out = await child.output();
     const dec = new TextDecoder();

@@ -67,7 +67,29 @@ Deno.test("shim (spec mode): a GPU container gets its devices, cgroup rules, mou
   assertEquals(hostMounts(), mounts, "the host's mount table is unchanged");
   const done = logLines(`${tmp.path}/gpuctl.log`).find((l) => l.msg === "GPU container prepared");
   assert(done !== undefined, "a 'GPU container prepared' log line");
-  assertEquals(Object.keys(done.ms as object), ["start", "plan", "edit"]);
+  // files: the links and the linker cache, written while runc creates the container.
+  assertEquals(Object.keys(done.ms as object), ["start", "plan", "edit", "files", "runc", "view"]);
+});
+
+Deno.test("shim (spec mode): a rootfs file that fails while runc creates the container deletes it; nothing is left", async () => {
+  using tmp = tempDir();
+  const { shim } = await setup(tmp.path);
+  const mounts = hostMounts();
+  const b = await makeBundle(`${tmp.path}/b`, {
+    debian: true,
+    args: ["/bin/sh", "-c", "echo STARTED"],
+    env: ["NVIDIA_VISIBLE_DEVICES=0"],
+    // Where gpuctl puts the libcuda.so link, the image has a directory.
+    prepare: (r) => Deno.mkdirSync(`${r}/usr/lib/x86_64-linux-gnu/libcuda.so`, { recursive: true }),
+  });
+  const r = await runcLifecycle(b, shim);
+  assert(r.code !== 0, "the container must not start");
+  assertEquals(r.stdout.includes("STARTED"), false);
+  assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assertStringIncludes(r.stderr, "/usr/lib/x86_64-linux-gnu/libcuda.so in the container: is a directory");
+  const list = await new Deno.Command("runc", { args: ["--root", `${b}/runc-state`, "list", "-q"] }).output();
+  assertEquals(new TextDecoder().decode(list.stdout), "", "runc has no container left");
+  assertEquals(hostMounts(), mounts, "the host's mount table is unchanged");
 });
 
 Deno.test("shim (spec mode, runc run): the /proc view comes from one createContainer hook, with an explicit env", async () => {

@@ -1,0 +1,221 @@
+/**
+ * The bench's main table: what gpuctl adds to a container, as ratios over plain runc timed in the same run.
+ *
+ * gpuctl is installed as a host installs it (`gpuctl install --prefix DIR`, run from dist/gpuctl.js): the sh front
+ * `gpuctl-runtime` and the `nvidia-container-runtime-hook` launcher. A lifecycle is what an engine asks of a
+ * runtime for one container — `create`, `start`, `delete --force` — run by one sh script, the same for every
+ * case, with config.json restored first (engines write a fresh one per container).
+ *
+ * | case | measured | over |
+ * |---|---|---|
+ * | pass-through | front `state` | `runc state` |
+ * | no GPU request | lifecycle through the front | lifecycle through runc |
+ * | GPU, shim (spec mode, warm snapshot) | lifecycle through the front, 1 GPU | lifecycle through runc |
+ * | GPU, prestart hook | runc lifecycle with the hook in config.json, 1 GPU | lifecycle through runc |
+ * @module
+ */
+import { type Case, timeTogether, type Timing } from "./lib.ts";
+import { fakeDriver, fixtureConfig, standardSpec } from "../tests/fixtures/driver.ts";
+import { gpuctlEnv, gpuctlEnvList, makeBundle } from "../tests/e2e/bundle.ts";
+
+/** The targets of issue 11, as overhead ÷ baseline. */
+export const TARGETS = { passThrough: 0.25, noGpu: 0.10, shim: 0.68, hook: 0.56 } as const;
+
+export interface OverheadRow {
+  name: string;
+  baseline: Timing;
+  measured: Timing;
+  overheadMs: number;
+  ratio: number;
+  target: number;
+  phases?: string;
+}
+
+const LIFECYCLE = `#!/bin/sh
+# lifecycle RUNTIME STATE-ROOT BUNDLE: one container as an engine drives a runtime.
+set -e
+rt=$1 root=$2 b=$3 id=c$$
+cp "$b/config.orig.json" "$b/config.json"
+"$rt" --root "$root" create --bundle "$b" --pid-file "$b/pid" "$id"
+"$rt" --root "$root" start "$id"
+"$rt" --root "$root" delete --force "$id"
+`;
+
+/** Median of each key of the `ms` objects in the log lines whose msg is `msg`. */
+function phases(log: string, msg: string): string | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(log);
+  } catch {
+    return undefined;
+  }
+  const ms = text.split("\n").filter((l) => l.includes(`"${msg}"`)).map((l) =>
+    JSON.parse(l).ms as Record<string, number> | undefined
+  ).filter((m): m is Record<string, number> => m !== undefined);
+  if (ms.length === 0) return undefined;
+  const median = (k: string) => ms.map((m) => m[k] ?? 0).sort((a, b) => a - b)[Math.floor(ms.length / 2)]!;
+  return Object.keys(ms[0]!).map((k) => `${k} ${median(k).toFixed(1)}`).join(", ");
+}
+
+/** gpuctl installed from the bundle into a directory of its own, with the fake driver (1 GPU) and a log. */
+export interface Rig {
+  dir: string;
+  config: string;
+  log: string;
+  env: Record<string, string>;
+  front: string;
+  hook: string;
+  /** A bundle whose config.json is restored from config.orig.json by {@link Rig.lifecycle}. */
+  bundle(name: string, o: Parameters<typeof makeBundle>[1]): Promise<string>;
+  /** The command that runs one container's lifecycle through `runtime`. */
+  lifecycle(runtime: string, bundle: string): string[];
+}
+
+export async function rig(tmp: string, bundleJs: string, name = "rig"): Promise<Rig> {
+  const dir = `${tmp}/${name}`;
+  Deno.mkdirSync(`${dir}/bin`, { recursive: true });
+  const d = await fakeDriver(standardSpec(1, { mig: false }));
+  const config = `${dir}/gpuctl.jsonc`;
+  const log = `${dir}/gpuctl.log`;
+  Deno.writeTextFileSync(config, fixtureConfig(d, { logFile: log, cacheDir: `${dir}/cache` }));
+  const env = gpuctlEnv(config);
+  const inst = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", bundleJs, "install", "--prefix", `${dir}/bin`],
+    env,
+  }).output();
+  if (!inst.success) throw new Error(`gpuctl install failed: ${new TextDecoder().decode(inst.stderr)}`);
+  Deno.writeTextFileSync(`${dir}/lifecycle`, LIFECYCLE, { mode: 0o755 });
+  return {
+    dir,
+    config,
+    log,
+    env,
+    front: `${dir}/bin/gpuctl-runtime`,
+    hook: `${dir}/bin/nvidia-container-runtime-hook`,
+    async bundle(name, o) {
+      const b = await makeBundle(`${dir}/${name}`, { debian: true, ...o });
+      Deno.copyFileSync(`${b}/config.json`, `${b}/config.orig.json`);
+      return b;
+    },
+    lifecycle: (rt, b) => [`${dir}/lifecycle`, rt, `${dir}/state`, b],
+  };
+}
+
+export const GPU_ENV = ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"];
+
+/** Runs the table's cases interleaved and returns its rows; `bundleJs` is dist/gpuctl.js. */
+export async function overheadTable(tmp: string, bundleJs: string, runs: number): Promise<OverheadRow[]> {
+  const r = await rig(tmp, bundleJs, "overhead");
+  const { dir, env, front, log, lifecycle } = r;
+  Deno.writeTextFileSync(`${tmp}/empty.ts`, "");
+  const plain = await r.bundle("plain", { args: ["/bin/true"] });
+  const withGpu = await r.bundle("gpu", { args: ["/bin/true"], env: GPU_ENV });
+  const withHook = await r.bundle("hook", {
+    args: ["/bin/true"],
+    env: GPU_ENV,
+    hook: { path: r.hook, env: gpuctlEnvList(r.config) },
+  });
+
+  // A created container for state to look at.
+  const id = `gpuctl-bench-${Deno.pid}`;
+  const created = await new Deno.Command("runc", {
+    args: ["--root", `${dir}/state`, "create", "--bundle", plain, id],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!created.success) throw new Error("runc create failed");
+  try {
+    const cases: Case[] = [
+      { name: "runc state", cmd: ["runc", "--root", `${dir}/state`, "state", id] },
+      { name: "gpuctl-runtime state", cmd: [front, "--root", `${dir}/state`, "state", id], env },
+      { name: "runc lifecycle", cmd: lifecycle("runc", plain) },
+      { name: "gpuctl-runtime lifecycle, no GPU", cmd: lifecycle(front, plain), env },
+      { name: "gpuctl-runtime lifecycle, 1 GPU", cmd: lifecycle(front, withGpu), env },
+      { name: "runc lifecycle + hook, 1 GPU", cmd: lifecycle("runc", withHook), env },
+      { name: "deno run empty.ts", cmd: [Deno.execPath(), "run", "-A", "--quiet", `${tmp}/empty.ts`] },
+    ];
+    // The warm-up rounds build the driver snapshot; the log then holds only warm containers' lines.
+    await timeTogether(cases, { runs: 1, warmup: 0 });
+    Deno.writeTextFileSync(log, "");
+    const [state, frontState, life, lifeFront, lifeGpu, lifeHook, empty] = await timeTogether(cases, {
+      runs,
+    });
+    const row = (name: string, baseline: Timing, measured: Timing, target: number, p?: string) => {
+      const overheadMs = measured.medianMs - baseline.medianMs;
+      const r: OverheadRow = {
+        name,
+        baseline,
+        measured,
+        overheadMs,
+        ratio: overheadMs / baseline.medianMs,
+        target,
+      };
+      if (p !== undefined) r.phases = p;
+      return r;
+    };
+    return [
+      row("pass-through (state)", state!, frontState!, TARGETS.passThrough),
+      row("container without a GPU request, shim", life!, lifeFront!, TARGETS.noGpu),
+      row(
+        "GPU container, shim (spec mode, warm snapshot)",
+        life!,
+        lifeGpu!,
+        TARGETS.shim,
+        phases(log, "GPU container prepared"),
+      ),
+      row("GPU container, prestart hook", life!, lifeHook!, TARGETS.hook, phases(log, "GPUs injected")),
+      // Not gpuctl's: what any Deno process costs here, the floor under the two GPU rows.
+      {
+        ...row("an empty deno run (the floor of a Deno process)", life!, empty!, NaN),
+        overheadMs: empty!.medianMs,
+      },
+    ].map((x) => (Number.isNaN(x.target) ? { ...x, ratio: x.overheadMs / x.baseline.medianMs } : x));
+  } finally {
+    await new Deno.Command("runc", { args: ["--root", `${dir}/state`, "delete", "--force", id] }).output();
+  }
+}
+
+/**
+ * The first GPU container with no current snapshot (after a reboot or a driver change): its lifecycle's time, and
+ * the log's "driver snapshot rebuilt" line.
+ */
+export async function firstContainer(tmp: string, bundleJs: string): Promise<string> {
+  const r = await rig(tmp, bundleJs, "first");
+  const b = await r.bundle("gpu", { args: ["/bin/true"], env: GPU_ENV });
+  const [cold] = await timeTogether([{ name: "cold", cmd: r.lifecycle(r.front, b), env: r.env }], {
+    runs: 1,
+    warmup: 0,
+  });
+  const rebuilt = Deno.readTextFileSync(r.log).split("\n").find((l) =>
+    l.includes('"driver snapshot rebuilt"')
+  );
+  const why = rebuilt ? JSON.parse(rebuilt) as { why: string; ms: number } : null;
+  return `first GPU container with no snapshot: ${cold!.medianMs.toFixed(1)}ms; log: ${
+    why ? `driver snapshot rebuilt (${why.why}), ${why.ms}ms` : "NO snapshot line"
+  }`;
+}
+
+/** Prints the rows as one table; returns whether every target was met. */
+export function printOverhead(rows: OverheadRow[], runs: number): boolean {
+  console.log(`\nOverhead over plain runc, same run, interleaved (${runs} rounds, medians)`);
+  const w = 48;
+  console.log(
+    `${"case".padEnd(w)} ${"runc".padStart(8)} ${"gpuctl".padStart(8)} ${"over".padStart(8)}  ratio  target`,
+  );
+  let all = true;
+  for (const r of rows) {
+    const floor = Number.isNaN(r.target);
+    const met = floor || r.ratio <= r.target;
+    all &&= met;
+    console.log(
+      `${r.name.padEnd(w)} ${r.baseline.medianMs.toFixed(1).padStart(6)}ms ${
+        r.measured.medianMs.toFixed(1).padStart(6)
+      }ms ${r.overheadMs.toFixed(1).padStart(6)}ms  ${r.ratio.toFixed(2)}×  ${
+        floor ? "(reference)" : `≤${r.target.toFixed(2)}× ${met ? "met" : "MISSED"}`
+      }`,
+    );
+    if (r.phases) console.log(`${"".padEnd(w)}   gpuctl's log (ms): ${r.phases}`);
+  }
+  return all;
+}
