@@ -23,6 +23,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: "write a CDI spec for Podman, containerd, CRI-O, Docker 25+; list CDI devices",
     load: () => import("./cdi.ts"),
   },
+  config: {
+    summary: "show the effective configuration and where each value came from; --default: a default file",
+    load: () => import("./config.ts"),
+  },
   configure: {
     summary: "register gpuctl-runtime with docker, containerd or crio",
     load: () => import("./configure.ts"),

@@ -2,9 +2,9 @@
  * `deno task compile`: builds `dist/gpuctl.js` (a `deno bundle`, works offline) and then the single binary
  * `dist/gpuctl` with `deno compile`.
  *
- * `deno compile` needs Deno's `denort` base binary, which is downloaded from Deno's servers unless
- * `DENORT_BIN` names a local copy. Machines without network access must set `DENORT_BIN`; without it this
- * task says so and exits 1 after building the bundle.
+ * `deno compile` needs Deno's `denort` base binary: `DENORT_BIN` names a local copy; without it `deno compile`
+ * downloads it from Deno's servers. Only when neither works does this task stop, after building the bundle, with
+ * one message giving the offline route, and exit 1.
  * @module
  */
 const root = new URL("../", import.meta.url).pathname;
@@ -28,27 +28,31 @@ if (!bundle.ok) {
 say("compile: built dist/gpuctl.js (run it with: deno run -A dist/gpuctl.js)");
 
 const denort = Deno.env.get("DENORT_BIN");
-if (!denort) {
-  say(
-    "compile: cannot build dist/gpuctl: deno compile needs Deno's denort base binary and this machine cannot download it.\n" +
-      "         Set DENORT_BIN to a denort for this Deno version (" + Deno.version.deno +
-      "), e.g. unpacked from\n" +
-      "         denort-x86_64-unknown-linux-gnu.zip of the same release, then run 'deno task compile' again.",
-  );
-  Deno.exit(1);
-}
-try {
-  if (!Deno.statSync(denort).isFile) throw new Error("not a file");
-} catch (e) {
-  say(`compile: DENORT_BIN=${denort}: ${(e as Error).message}; it must name the denort binary`);
-  Deno.exit(1);
+if (denort) {
+  try {
+    if (!Deno.statSync(denort).isFile) throw new Error("not a file");
+  } catch (e) {
+    say(`compile: DENORT_BIN=${denort}: ${(e as Error).message}; it must name the denort binary`);
+    Deno.exit(1);
+  }
 }
 const compiled = await run(
   ["compile", "--quiet", "-A", "--no-check", "--output", "dist/gpuctl", "cli/main.ts"],
-  { DENORT_BIN: denort },
+  denort ? { DENORT_BIN: denort } : {},
 );
 if (!compiled.ok) {
-  say(`compile: deno compile failed:\n${compiled.out}`);
+  if (!denort) {
+    const why = compiled.out.split("\n").find((l) => /error sending request|dns error|Connect/i.test(l))
+      ?.trim();
+    say(
+      `compile: cannot build dist/gpuctl: deno compile could not download Deno's denort base binary${
+        why ? ` (${why.replace(/^\d+: /, "")})` : ""
+      }.\n` +
+        "         Offline: set DENORT_BIN to a denort for this Deno version (" + Deno.version.deno +
+        "), e.g. unpacked from\n" +
+        "         denort-x86_64-unknown-linux-gnu.zip of the same release, then run 'deno task compile' again.",
+    );
+  } else say(`compile: deno compile failed:\n${compiled.out}`);
   Deno.exit(1);
 }
 // A full deno given as DENORT_BIN yields a binary that behaves as the deno CLI: catch that here.

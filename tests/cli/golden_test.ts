@@ -53,7 +53,7 @@ const CASES: Case[] = [
     args: ["frobnicate"],
     stdout: "",
     stderr:
-      "gpuctl: frobnicate: unknown command (commands: cdi, configure, hook, info, install, list, runtime)\n",
+      "gpuctl: frobnicate: unknown command (commands: cdi, config, configure, hook, info, install, list, runtime)\n",
     code: 2,
   },
   {
@@ -555,6 +555,31 @@ const CASES: Case[] = [
     code: 1,
   },
   { name: "runtime-help", args: ["runtime", "--help"], stdout: "golden", stderr: "", code: 0 },
+  {
+    name: "config-shows-sources",
+    args: ["config"],
+    config: () => '{\n  // two keys set\n  "logLevel": "debug",\n\n  "cudaCompat": false\n}\n',
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "config-json",
+    args: ["config", "--json"],
+    config: () => '{ "mode": "hook" }',
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  { name: "config-default", args: ["config", "--default"], stdout: "golden", stderr: "", code: 0 },
+  {
+    name: "config-broken-file",
+    args: ["config"],
+    config: () => '{ "mode": "fast" }',
+    stdout: "",
+    stderr: 'gpuctl: {{TMP}}/config.jsonc:1:3: "mode" must be one of "spec", "hook", not "fast"\n',
+    code: 1,
+  },
 ];
 
 const GOLDEN = `${PROJECT}/tests/cli/golden`;

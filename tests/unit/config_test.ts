@@ -199,3 +199,12 @@ Deno.test("readConfigText(): a failing existence check falls back to reading the
   const p = writeFile(d.path, "c.jsonc", "{}");
   assertEquals(readConfigText(p, broken)?.text, "{}");
 });
+
+Deno.test("gpuctl config --default: a file that parses to the defaults, and to the defaults again uncommented", async () => {
+  const { defaultFile } = await import("../../cli/config.ts");
+  const text = defaultFile();
+  assertEquals(parseConfig(text, "default.jsonc"), defaultConfig());
+  const uncommented = text.replace(/^  \/\/ (".*)$/gm, "  $1");
+  assert(uncommented !== text && uncommented.includes('  "driverRoot": "/",'));
+  assertEquals(parseConfig(uncommented, "default.jsonc"), defaultConfig());
+});

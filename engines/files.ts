@@ -1,0 +1,107 @@
+/**
+ * What every engine's configuration change shares: the files it plans to write or remove, each checked by its own
+ * parser before it is written, written atomically with a backup of the old content, and a marker for files gpuctl
+ * owns whole.
+ * @module
+ */
+import { GpuctlError } from "../errors/mod.ts";
+import { writeAtomic } from "../oci/edit.ts";
+
+/** The first line of every file gpuctl owns whole (a drop-in); a file without it is never replaced. */
+export const OWNED_MARK = "# Written by gpuctl configure";
+
+/** One file's new content (`null`: remove it), with the parser that must accept it before it is written. */
+export interface FileChange {
+  file: string;
+  before: string | null;
+  after: string | null;
+  /** Throws when `after` is not something its engine can read. */
+  check?: (text: string) => void;
+  /** `after` is the user's file restored from FILE.gpuctl-backup, which then goes. */
+  restored?: boolean;
+  /** An undo: the old content is not backed up (it is gpuctl's configuration). */
+  undo?: boolean;
+}
+
+/** The file's text, or `null` when it does not exist. */
+export function readIfExists(file: string): string | null {
+  try {
+    return Deno.readTextFileSync(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new GpuctlError(file, `cannot be read: ${(e as Error).message}`);
+  }
+}
+
+/** Whether `text` is a file gpuctl owns. */
+export function owned(text: string | null): boolean {
+  return text !== null && text.startsWith(OWNED_MARK);
+}
+
+/**
+ * Applies the changes: each new text parsed back first (nothing is written unless all pass), the previous content of
+ * an edited file kept as FILE.gpuctl-backup (once: the first backup is the user's own file), written atomically.
+ * Returns one line per file changed.
+ */
+export function applyChanges(changes: readonly FileChange[]): string[] {
+  for (const c of changes) if (c.after !== null) c.check?.(c.after);
+  const out: string[] = [];
+  for (const c of changes) {
+    if (c.after === c.before) continue;
+    if (c.after === null) {
+      Deno.removeSync(c.file);
+      out.push(`${c.file}: removed`);
+      continue;
+    }
+    if (c.before !== null && !owned(c.before) && !c.undo) {
+      try {
+        Deno.lstatSync(`${c.file}.gpuctl-backup`);
+      } catch {
+        writeAtomic(`${c.file}.gpuctl-backup`, c.before);
+      }
+    }
+    Deno.mkdirSync(c.file.slice(0, c.file.lastIndexOf("/")) || "/", { recursive: true });
+    writeAtomic(c.file, c.after);
+    if (c.restored) {
+      Deno.removeSync(`${c.file}.gpuctl-backup`);
+      out.push(`${c.file}: restored from ${c.file}.gpuctl-backup`);
+    } else out.push(`${c.file}: ${c.before === null ? "written" : "updated"}`);
+  }
+  return out;
+}
+
+/**
+ * Undo by backup: the user's file from FILE.gpuctl-backup when configuring it again (`redo`, each way it may have
+ * been configured) gives what is there now — nothing else changed since — so undoing is restoring it, byte for
+ * byte. `null` otherwise (the caller then removes gpuctl's part by an edit).
+ */
+export function undoByBackup(
+  file: string,
+  current: string,
+  redo: (backup: string) => (string | null)[],
+  same: (a: string, b: string) => boolean,
+): string | null {
+  const backup = readIfExists(`${file}.gpuctl-backup`);
+  if (backup === null) return null;
+  try {
+    return redo(backup).some((r) => r !== null && same(r, current)) ? backup : null;
+  } catch {
+    return null; // the backup no longer configures cleanly: not this file's history
+  }
+}
+
+/** Deep equality of parsed configuration values (objects, arrays, strings, numbers, bigints, booleans, dates). */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== "object") return false;
+  if (a instanceof Date || b instanceof Date) {
+    return a instanceof Date && b instanceof Date && a.toISOString() === b.toISOString();
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a as object), kb = Object.keys(b as object);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) =>
+    Object.hasOwn(b as object, k) &&
+    sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
+  );
+}
