@@ -49,6 +49,7 @@ export async function runHook(
       env: edits.env,
     });
   }
+  if (config.noCgroups) log.info("noCgroups: the device cgroup is left as it is", { bundle: state.bundle });
   applyEdits(edits, {
     pid: state.pid,
     bundle: state.bundle,

@@ -151,7 +151,8 @@ export async function editForGpu(
     throw e;
   }
   if (b.command === "run") root.close();
-  let text = applyToSpec(b.text, b.spec, edits);
+  let text = applyToSpec(b.text, b.spec, edits, { cgroups: !config.noCgroups });
+  if (config.noCgroups) log.info("noCgroups: no device-cgroup rules added", { bundle: b.bundle });
   if (b.command === "run") {
     // `run` starts the container at once: the view is made by a createContainer hook inside it.
     text = addToLists(text, parseJson(text, b.file), [

@@ -146,6 +146,13 @@ export function prepareFiles(root: InRoot, edits: ContainerEdits, compat: boolea
 }
 
 /** config.json text with `edits` written into it (see {@link specAdditions}). */
-export function applyToSpec(text: string, spec: OciSpec, edits: ContainerEdits): string {
-  return addToLists(text, spec.tree, specAdditions(edits));
+export function applyToSpec(
+  text: string,
+  spec: OciSpec,
+  edits: ContainerEdits,
+  o: { cgroups: boolean } = { cgroups: true },
+): string {
+  const [nodes, rules, mounts, env] = specAdditions(edits);
+  // noCgroups: no device-cgroup rules (a rootless runtime cannot apply them); the nodes are still listed.
+  return addToLists(text, spec.tree, o.cgroups ? [nodes!, rules!, mounts!, env!] : [nodes!, mounts!, env!]);
 }

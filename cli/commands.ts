@@ -31,6 +31,14 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: "register gpuctl-runtime with docker, containerd or crio",
     load: () => import("./configure.ts"),
   },
+  doctor: {
+    summary: "check the host, gpuctl and the engines, in order; each problem with its fix",
+    load: () => import("./doctor.ts"),
+  },
+  system: {
+    summary: "create-device-nodes, create-dev-char-symlinks: repair the host's NVIDIA nodes",
+    load: () => import("./system.ts"),
+  },
   install: {
     summary: "create the gpuctl-runtime and nvidia-container-runtime-hook links",
     load: () => import("./install.ts"),

@@ -1,0 +1,71 @@
+/**
+ * `gpuctl system create-device-nodes | create-dev-char-symlinks`: the host repairs `gpuctl doctor` points to (see
+ * `system/nodes.ts`).
+ * @module
+ */
+import { parse } from "./args.ts";
+import type { Context } from "./context.ts";
+import { UsageError } from "../errors/mod.ts";
+import {
+  assertRoot,
+  createDevCharSymlinks,
+  createDeviceNodes,
+  type NodeKind,
+  type Step,
+} from "../system/nodes.ts";
+
+export const HELP =
+  `Usage: gpuctl system create-device-nodes [--gpus] [--control] [--uvm] [--modeset] [--dry-run]
+       gpuctl system create-dev-char-symlinks [--dry-run]
+
+create-device-nodes      creates the NVIDIA device nodes the kernel's drivers call for and the host lacks, with
+                         mknod: majors from /proc/devices, GPU minors from /proc/driver/nvidia/gpus, mode and
+                         owner from /proc/driver/nvidia/params (what nvidia-modprobe does, without loading a
+                         module). The kinds given, or all: --gpus (nvidiaN), --control (nvidiactl), --uvm
+                         (nvidia-uvm, nvidia-uvm-tools), --modeset (nvidia-modeset).
+create-dev-char-symlinks creates /dev/char/<major>:<minor> → ../nvidia… for every NVIDIA node, which systemd needs
+                         to keep a container's device access across 'systemctl daemon-reload'.
+Both change nothing that is already right, and never replace anything else (they say so and exit 1).
+devRoot and procRoot come from the configuration.
+`;
+
+function report(ctx: Context, steps: Step[], dryRun: boolean): number {
+  for (const s of steps) {
+    const done = dryRun && s.done === "created" ? "would create" : s.done;
+    ctx.out(`${done.padEnd(12)} ${s.path}  ${s.why}\n`);
+  }
+  return steps.some((s) => s.done === "refused") ? 1 : 0;
+}
+
+export async function run(ctx: Context, args: string[]): Promise<number> {
+  const { values, positionals } = await parse("system", args, {
+    gpus: { type: "boolean" },
+    control: { type: "boolean" },
+    uvm: { type: "boolean" },
+    modeset: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, true);
+  if (values.help) {
+    ctx.out(HELP);
+    return 0;
+  }
+  const dryRun = values["dry-run"] ?? false;
+  const sub = positionals[0];
+  if (positionals.length !== 1 || (sub !== "create-device-nodes" && sub !== "create-dev-char-symlinks")) {
+    throw new UsageError(
+      "system",
+      "name one of create-device-nodes, create-dev-char-symlinks (see 'gpuctl system --help')",
+    );
+  }
+  if (!dryRun) assertRoot(`system ${sub}`);
+  if (sub === "create-dev-char-symlinks") {
+    return report(ctx, createDevCharSymlinks(ctx.config.devRoot, dryRun), dryRun);
+  }
+  const kinds = new Set<NodeKind>();
+  if (values.gpus) kinds.add("gpu");
+  if (values.control) kinds.add("control");
+  if (values.uvm) kinds.add("uvm");
+  if (values.modeset) kinds.add("modeset");
+  return report(ctx, createDeviceNodes(ctx.config.procRoot, ctx.config.devRoot, kinds, dryRun), dryRun);
+}

@@ -1,0 +1,467 @@
+/**
+ * `gpuctl doctor`: the chain from the kernel driver to the container engines, walked in order, each link one check
+ * with what it saw and, when it is not right, the command that fixes it. Later links that depend on a broken one are
+ * skipped rather than failed, so a broken host shows its cause once, not its symptoms many times.
+ *
+ * Everything it reads is under the configuration's roots (`driverRoot`, `devRoot`, `procRoot`, `sysRoot`,
+ * `cdiSpecDirs`, `pluginsDir`) or a path given on the command line, so tests point it at broken fixtures.
+ * @module
+ */
+import type { Config } from "../config/schema.ts";
+import { parseVersionFile } from "../devices/proc.ts";
+import { charLinkProblems, nodeState, wantedNodes } from "../system/nodes.ts";
+import { readLdCache } from "../driver/ldcache.ts";
+import { LIBRARY_DIRS_64 } from "../driver/locate.ts";
+
+export type Status = "ok" | "warn" | "fail" | "skip";
+
+export interface Check {
+  id: string;
+  status: Status;
+  /** What it saw, one line. */
+  saw: string;
+  /** For warn and fail: the command (or step) that fixes it. */
+  fix?: string;
+}
+
+export interface DoctorInputs {
+  config: Config;
+  /** The config file in use, or null for defaults. */
+  configFile: string | null;
+  configError: string | null;
+  /** Where gpuctl-runtime and nvidia-container-runtime-hook should be. */
+  prefix: string;
+  engines: ReadonlySet<Engine>;
+  dockerConfig: string;
+  containerdConfig: string;
+  crioDropIn: string;
+  /** NVML, in a child process: the GPUs it sees or why it failed. */
+  nvml: () => Promise<{ gpus: number; version: string } | { error: string }>;
+  /** The plan for NVIDIA_VISIBLE_DEVICES=all: what it would inject, or why not. */
+  plan: () => Promise<{ gpus: number; files: number; nodes: number } | { error: string }>;
+  /** The plugin files' parse errors. */
+  plugins: () => Promise<string[]>;
+}
+
+export const ENGINES = ["docker", "containerd", "crio", "podman"] as const;
+export type Engine = (typeof ENGINES)[number];
+
+const ok = (id: string, saw: string): Check => ({ id, status: "ok", saw });
+const warn = (id: string, saw: string, fix: string): Check => ({ id, status: "warn", saw, fix });
+const fail = (id: string, saw: string, fix: string): Check => ({ id, status: "fail", saw, fix });
+const skip = (id: string, saw: string): Check => ({ id, status: "skip", saw });
+
+function read(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+const isExecutable = (p: string) => {
+  try {
+    const st = Deno.statSync(p);
+    return st.isFile && ((st.mode ?? 0) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+};
+
+/** The version in the real name of the driver root's libnvidia-ml.so.1 (`libnvidia-ml.so.580.95.05`). */
+export function userSpaceVersion(config: Config): { version: string; file: string } | null {
+  const root = config.driverRoot.replace(/\/+$/, "");
+  const candidates: string[] = [];
+  try {
+    for (const e of readLdCache(`${root}/etc/ld.so.cache`)) {
+      if (e.soname === "libnvidia-ml.so.1" && e.is64) candidates.push(e.path);
+    }
+  } catch { /* no cache: the usual directories */ }
+  for (const d of [...config.libraryDirs, ...LIBRARY_DIRS_64]) candidates.push(`${d}/libnvidia-ml.so.1`);
+  for (const c of candidates) {
+    try {
+      const real = Deno.realPathSync(`${root}${c}`);
+      const m = /\.so\.(\d+\.\d+(?:\.\d+)?)$/.exec(real);
+      if (m) return { version: m[1]!, file: c };
+    } catch { /* not there */ }
+  }
+  return null;
+}
+
+const RELOAD =
+  "reboot, or reload the driver: rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && modprobe nvidia";
+
+/** Runs every check in order. */
+export async function runChecks(i: DoctorInputs): Promise<Check[]> {
+  const c = i.config;
+  const out: Check[] = [];
+
+  // The kernel driver and the user-space libraries.
+  const kernel = parseVersionFile(read(`${c.procRoot}/driver/nvidia/version`) ?? "");
+  out.push(
+    kernel === null
+      ? fail(
+        "driver.kernel",
+        `no NVIDIA kernel driver loaded (${c.procRoot}/driver/nvidia/version is absent)`,
+        "modprobe nvidia (install the NVIDIA driver first if the module is absent; check dmesg)",
+      )
+      : ok("driver.kernel", `kernel module ${kernel} loaded`),
+  );
+  const user = userSpaceVersion(c);
+  if (user === null) {
+    out.push(skip("driver.libraries", `no libnvidia-ml.so.1 under driverRoot ${c.driverRoot} (see nvml)`));
+  } else if (kernel !== null && kernel !== user.version) {
+    out.push(
+      fail(
+        "driver.libraries",
+        `kernel module ${kernel}, user-space libraries ${user.version}: the driver was upgraded and the old module is still loaded (NVML: Driver/library version mismatch)`,
+        RELOAD,
+      ),
+    );
+  } else out.push(ok("driver.libraries", `user-space libraries ${user.version} (${user.file})`));
+
+  // NVML.
+  let nvmlOk = false;
+  if (user === null) {
+    out.push(
+      fail(
+        "nvml",
+        `libnvidia-ml.so.1 not found under driverRoot ${c.driverRoot}`,
+        'install the driver\'s user-space libraries, or set "driverRoot" (a containerized driver: /run/nvidia/driver) or "nvmlLibrary"',
+      ),
+    );
+  } else if (kernel !== null && kernel !== user.version) {
+    out.push(skip("nvml", "not tried: the driver's versions do not match (driver.libraries)"));
+  } else {
+    const n = await i.nvml();
+    if ("error" in n) out.push(fail("nvml", n.error, "see the message; nvidia-smi shows the same failure"));
+    else if (n.gpus === 0) {
+      out.push(
+        warn("nvml", `NVML ${n.version} sees no GPU`, "check lspci and dmesg: the GPUs may be off the bus"),
+      );
+    } else {
+      nvmlOk = true;
+      out.push(ok("nvml", `NVML ${n.version} sees ${n.gpus} GPU${n.gpus === 1 ? "" : "s"}`));
+    }
+  }
+
+  // Device nodes, and the /dev/char links systemd needs.
+  if (kernel === null) out.push(skip("devices.nodes", "no kernel driver"));
+  else {
+    const facts = wantedNodes(c.procRoot);
+    const problems: string[] = [];
+    const fixes = new Set<string>();
+    const wrong = new Set<string>();
+    for (const n of facts.nodes) {
+      const s = nodeState(c.devRoot, n);
+      const host = `${c.devRoot.replace(/\/+$/, "")}${n.path.slice("/dev".length)}`;
+      if (s.state === "absent") {
+        problems.push(`${host} is missing`);
+        fixes.add(
+          `gpuctl system create-device-nodes${
+            n.kind === "gpu" || n.kind === "control" ? "" : ` --${n.kind}`
+          }`,
+        );
+      } else if (s.state === "wrong") {
+        wrong.add(n.path);
+        problems.push(`${host} is ${s.saw}, not ${n.major}:${n.minor} (${n.driver} in /proc/devices)`);
+        fixes.add(`rm ${host} && gpuctl system create-device-nodes`);
+      } else if (s.state === "unloaded" && n.kind === "uvm" && n.minor === 0) {
+        problems.push(`${n.driver} is not loaded, so there is no ${host} (CUDA needs it)`);
+        fixes.add("modprobe nvidia-uvm && gpuctl system create-device-nodes --uvm");
+      }
+    }
+    out.push(
+      problems.length === 0
+        ? ok("devices.nodes", `${facts.nodes.length} nodes, majors as /proc/devices says`)
+        : fail("devices.nodes", problems.join("; "), [...fixes].join("; ")),
+    );
+    const links = charLinkProblems(c.devRoot, wrong);
+    out.push(
+      links.length === 0 ? ok("devices.char-links", `${c.devRoot}/char links for every NVIDIA node`) : warn(
+        "devices.char-links",
+        `${c.devRoot}/char: ${
+          links.join(", ")
+        } (systemd drops a container's device access on daemon-reload without them: NVML "Unknown Error")`,
+        "gpuctl system create-dev-char-symlinks",
+      ),
+    );
+  }
+
+  // Cgroups.
+  const v2 = read(`${c.sysRoot}/fs/cgroup/cgroup.controllers`) !== null;
+  const systemd = (read(`${c.procRoot}/1/comm`) ?? "").trim() === "systemd";
+  out.push(
+    ok(
+      "cgroups",
+      `cgroup ${v2 ? "v2" : "v1"}, ${systemd ? "systemd" : "no systemd"} as init${
+        c.noCgroups ? "; noCgroups: gpuctl makes no device-cgroup edits" : ""
+      }`,
+    ),
+  );
+
+  // gpuctl itself.
+  out.push(
+    i.configError !== null
+      ? fail(
+        "gpuctl.config",
+        i.configError,
+        "fix the line it names ('gpuctl config --default' shows every key)",
+      )
+      : ok("gpuctl.config", i.configFile === null ? "no config file: defaults" : `${i.configFile} parses`),
+  );
+  const pluginErrors = await i.plugins();
+  out.push(
+    pluginErrors.length === 0
+      ? ok("gpuctl.plugins", `plugins in ${c.pluginsDir} parse`)
+      : fail("gpuctl.plugins", pluginErrors.join("; "), "fix the line it names, or remove the file"),
+  );
+  const runtime = `${i.prefix}/gpuctl-runtime`, hook = `${i.prefix}/nvidia-container-runtime-hook`;
+  const missing = [runtime, hook].filter((p) => !isExecutable(p));
+  out.push(
+    missing.length === 0 ? ok("gpuctl.links", `${runtime} and ${hook}`) : warn(
+      "gpuctl.links",
+      `${missing.join(" and ")} missing${
+        missing.includes(hook)
+          ? ` (docker run --gpus then fails: could not select device driver "" with capabilities: [[gpu]])`
+          : ""
+      }`,
+      `gpuctl install --prefix ${i.prefix}`,
+    ),
+  );
+
+  // CDI specs: current with the driver? (Only worth asking of a working driver: a broken one makes every spec
+  // look stale, and regenerating it then would be the wrong fix.)
+  const driverBroken = out.some((x) => x.status === "fail" && /^(driver|nvml|devices)/.test(x.id));
+  out.push(
+    driverBroken
+      ? skip("cdi.specs", "not checked: the driver is not working (above)")
+      : cdiCheck(c, kernel ?? user?.version ?? null),
+  );
+
+  // Engines.
+  if (i.engines.has("docker")) out.push(...dockerChecks(i));
+  if (i.engines.has("containerd")) out.push(await containerdCheck(i));
+  if (i.engines.has("crio")) out.push(crioCheck(i));
+  if (i.engines.has("podman")) out.push(podmanCheck(c));
+
+  // The whole plan, as a container asking for every GPU would get it.
+  if (!nvmlOk) out.push(skip("plan", "not tried: NVML does not answer"));
+  else {
+    const t0 = performance.now();
+    const p = await i.plan();
+    const ms = Math.round(performance.now() - t0);
+    out.push(
+      "error" in p
+        ? fail("plan", `NVIDIA_VISIBLE_DEVICES=all: ${p.error}`, "gpuctl list --json shows the whole plan")
+        : ok(
+          "plan",
+          `NVIDIA_VISIBLE_DEVICES=all: ${p.gpus} GPUs, ${p.nodes} device nodes, ${p.files} files, ${ms} ms`,
+        ),
+    );
+  }
+  return out;
+}
+
+function cdiCheck(c: Config, driver: string | null): Check {
+  const stale: string[] = [];
+  let found = 0;
+  for (const dir of c.cdiSpecDirs) {
+    let names: string[] = [];
+    try {
+      names = [...Deno.readDirSync(dir)].filter((e) => /\.(json|ya?ml)$/.test(e.name)).map((e) => e.name)
+        .sort();
+    } catch { /* no such directory */ }
+    for (const n of names) {
+      const text = read(`${dir}/${n}`) ?? "";
+      if (!/nvidia|gpuctl/i.test(text)) continue;
+      found++;
+      const v = /--driver-version["',\s]+([0-9.]+)/.exec(text)?.[1];
+      if (driver !== null && v !== undefined && v !== driver) stale.push(`${dir}/${n} is for driver ${v}`);
+      else {
+        const gone = [...text.matchAll(/"hostPath"\s*:\s*"([^"]+)"|hostPath:\s*(\S+)/g)].map((m) =>
+          m[1] ?? m[2]!
+        )
+          .find((p) => {
+            try {
+              Deno.lstatSync(p);
+              return false;
+            } catch {
+              return true;
+            }
+          });
+        if (gone !== undefined) stale.push(`${dir}/${n} names ${gone}, which is gone`);
+      }
+    }
+  }
+  if (stale.length > 0) {
+    return fail(
+      "cdi.specs",
+      `${stale.join("; ")}${
+        driver ? ` (the driver is ${driver})` : ""
+      }: CDI devices would fail or get the old files`,
+      `gpuctl cdi generate --output ${stale[0]!.split(" ")[0]}`,
+    );
+  }
+  return ok(
+    "cdi.specs",
+    found === 0 ? `no NVIDIA CDI spec in ${c.cdiSpecDirs.join(", ")}` : `${found} spec(s) current`,
+  );
+}
+
+function dockerChecks(i: DoctorInputs): Check[] {
+  const text = read(i.dockerConfig);
+  const out: Check[] = [];
+  if (text === null) {
+    out.push(
+      warn(
+        "engine.docker",
+        `${i.dockerConfig} is absent: no gpuctl runtime registered (docker run --runtime gpu: unknown or invalid runtime name)`,
+        "gpuctl configure docker && systemctl reload docker",
+      ),
+    );
+  } else {
+    let doc: Record<string, unknown>;
+    try {
+      doc = JSON.parse(text);
+    } catch (e) {
+      out.push(
+        fail(
+          "engine.docker",
+          `${i.dockerConfig}: ${(e as Error).message}: dockerd will not start`,
+          "make it strict JSON (gpuctl configure docker names the line)",
+        ),
+      );
+      return out;
+    }
+    const runtimes = (doc.runtimes ?? {}) as Record<string, { path?: string }>;
+    const ours = Object.entries(runtimes).filter(([, r]) =>
+      /gpuctl|nvidia-container-runtime/.test(r.path ?? "")
+    );
+    const broken = ours.filter(([, r]) => !isExecutable(r.path ?? ""));
+    const def = doc["default-runtime"] as string | undefined;
+    if (def !== undefined && def !== "runc" && !(def in runtimes)) {
+      out.push(
+        fail(
+          "engine.docker",
+          `default-runtime "${def}" is not among runtimes: dockerd refuses to start`,
+          `gpuctl configure docker --name ${def}`,
+        ),
+      );
+    } else if (broken.length > 0) {
+      out.push(
+        fail(
+          "engine.docker",
+          broken.map(([n, r]) => `runtime "${n}" → ${r.path}, which does not exist`).join("; ") +
+            " (docker run: OCI runtime create failed: no such file or directory)",
+          `gpuctl install && gpuctl configure docker${
+            broken[0]![0] === "gpu" ? "" : ` --name ${broken[0]![0]}`
+          }`,
+        ),
+      );
+    } else if (ours.length === 0) {
+      out.push(
+        warn("engine.docker", `${i.dockerConfig} registers no gpuctl runtime`, "gpuctl configure docker"),
+      );
+    } else out.push(ok("engine.docker", ours.map(([n, r]) => `runtime "${n}" → ${r.path}`).join("; ")));
+  }
+  return out;
+}
+
+async function containerdCheck(i: DoctorInputs): Promise<Check> {
+  const { parseToml, criPlugin, importedFiles } = await import("../engines/containerd.ts");
+  const text = read(i.containerdConfig);
+  if (text === null) {
+    return warn(
+      "engine.containerd",
+      `${i.containerdConfig} is absent: no gpuctl runtime for Kubernetes`,
+      "gpuctl configure containerd && systemctl restart containerd",
+    );
+  }
+  try {
+    const main = parseToml(text, i.containerdConfig);
+    const version = main.version === undefined ? 1 : Number(main.version);
+    const key = criPlugin(version);
+    type T = Record<string, unknown>;
+    const criOf = (d: T) => ((d.plugins as T | undefined)?.[key]) as T | undefined;
+    let cri = criOf(main);
+    for (const f of importedFiles((main.imports ?? []) as string[], i.containerdConfig)) {
+      const t = read(f);
+      if (t !== null) cri = criOf(parseToml(t, f)) ?? cri;
+    }
+    const runtimes = ((cri?.containerd as T | undefined)?.runtimes ?? {}) as Record<string, T>;
+    const bin = (r: T) =>
+      ((r.options as T | undefined)?.BinaryName as string | undefined) ??
+        (r.runtime_engine as string | undefined);
+    const ours = Object.entries(runtimes).filter(([, r]) =>
+      /gpuctl|nvidia-container-runtime/.test(bin(r) ?? "")
+    );
+    if (ours.length === 0) {
+      return warn(
+        "engine.containerd",
+        `${i.containerdConfig} registers no gpuctl runtime`,
+        "gpuctl configure containerd && systemctl restart containerd",
+      );
+    }
+    const [name, r] = ours[0]!;
+    if (!isExecutable(bin(r)!)) {
+      return fail(
+        "engine.containerd",
+        `runtime "${name}" → ${bin(r)}, which does not exist`,
+        "gpuctl install && gpuctl configure containerd",
+      );
+    }
+    const sys = (x: T | undefined) => (x?.options as T | undefined)?.SystemdCgroup === true;
+    if (sys(runtimes.runc) && !sys(r)) {
+      return fail(
+        "engine.containerd",
+        `runtime "${name}" lacks SystemdCgroup = true, which runc has: its pods would use cgroupfs while the kubelet uses systemd`,
+        `gpuctl configure containerd${
+          name === "gpu" ? "" : ` --name ${name}`
+        } && systemctl restart containerd`,
+      );
+    }
+    return ok("engine.containerd", `runtime "${name}" → ${bin(r)}${sys(r) ? ", SystemdCgroup" : ""}`);
+  } catch (e) {
+    return fail("engine.containerd", (e as Error).message, "fix the file: containerd will not start with it");
+  }
+}
+
+function crioCheck(i: DoctorInputs): Check {
+  const text = read(i.crioDropIn);
+  if (text === null) {
+    return warn(
+      "engine.crio",
+      `${i.crioDropIn} is absent: no gpuctl runtime for CRI-O`,
+      "gpuctl configure crio && systemctl restart crio",
+    );
+  }
+  const path = /runtime_path\s*=\s*"([^"]+)"/.exec(text)?.[1];
+  if (path === undefined || !isExecutable(path)) {
+    return fail(
+      "engine.crio",
+      `${i.crioDropIn}: runtime_path ${path ?? "(none)"} does not exist`,
+      "gpuctl install && gpuctl configure crio",
+    );
+  }
+  return ok("engine.crio", `${i.crioDropIn}: runtime_path ${path}`);
+}
+
+function podmanCheck(c: Config): Check {
+  const any = c.cdiSpecDirs.some((d) => {
+    try {
+      return [...Deno.readDirSync(d)].some((e) =>
+        /\.(json|ya?ml)$/.test(e.name) && /nvidia|gpuctl/i.test(read(`${d}/${e.name}`) ?? "")
+      );
+    } catch {
+      return false;
+    }
+  });
+  return any ? ok("engine.podman", "reads the CDI specs: podman run --device nvidia.com/gpu=all") : warn(
+    "engine.podman",
+    `no NVIDIA CDI spec in ${
+      c.cdiSpecDirs.join(", ")
+    }: podman run --device nvidia.com/gpu=… fails (unresolvable CDI devices)`,
+    "gpuctl cdi generate --output /etc/cdi/nvidia.json",
+  );
+}
