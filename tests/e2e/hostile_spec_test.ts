@@ -138,6 +138,42 @@ Deno.test("hostile spec: the shim makes every mount target by descriptor before 
   assertEquals(out.filter((l) => !l.endsWith(" True")), [], "every target made before the runtime ran");
 });
 
+Deno.test("hostile host: a loop swapping the image's library directory with a link to a host directory leaks nothing onto the host (shim)", async () => {
+  using tmp = tempDir();
+  const e = await setup(tmp.path);
+  const exchange = `${tmp.path}/exchange`;
+  const cc = await new Deno.Command("gcc", {
+    args: ["-O1", "-o", exchange, `${PROJECT}/tests/fixtures/exchange.c`],
+  })
+    .output();
+  assert(cc.success, "gcc exchange.c");
+  const host = `${tmp.path}/host-dir`;
+  Deno.mkdirSync(host);
+  const mounts = hostMounts();
+  for (let i = 0; i < 8; i++) {
+    const b = await makeBundle(`${tmp.path}/b${i}`, {
+      debian: true,
+      args: ["/bin/true"],
+      env: ["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+    });
+    const lib = `${b}/rootfs/usr/lib/x86_64-linux-gnu`;
+    Deno.mkdirSync(lib, { recursive: true });
+    Deno.symlinkSync(host, `${b}/rootfs/usr/lib/evil`);
+    // The swapping runs for the whole start: gpuctl's lookups by descriptor and runc's mounts race it.
+    const swap = new Deno.Command(exchange, { args: [lib, `${b}/rootfs/usr/lib/evil`, "2"], stdout: "null" })
+      .spawn();
+    const r = await runcLifecycle(b, e.shim);
+    await swap.status;
+    if (r.code !== 0) assert(r.stderr.trim().split("\n").length <= 2, r.stderr); // refused, loudly
+    assertEquals(
+      [...Deno.readDirSync(host)].map((x) => x.name),
+      [],
+      `start ${i}: nothing created on the host`,
+    );
+  }
+  assertEquals(hostMounts(), mounts, "the host's mount table is unchanged");
+});
+
 Deno.test("hostile image: an image file that is a device node is never opened (shim and hook)", async () => {
   using tmp = tempDir();
   const e = await setup(tmp.path);
