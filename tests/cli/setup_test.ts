@@ -2,7 +2,8 @@
  * `gpuctl install` against files in a temporary directory (configure: configure_test.ts).
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { runGpuctl, tempDir } from "../helpers.ts";
+import { PROJECT, runGpuctl, tempDir } from "../helpers.ts";
+import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 
 Deno.test("install: creates the two names, is idempotent, never replaces a foreign file, uninstalls only its own", async () => {
   using t = tempDir();
@@ -36,5 +37,40 @@ Deno.test("install: creates the two names, is idempotent, never replaces a forei
   assertEquals(
     Deno.readTextFileSync(`${t.path}/nvidia-container-runtime-hook`),
     "#!/bin/sh\necho NVIDIA's own\n",
+  );
+});
+
+Deno.test("install --cdi writes the CDI spec whose hook is the installed nvidia-container-runtime-hook; the systemd units run it", async () => {
+  using t = tempDir();
+  const d = await fakeDriver(standardSpec(2));
+  Deno.writeTextFileSync(`${t.path}/c.jsonc`, fixtureConfig(d, { cacheDir: null }));
+  const out = `${t.path}/run/cdi/nvidia.json`;
+  const r = await runGpuctl(["install", "--prefix", `${t.path}/bin`, "--cdi", "--cdi-output", out], {
+    env: { GPUCTL_CONFIG: `${t.path}/c.jsonc` },
+  });
+  assertEquals(r.code, 0, r.stderr);
+  const spec = JSON.parse(Deno.readTextFileSync(out));
+  assertEquals(spec.kind, "nvidia.com/gpu");
+  assertEquals(spec.containerEdits.hooks.map((h: { path: string }) => h.path), [
+    `${t.path}/bin/nvidia-container-runtime-hook`,
+  ]);
+  assert(
+    (Deno.statSync(`${t.path}/bin/nvidia-container-runtime-hook`).mode! & 0o111) !== 0,
+    "the hook exists",
+  );
+  // Running it again rewrites the spec in place (atomically) and changes nothing else.
+  const again = await runGpuctl(["install", "--prefix", `${t.path}/bin`, "--cdi", "--cdi-output", out], {
+    env: { GPUCTL_CONFIG: `${t.path}/c.jsonc` },
+  });
+  assertEquals(again.code, 0, again.stderr);
+  assertEquals(JSON.parse(Deno.readTextFileSync(out)), spec);
+  const unit = Deno.readTextFileSync(`${PROJECT}/deploy/systemd/gpuctl-cdi.service`);
+  assertStringIncludes(
+    unit,
+    "ExecStart=/usr/local/bin/gpuctl install --cdi --cdi-output /var/run/cdi/nvidia.json",
+  );
+  assertStringIncludes(
+    Deno.readTextFileSync(`${PROJECT}/deploy/systemd/gpuctl-cdi.path`),
+    "Unit=gpuctl-cdi.service",
   );
 });
