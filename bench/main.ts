@@ -136,14 +136,18 @@ try {
     // Docker: runc; the shim (gpuctl-runtime) without and with a GPU; and Docker's own --gpus, which runs plain runc
     // with gpuctl as nvidia-container-runtime-hook (found on dockerd's PATH) for GPU containers only.
     const { Dockerd } = await import("../tests/e2e/docker.ts");
-    const { gpuctlEnv, hookLauncher, runtimeLauncher } = await import("../tests/e2e/bundle.ts");
+    const { gpuctlEnv } = await import("../tests/e2e/bundle.ts");
     const dk = `${tmp}/dockerd`;
     Deno.mkdirSync(dk);
     const d3 = await fakeDriver(standardSpec(1, { mig: false }));
     Deno.writeTextFileSync(`${dk}/gpuctl.jsonc`, fixtureConfig(d3));
     const dockerEnv = gpuctlEnv(`${dk}/gpuctl.jsonc`);
-    runtimeLauncher(dk, dockerEnv, `${root}dist/gpuctl.js`);
-    hookLauncher(dk, `${root}dist/gpuctl.js`);
+    // gpuctl as a host installs it: the sh front and the hook launcher, from the bundle.
+    const inst = await new Deno.Command(deno, {
+      args: ["run", "-A", "--quiet", bundleJs, "install", "--prefix", `${dk}/bin`],
+      env: dockerEnv,
+    }).output();
+    if (!inst.success) throw new Error("gpuctl install failed");
     const docker = await Dockerd.start(dk, {
       args: ["--add-runtime", `gpu=${dk}/bin/gpuctl-runtime`],
       env: dockerEnv,

@@ -40,7 +40,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import("./system.ts"),
   },
   install: {
-    summary: "create the gpuctl-runtime and nvidia-container-runtime-hook links",
+    summary: "install gpuctl-runtime (a sh front) and nvidia-container-runtime-hook; --cdi: the CDI spec",
     load: () => import("./install.ts"),
   },
   __discover: {

@@ -17,8 +17,9 @@ export function usage(): string {
       [n, c],
     ) => `  ${n.padEnd(10)} ${c.summary}`,
   ).join("\n");
+  const w = Math.max(...Object.keys(SCHEMA).map((k) => k.length));
   const keys = Object.entries(SCHEMA).map(([k, s]) =>
-    `  ${k.padEnd(12)} ${s.doc} (default ${JSON.stringify(s.default)})`
+    `  ${k.padEnd(w)}  ${s.doc} (default ${JSON.stringify(s.default)})`
   )
     .join("\n");
   return `gpuctl ${VERSION}: NVIDIA GPUs in containers, from one executable
@@ -38,6 +39,7 @@ Global options:
 Configuration keys:
 ${keys}
 
+'gpuctl config' shows the effective values and where each came from; 'gpuctl config --default' a commented file.
 Invoked as gpuctl-runtime or nvidia-container-runtime-hook, gpuctl runs that command directly.
 `;
 }

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc libc6-dev runc busybox-static python3 docker.io podman time
+APT_PACKAGES=(gcc libc6-dev runc busybox-static python3 docker.io containerd podman time
   golang-github-container-orchestrated-devices-container-device-interface-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
