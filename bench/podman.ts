@@ -41,30 +41,13 @@ export async function podmanBench(tmp: string, bundleJs: string, runs: number): 
     }).output();
     if (!g.success) throw new Error(`gpuctl cdi generate: ${new TextDecoder().decode(g.stderr)}`);
     await podman.importImage("bench/busybox");
-    const base = [
-      "--root",
-      `${pdir}/root`,
-      "--runroot",
-      `${pdir}/run`,
-      "--storage-driver",
-      "vfs",
-    ];
-    const run = [
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      "--ulimit",
-      "nofile=1024:1024",
-      "--ulimit",
-      "nproc=4096:4096",
-    ];
-    const env = { CONTAINERS_CONF: `${pdir}/containers.conf` };
+    const podmanCmd = (...a: string[]) => ["podman", ...podman.globals, ...Podman.RUN, ...a];
+    const env = podman.env;
     const cases: Case[] = [
-      { name: "podman run --rm", cmd: ["podman", ...base, ...run, "bench/busybox", "true"], env },
+      { name: "podman run --rm", cmd: podmanCmd("bench/busybox", "true"), env },
       {
         name: "podman run --rm --device <gpu 0>",
-        cmd: ["podman", ...base, ...run, "--device", `${vendor}/gpu=0`, "bench/busybox", "true"],
+        cmd: podmanCmd("--device", `${vendor}/gpu=0`, "bench/busybox", "true"),
         env,
       },
     ];

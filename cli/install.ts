@@ -124,6 +124,13 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     Deno.renameSync(tmp, path); // atomic
     ctx.out(`${path} → ${t.kind === "link" ? t.value : name === "gpuctl-runtime" ? "front" : "launcher"}\n`);
   }
+  if (!values.uninstall && !Deno.build.standalone) {
+    // Deno keeps a module's V8 code cache only when a run of it ends on its own, which a pass-through never does
+    // (it becomes runc): one plain run now spares the first containers a slower start.
+    const [exe, ...pre] = gpuctlCommand();
+    await new Deno.Command(exe!, { args: [...pre, "--version"], stdout: "null", stderr: "null" }).output()
+      .catch(() => {});
+  }
   if (values.cdi && !values.uninstall) {
     const file = values["cdi-output"] ?? "/var/run/cdi/nvidia.json";
     const { run: cdi } = await import("./cdi.ts");

@@ -15,19 +15,33 @@ export class Podman {
     );
   }
 
+  /** `podman run --rm` as this machine needs it (no CAP_SYS_RESOURCE: rlimits no higher than the host's). */
+  static readonly RUN = [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=4096:4096",
+  ];
+
+  /** This instance's global options: its roots. */
+  get globals(): string[] {
+    return ["--root", `${this.dir}/root`, "--runroot", `${this.dir}/run`, "--storage-driver", "vfs"];
+  }
+
+  /** The environment podman runs with. */
+  get env(): Record<string, string> {
+    return { CONTAINERS_CONF: `${this.dir}/containers.conf` };
+  }
+
   /** Runs podman with this instance's roots; `check` (default) throws on failure. */
   async podman(args: string[], o: { check?: boolean; stdin?: Uint8Array } = {}) {
     const child = new Deno.Command("podman", {
-      args: [
-        "--root",
-        `${this.dir}/root`,
-        "--runroot",
-        `${this.dir}/run`,
-        "--storage-driver",
-        "vfs",
-        ...args,
-      ],
-      env: { CONTAINERS_CONF: `${this.dir}/containers.conf` },
+      args: [...this.globals, ...args],
+      env: this.env,
       stdin: o.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
@@ -45,22 +59,9 @@ export class Podman {
     return r;
   }
 
-  /** `podman run --rm` with what this machine needs (no CAP_SYS_RESOURCE: rlimits no higher than the host's). */
+  /** `podman run --rm` (see {@link Podman.RUN}). */
   run(args: string[], check = true) {
-    return this.podman(
-      [
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=4096:4096",
-        ...args,
-      ],
-      { check },
-    );
+    return this.podman([...Podman.RUN, ...args], { check });
   }
 
   async importImage(image: string): Promise<void> {
