@@ -138,9 +138,14 @@ Deno.test("hostile spec: the shim makes every mount target by descriptor before 
   assertEquals(out.filter((l) => !l.endsWith(" True")), [], "every target made before the runtime ran");
 });
 
-Deno.test("hostile host: a loop swapping the image's library directory with a link to a host directory leaks nothing onto the host (shim)", async () => {
+Deno.test("hostile host: a loop swapping the image's library directory with a link to a host directory: gpuctl's rootfs work leaks nothing onto the host (shim)", async () => {
   using tmp = tempDir();
-  const e = await setup(tmp.path);
+  // gpuctl's part alone: everything the shim does in the rootfs (mount targets, links, the linker cache) runs
+  // while the swapping goes on; the runtime is a stand-in that does nothing. runc's own part of this race — it
+  // stats and creates mount targets by path — is closed by runc 1.1.14 (CVE-2024-45310), not by anything gpuctl
+  // can do from outside: runc 1.1.5 does leak an empty file now and then under this loop.
+  Deno.writeTextFileSync(`${tmp.path}/fake-runc`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+  const e = await setup(tmp.path, { runtimes: [`${tmp.path}/fake-runc`] });
   const exchange = `${tmp.path}/exchange`;
   const cc = await new Deno.Command("gcc", {
     args: ["-O1", "-o", exchange, `${PROJECT}/tests/fixtures/exchange.c`],
@@ -150,7 +155,7 @@ Deno.test("hostile host: a loop swapping the image's library directory with a li
   const host = `${tmp.path}/host-dir`;
   Deno.mkdirSync(host);
   const mounts = hostMounts();
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < 12; i++) {
     const b = await makeBundle(`${tmp.path}/b${i}`, {
       debian: true,
       args: ["/bin/true"],
@@ -159,12 +164,19 @@ Deno.test("hostile host: a loop swapping the image's library directory with a li
     const lib = `${b}/rootfs/usr/lib/x86_64-linux-gnu`;
     Deno.mkdirSync(lib, { recursive: true });
     Deno.symlinkSync(host, `${b}/rootfs/usr/lib/evil`);
-    // The swapping runs for the whole start: gpuctl's lookups by descriptor and runc's mounts race it.
-    const swap = new Deno.Command(exchange, { args: [lib, `${b}/rootfs/usr/lib/evil`, "2"], stdout: "null" })
+    const swap = new Deno.Command(exchange, { args: [lib, `${b}/rootfs/usr/lib/evil`, "1"], stdout: "null" })
       .spawn();
-    const r = await runcLifecycle(b, e.shim);
+    const r = await new Deno.Command(e.shim, {
+      args: ["run", "--bundle", b, `c${i}`],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
     await swap.status;
-    if (r.code !== 0) assert(r.stderr.trim().split("\n").length <= 2, r.stderr); // refused, loudly
+    if (!r.success) {
+      // Refusing is fine (the rootfs is hostile); it is said in one line.
+      assertEquals(new TextDecoder().decode(r.stderr).trim().split("\n").length, 1, "refused in one line");
+    }
     assertEquals(
       [...Deno.readDirSync(host)].map((x) => x.name),
       [],
