@@ -5,7 +5,7 @@
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
 import { UsageError } from "../errors/mod.ts";
-import { type Check, type Engine, ENGINES, runChecks } from "../doctor/checks.ts";
+import { type Check, type Engine, ENGINES, runChecks, runtimeCheck } from "../doctor/checks.ts";
 import { DOCKER_CONFIG } from "../engines/docker.ts";
 import { CONTAINERD_CONFIG } from "../engines/containerd.ts";
 import { CRIO_DROPIN } from "../engines/crio.ts";
@@ -23,6 +23,7 @@ warning or failure the command that fixes it:
   devices.nodes       every NVIDIA node exists with the major /proc/devices gives (nvidia-uvm loaded)
   devices.char-links  /dev/char/<major>:<minor> links (systemd keeps device access across daemon-reload)
   cgroups             cgroup version, systemd, noCgroups
+  runtime             the low-level runtime the shim execs; runc 1.1.14 or later (CVE-2024-45310)
   gpuctl.config       the configuration file parses
   gpuctl.plugins      the plugin files parse
   gpuctl.links        gpuctl-runtime and nvidia-container-runtime-hook in DIR (Docker's --gpus needs the hook)
@@ -143,6 +144,10 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       } catch (err) {
         return { error: (err as Error).message };
       }
+    },
+    runtime: async () => {
+      const { findRuntime, selfPath } = await import("../oci/runc_args.ts");
+      return runtimeCheck(config, () => findRuntime(config.runtimes, Deno.env.get("PATH"), selfPath));
     },
     plugins: async () => {
       const { pluginFiles } = await import("../plugins/registry.ts");

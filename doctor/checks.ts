@@ -41,6 +41,49 @@ export interface DoctorInputs {
   plan: () => Promise<{ gpus: number; files: number; nodes: number } | { error: string }>;
   /** The plugin files' parse errors. */
   plugins: () => Promise<string[]>;
+  /** The low-level runtime check (see {@link runtimeCheck}). */
+  runtime: () => Promise<Check>;
+}
+
+/** Whether runc `version` (`1.1.5`, `1.2.0-rc.1`) has the fix for CVE-2024-45310 (1.1.14, or 1.2 and later). */
+export function runcFixed(version: string): boolean {
+  const [a = 0, b = 0, c = 0] = version.split(/[.-]/).slice(0, 3).map((x) => parseInt(x, 10) || 0);
+  return a > 1 || (a === 1 && (b > 1 || (b === 1 && c >= 14)));
+}
+
+/** The runtime the shim execs, and its version (from `<runtime> --version`). */
+export async function runtimeCheck(c: Config, find: () => string | null): Promise<Check> {
+  const rt = find();
+  if (rt === null) {
+    return fail(
+      "runtime",
+      `none of ${c.runtimes.join(", ")} found`,
+      'install runc (>= 1.1.14), or set "runtimes"',
+    );
+  }
+  let text = "";
+  try {
+    const o = await new Deno.Command(rt, { args: ["--version"], stdout: "piped", stderr: "null" }).output();
+    text = new TextDecoder().decode(o.stdout);
+  } catch { /* reported below */ }
+  const m = /^(runc|crun) version (\S+)/m.exec(text);
+  if (m === null) {
+    return warn(
+      "runtime",
+      `${rt}: its version is not known (${text.split("\n")[0] || "no output"})`,
+      "check it is runc or crun",
+    );
+  }
+  if (m[1] === "runc" && !runcFixed(m[2]!)) {
+    return warn(
+      "runtime",
+      `${rt} is runc ${
+        m[2]
+      }, which can be raced into creating a mount target on the host (CVE-2024-45310) in spec mode`,
+      'upgrade runc to 1.1.14 or later, or set "mode": "hook" (the hook holds its mount targets open)',
+    );
+  }
+  return ok("runtime", `${rt}: ${m[1]} ${m[2]}`);
 }
 
 export const ENGINES = ["docker", "containerd", "crio", "podman"] as const;
@@ -199,6 +242,10 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
       }`,
     ),
   );
+
+  // The low-level runtime: runc older than 1.1.14 can be raced into creating files on the host (CVE-2024-45310);
+  // gpuctl's hook path does not depend on it, spec mode does.
+  out.push(await i.runtime());
 
   // gpuctl itself.
   out.push(

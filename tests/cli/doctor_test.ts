@@ -24,6 +24,10 @@ async function healthyHost(dir: string): Promise<Host> {
   Deno.mkdirSync(`${dir}/sys/fs/cgroup`, { recursive: true });
   Deno.writeTextFileSync(`${dir}/sys/fs/cgroup/cgroup.controllers`, "cpu memory pids\n");
   Deno.mkdirSync(`${dir}/cdi`);
+  // The low-level runtime: a stand-in that says what runc says (the host's own runc may be any version).
+  Deno.writeTextFileSync(`${dir}/runc`, '#!/bin/sh\necho "runc version 1.2.5"\necho "spec: 1.2.0"\n', {
+    mode: 0o755,
+  });
   const config = `${dir}/gpuctl.jsonc`;
   Deno.writeTextFileSync(
     config,
@@ -32,6 +36,7 @@ async function healthyHost(dir: string): Promise<Host> {
       cdiSpecDirs: [`${dir}/cdi`],
       cacheDir: `${dir}/cache`,
       pluginsDir: `${dir}/plugins.d`,
+      runtimes: [`${dir}/runc`],
     }),
   );
   const env = { ...d.env, GPUCTL_CONFIG: config };
@@ -175,6 +180,12 @@ const CASES: Case[] = [
     },
     expect: { "engine.containerd": "fail" },
     code: 2,
+  },
+  {
+    name: "runc-1.1.5",
+    breakIt: (h) => Deno.writeTextFileSync(`${h.dir}/runc`, '#!/bin/sh\necho "runc version 1.1.5+ds1"\n'),
+    expect: { runtime: "warn" },
+    code: 1,
   },
   {
     name: "hook-link-missing",

@@ -94,3 +94,20 @@ Deno.test("a merged-/usr host: a wrapper nvidia-smi seen through /bin and /usr/b
   );
   assertEquals(smi?.hostPath, `${d.root}/usr/local/nvidia/bin/nvidia-smi`);
 });
+
+Deno.test("runcFixed(): runc 1.1.14 and later, 1.2 and later, close CVE-2024-45310", async () => {
+  const { runcFixed } = await import("../../doctor/checks.ts");
+  for (
+    const [v, want] of [
+      ["1.1.5", false],
+      ["1.1.13", false],
+      ["1.1.14", true],
+      ["1.1.15+ds1", true],
+      ["1.2.0-rc.1", true],
+      ["1.0.3", false],
+      ["2.0.0", true],
+    ] as const
+  ) {
+    assertEquals(runcFixed(v), want, v);
+  }
+});
