@@ -283,7 +283,9 @@ function countKept(w: Uint32Array, count: number, drop: readonly number[], lo: n
 
 /**
  * Pass 2 of the merge: entries [from, to) of chunk `w` appended to `keep` at entry `kn`, their string offsets moved
- * by `shift`, the extension's left out. Returns the new `kn`. (Its own function for the same reason.)
+ * by `shift`, the extension's left out. Returns the new `kn`; -1 when an entry's string lies outside [lo, hi);
+ * -2 on an extension entry when `noExtension` (the count was made assuming none). (Its own function for the same
+ * reason.)
  */
 function copyShifted(
   w: Uint32Array,
@@ -292,10 +294,18 @@ function copyShifted(
   keep: Uint32Array,
   kn: number,
   shift: number,
+  lo: number,
+  hi: number,
+  noExtension: boolean,
 ): number {
   for (let k = from; k < to; k++) {
     const o = k * 6;
-    if ((w[o + 5]! & EXTENSION_BIT) !== 0) continue;
+    if ((w[o + 5]! & EXTENSION_BIT) !== 0) {
+      if (noExtension) return -2;
+      continue;
+    }
+    const key = w[o + 1]!, value = w[o + 2]!;
+    if (key < lo || value < lo || key >= hi || value >= hi) return -1;
     const d = kn * 6;
     keep[d] = w[o]!;
     keep[d + 1] = w[o + 1]! + shift;
@@ -312,21 +322,28 @@ function copyShifted(
  * Streams the image's cache merged with `ours` into `fd` and returns the size written; `null` when the merge does
  * not hold (the caller then builds the cache another way).
  */
-function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], fd: number): number | null {
+function streamMerge(
+  f: CacheFile,
+  ours: readonly LdCacheEntry[],
+  fd: number,
+  exact: boolean,
+): number | null | "extension" {
   const l = layout(f);
   const out = new BufferedOut(fd);
   const byName = runs(f, l, ours);
   const dropped = new Set<number>();
   for (const r of byName.values()) for (const i of r.drop) dropped.add(i);
 
-  // Pass 1: count what is kept (entries for the glibc-hwcaps extension go: this writer emits no extension) and
-  // check every kept entry's strings lie in the string area.
+  // How many entries are kept: all but those replaced and those for the glibc-hwcaps extension (this writer emits
+  // no extension). Caches without extension entries — nearly all — are written in one pass, assuming none (a pass
+  // that meets one stops, and the caller asks for the exact count); `exact` counts in a first pass.
   const tail = f.size - l.base - l.data; // the string area (and anything after it), copied as bytes
-  let kept = 0;
+  let kept = l.n - dropped.size;
   const drops = [...dropped].sort((a, b) => a - b);
   const lo = l.data, hi = l.data + tail;
   const scratch = new Uint8Array(CHUNK_ENTRIES * ENTRY_SIZE);
-  for (let i0 = 0; i0 < l.n; i0 += CHUNK_ENTRIES) {
+  if (exact) kept = 0;
+  for (let i0 = 0; exact && i0 < l.n; i0 += CHUNK_ENTRIES) {
     const count = Math.min(CHUNK_ENTRIES, l.n - i0);
     const w = words(f.readInto(scratch, l.base + HEADER_SIZE + i0 * ENTRY_SIZE, count * ENTRY_SIZE));
     const drop = drops.filter((i) => i >= i0 && i < i0 + count).map((i) => i - i0);
@@ -367,7 +384,7 @@ function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], fd: number): n
   const header = new Uint8Array(HEADER_SIZE);
   header.set(enc.encode(NEW_MAGIC), 0);
   out.write(header); // completed below, once the string length is known
-  let written = 0;
+  let written = 0, extension = false, bad = false;
   const emitRun = (name: string, r: { start: number; end: number; drop: Set<number> }) => {
     const mine = ours.filter((e) => e.soname === name);
     const theirs: (LdCacheEntry & { raw: Uint8Array })[] = [];
@@ -375,7 +392,12 @@ function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], fd: number): n
       if (r.drop.has(i)) continue;
       const raw = f.read(l.base + HEADER_SIZE + i * ENTRY_SIZE, ENTRY_SIZE).slice();
       const v = new DataView(raw.buffer);
-      if ((v.getBigUint64(16, true) & HWCAP_EXTENSION) !== 0n) continue;
+      if ((v.getBigUint64(16, true) & HWCAP_EXTENSION) !== 0n) {
+        if (!exact) extension = true;
+        continue;
+      }
+      const key = v.getUint32(4, true), value = v.getUint32(8, true);
+      if (key < lo || value < lo || key >= hi || value >= hi) bad = true;
       v.setUint32(4, v.getUint32(4, true) + shift, true);
       v.setUint32(8, v.getUint32(8, true) + shift, true);
       theirs.push({
@@ -409,6 +431,8 @@ function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], fd: number): n
       emitRun(name, r);
       skipUntil = Math.max(skipUntil, r.end);
     }
+    if (bad) return null;
+    if (extension) return "extension";
     if (i >= l.n) break;
     if (i >= chunkEnd) {
       flush();
@@ -423,7 +447,9 @@ function streamMerge(f: CacheFile, ours: readonly LdCacheEntry[], fd: number): n
       i = Math.min(skipUntil, end);
       continue;
     }
-    kn = copyShifted(w, i - from, end - from, keep, kn, shift);
+    kn = copyShifted(w, i - from, end - from, keep, kn, shift, lo, hi, !exact);
+    if (kn === -1) return null;
+    if (kn === -2) return "extension";
     i = end;
   }
   flush();
@@ -458,11 +484,13 @@ export function updateLdCache(root: InRoot, entries: readonly LdEntry[], log: Lo
   try {
     let why = "";
     try {
-      const merged = (fd: number) => {
-        const size = streamMerge(f, ours, fd);
-        return size !== null && verified(new CacheFile(fd, size, "ld.so.cache"), ours);
+      let extension = false;
+      const merged = (exact: boolean) => (fd: number) => {
+        const size = streamMerge(f, ours, fd, exact);
+        if (size === "extension") extension = true;
+        return typeof size === "number" && verified(new CacheFile(fd, size, "ld.so.cache"), ours);
       };
-      if (write(merged)) {
+      if (write(merged(false)) || (extension && write(merged(true)))) {
         log.debug("ld.so.cache updated", { injected: ours.length });
         return;
       }

@@ -12,7 +12,16 @@ import { parse as parseJsonc, type ParseError } from "jsonc-parser";
 import { GpuctlError } from "../../errors/mod.ts";
 import { InRoot } from "../../apply/inroot.ts";
 import { ldsoLookup, updateLdCache } from "../../apply/ldcache.ts";
-import { LdCacheError, nativeFlags, parseLdCache, serializeLdCache } from "../../driver/ldcache.ts";
+import {
+  ENTRY_SIZE,
+  HEADER_SIZE,
+  HWCAP_EXTENSION,
+  LdCacheError,
+  nativeFlags,
+  NEW_MAGIC,
+  parseLdCache,
+  serializeLdCache,
+} from "../../driver/ldcache.ts";
 import { nullLogger } from "../../log/log.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -333,4 +342,73 @@ Deno.test("fuzz: the linker-cache merge on mutated caches gives a cache ld.so fi
   const before = parseLdCache(real).filter((e) => e.soname !== "libc.so.6" || e.flags !== nativeFlags(64));
   assertEquals(merged.length, before.length + 3);
   assertEquals(serializeLdCache(merged).length > 0, true);
+});
+
+Deno.test("the linker-cache merge drops glibc-hwcaps extension entries, inside an injected name's run and outside it", () => {
+  using tmp = tempDir();
+  Deno.mkdirSync(`${tmp.path}/etc`);
+  const e = (soname: string, path: string, hwcap = 0n) => ({
+    soname,
+    path,
+    flags: nativeFlags(64),
+    is64: true,
+    hwcap,
+  });
+  const image = [
+    e("libz.so.1", "/lib/libz.so.1"),
+    e("libz.so.1", "/lib/glibc-hwcaps/x86-64-v3/libz.so.1", HWCAP_EXTENSION), // outside any run
+    e("libcuda.so.1", "/usr/lib/stale/libcuda.so.1"),
+    e("libcuda.so.1", "/usr/lib/glibc-hwcaps/x86-64-v3/libcuda.so.1", HWCAP_EXTENSION), // inside libcuda's run
+    e("libacl.so.1", "/lib/libacl.so.1"),
+  ];
+  // Written by hand: serializeLdCache emits no extension entries, and ldconfig makes them only for libraries in
+  // glibc-hwcaps directories. In ldconfig's order (names descending), each extension entry beside its name's.
+  const enc = new TextEncoder();
+  const table = HEADER_SIZE + image.length * ENTRY_SIZE;
+  const strings: number[] = [];
+  const at = (str: string) => {
+    const off = table + strings.length;
+    strings.push(...enc.encode(str + "\0"));
+    return off;
+  };
+  const offs = image.map((x) => [at(x.soname), at(x.path)] as const);
+  const cache = new Uint8Array(table + strings.length);
+  cache.set(enc.encode(NEW_MAGIC), 0);
+  const v = new DataView(cache.buffer);
+  v.setUint32(20, image.length, true);
+  v.setUint32(24, strings.length, true);
+  v.setUint8(28, 2);
+  image.forEach((x, i) => {
+    const o = HEADER_SIZE + i * ENTRY_SIZE;
+    v.setInt32(o, x.flags, true);
+    v.setUint32(o + 4, offs[i]![0], true);
+    v.setUint32(o + 8, offs[i]![1], true);
+    v.setBigUint64(o + 16, x.hwcap, true);
+  });
+  cache.set(strings, table);
+  Deno.writeFileSync(`${tmp.path}/etc/ld.so.cache`, cache);
+  const ours = [{
+    soname: "libcuda.so.1",
+    path: "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+    bits: 64 as const,
+  }];
+  const root = InRoot.open(tmp.path);
+  const said: string[] = [];
+  updateLdCache(root, ours, {
+    ...nullLogger,
+    debug: (m: string) => said.push(m),
+    warn: (m: string) => said.push(m),
+  });
+  root.close();
+  // The streamed merge did it (its one-pass try met an extension entry and counted exactly), not the fallback.
+  assertEquals(said, ["ld.so.cache updated"]);
+  const bytes = Deno.readFileSync(`${tmp.path}/etc/ld.so.cache`);
+  // The header's own count (parseLdCache would hide extension entries): exactly the three kept.
+  assertEquals(new DataView(bytes.buffer).getUint32(20, true), 3);
+  const merged = parseLdCache(bytes);
+  assertEquals(merged.map((x) => [x.soname, x.path]).sort(), [
+    ["libacl.so.1", "/lib/libacl.so.1"],
+    ["libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.1"],
+    ["libz.so.1", "/lib/libz.so.1"],
+  ]);
 });
