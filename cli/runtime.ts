@@ -18,10 +18,12 @@ An OCI runtime for Docker, containerd and Kubernetes (RuntimeClass), in front of
 'create' and 'run' it reads <bundle>/config.json; if the container asks for GPUs (NVIDIA_VISIBLE_DEVICES,
 NVIDIA_DRIVER_CAPABILITIES, NVIDIA_REQUIRE_*), it checks the request and, in mode "spec" (default), adds
 the device nodes with their device-cgroup rules, read-only bind mounts of the driver's files and the
-environment to config.json (atomically), and prepares the library links and /etc/ld.so.cache in the
-rootfs; in mode "hook" it adds the prestart hook instead. A container without a GPU request is left
-byte-identical. Every other command is exec'd directly.
+environment to config.json (atomically), prepares the library links and /etc/ld.so.cache in the rootfs,
+and makes the container's /proc/driver/nvidia view; in mode "hook" it adds the prestart hook instead. A
+container without a GPU request is left byte-identical. Every other command is exec'd directly.
 
+'gpuctl install' writes gpuctl-runtime as a small sh front that execs runc itself for every command but
+create/run and for containers whose config.json asks for no GPU, so only GPU containers start gpuctl.
 Register: dockerd --add-runtime gpu=/usr/local/bin/gpuctl-runtime, or 'gpuctl configure docker'.
 Configuration: GPUCTL_CONFIG (default /etc/gpuctl/config.jsonc): mode, runtimes, hookPath, and the keys
 shown by 'gpuctl --help'. Errors go to stderr and to runc's --log file in its format.
