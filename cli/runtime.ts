@@ -16,7 +16,7 @@ export const HELP = `Usage: gpuctl-runtime [runc global options] <command> [opti
 
 An OCI runtime for Docker, containerd and Kubernetes (RuntimeClass), in front of runc or crun. On
 'create' and 'run' it reads <bundle>/config.json; if the container asks for GPUs (NVIDIA_VISIBLE_DEVICES,
-NVIDIA_DRIVER_CAPABILITIES, NVIDIA_REQUIRE_*), it checks the request and, in mode "spec" (default), adds
+CDI names or annotations, device volumes), it checks the request (NVIDIA_REQUIRE_*) and, in mode "spec" (default), adds
 the device nodes with their device-cgroup rules, read-only bind mounts of the driver's files and the
 environment to config.json (atomically), prepares the library links and /etc/ld.so.cache in the rootfs,
 and makes the container's /proc/driver/nvidia view; in mode "hook" it adds the prestart hook instead. A
