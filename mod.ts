@@ -1,5 +1,6 @@
 /**
- * gpuctl as a library: configuration, discovery of the driver and GPUs, and their reports.
+ * gpuctl as a library: configuration, discovery of the driver and GPUs and their reports, the plan from a
+ * request to container edits and CDI specs, engine configuration, and the doctor's checks.
  *
  * ```ts
  * import { defaultConfig, discover, inventoryJson } from "./mod.ts";
@@ -24,3 +25,16 @@ export { GpuctlError, UsageError } from "./errors/mod.ts";
 export { inventoryCsv, inventoryJson, inventoryText } from "./report/inventory.ts";
 export { Nvml, NvmlError } from "./ffi/nvml.ts";
 export { backend, openLibrary, selectBackend } from "./ffi/mod.ts";
+// The plan, from a container's request to its edits, and the CDI spec rendered from it.
+export { type GpuRequest, readRequest } from "./request/request.ts";
+export { planForRequest, preparePlan } from "./plan/prepare.ts";
+export { type ContainerEdits, containerEdits } from "./edits/edits.ts";
+export { specFromPlan } from "./cdi/generate.ts";
+export { validateSpec } from "./cdi/spec.ts";
+// Engine configuration, computed as file changes and applied (parsed back, atomic, backed up).
+export { applyChanges, type FileChange } from "./engines/files.ts";
+export { dockerChange } from "./engines/docker.ts";
+export { containerdChanges } from "./engines/containerd.ts";
+export { crioChanges } from "./engines/crio.ts";
+// The doctor's checks.
+export { type Check, runChecks } from "./doctor/checks.ts";
