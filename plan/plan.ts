@@ -181,8 +181,42 @@ export function buildPlan(input: PlanInput): Plan {
   };
   for (const g of selection.gpus) gpuNode(g, `gpu ${g.index}`);
 
-  // MIG devices: the parent's node and the GPU- and compute-instance capability nodes.
+  /**
+   * The host's node at `path`; else one made from its driver's `major` (from /proc/devices) for runc or the hook to
+   * create; an error (`subject`, `why`) when there is neither. As for host nodes, the first reason wins.
+   */
+  const hostOrMajor = (
+    path: string,
+    major: number | undefined,
+    minor: number,
+    fileMode: number,
+    reason: string,
+    subject: string,
+    why: string,
+  ) => {
+    const h = host.nodes[path];
+    if (h) return addHostNode(h, reason);
+    if (major === undefined) throw new GpuctlError(subject, why);
+    if (!nodes.has(path)) {
+      nodes.set(path, { path, hostPath: null, type: "c", major, minor, fileMode, uid: 0, gid: 0, reason });
+    }
+  };
   const capsMajor = host.majors["nvidia-caps"];
+  /** A MIG capability node (read-only, as the driver makes them). */
+  const capNode = (minor: number, reason: string, subject: string) => {
+    const path = `/dev/nvidia-caps/nvidia-cap${minor}`;
+    hostOrMajor(
+      path,
+      capsMajor,
+      minor,
+      0o444,
+      reason,
+      subject,
+      `${path} is missing and /proc/devices has no nvidia-caps major`,
+    );
+  };
+
+  // MIG devices: the parent's node and the GPU- and compute-instance capability nodes.
   for (const { gpu, mig } of selection.migs) {
     const reason = `mig ${gpu.index}:${mig.index}`;
     if (!nodes.has(`/dev/nvidia${gpu.minor}`)) gpuNode(gpu, reason);
@@ -199,54 +233,22 @@ export function buildPlan(input: PlanInput): Plan {
           `no capability minor for ${key} in /proc/driver/nvidia-caps/mig-minors`,
         );
       }
-      const path = `/dev/nvidia-caps/nvidia-cap${minor}`;
-      const h = host.nodes[path];
-      if (h) addHostNode(h, reason);
-      else if (capsMajor !== undefined) {
-        nodes.set(path, {
-          path,
-          hostPath: null,
-          type: "c",
-          major: capsMajor,
-          minor,
-          fileMode: 0o444,
-          uid: 0,
-          gid: 0,
-          reason,
-        });
-      } else {
-        throw new GpuctlError(
-          `MIG device ${gpu.index}:${mig.index}`,
-          `${path} is missing and /proc/devices has no nvidia-caps major`,
-        );
-      }
+      capNode(minor, reason, `MIG device ${gpu.index}:${mig.index}`);
     }
   }
 
   // IMEX channels: the host's node, or one made from the channel driver's major.
   const imexMajor = host.majors["nvidia-caps-imex-channels"];
   for (const ch of input.imexChannels ?? []) {
-    const path = `${IMEX_DIR}/channel${ch}`;
-    const h = host.nodes[path];
-    if (h) addHostNode(h, `imex ${ch}`);
-    else if (imexMajor !== undefined) {
-      nodes.set(path, {
-        path,
-        hostPath: null,
-        type: "c",
-        major: imexMajor,
-        minor: ch,
-        fileMode: 0o666,
-        uid: 0,
-        gid: 0,
-        reason: `imex ${ch}`,
-      });
-    } else {
-      throw new GpuctlError(
-        "NVIDIA_IMEX_CHANNELS",
-        `channel ${ch} was asked for, but this host has no IMEX channels (no nvidia-caps-imex-channels in /proc/devices; is the IMEX driver set up?)`,
-      );
-    }
+    hostOrMajor(
+      `${IMEX_DIR}/channel${ch}`,
+      imexMajor,
+      ch,
+      0o666,
+      `imex ${ch}`,
+      "NVIDIA_IMEX_CHANNELS",
+      `channel ${ch} was asked for, but this host has no IMEX channels (no nvidia-caps-imex-channels in /proc/devices; is the IMEX driver set up?)`,
+    );
   }
 
   // MIG management (privileged containers only, checked by the request): the config or monitor capability node and
@@ -256,41 +258,17 @@ export function buildPlan(input: PlanInput): Plan {
       g.mig.enabled === true
     )
     : [];
-  const capNode = (minor: number, reason: string) => {
-    const path = `/dev/nvidia-caps/nvidia-cap${minor}`;
-    const h = host.nodes[path];
-    if (h) return addHostNode(h, reason);
-    if (capsMajor === undefined) {
-      throw new GpuctlError(
-        "MIG management",
-        `${path} is missing and /proc/devices has no nvidia-caps major`,
-      );
-    }
-    if (!nodes.has(path)) {
-      nodes.set(path, {
-        path,
-        hostPath: null,
-        type: "c",
-        major: capsMajor,
-        minor,
-        fileMode: 0o444,
-        uid: 0,
-        gid: 0,
-        reason,
-      });
-    }
-  };
   for (const kind of ["config", "monitor"] as const) {
     if (!input.mig?.[kind] || migManaged.length === 0) continue;
     const minor = host.migMinors[kind];
     if (minor === undefined) {
       throw new GpuctlError(`NVIDIA_MIG_${kind.toUpperCase()}_DEVICES`, `mig-minors has no "${kind}" entry`);
     }
-    capNode(minor, `mig ${kind}`);
+    capNode(minor, `mig ${kind}`, "MIG management");
   }
   for (const g of migManaged) {
     for (const [key, minor] of Object.entries(host.migMinors)) {
-      if (key.startsWith(`gpu${g.minor}/`)) capNode(minor, `mig management ${g.index}`);
+      if (key.startsWith(`gpu${g.minor}/`)) capNode(minor, `mig management ${g.index}`, "MIG management");
     }
   }
 
