@@ -8,7 +8,6 @@
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
-  check,
   libc,
   MOUNT_ATTR_NODEV,
   MOUNT_ATTR_NOEXEC,
@@ -49,12 +48,4 @@ export function cloneSource(hostPath: string, attrs: number): number {
 /** Attaches a detached mount onto a target descriptor (in the current mount namespace). */
 export function attach(sourceFd: number, targetFd: number): void {
   moveMount(sourceFd, "", targetFd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-}
-
-/** Mounts a fresh tmpfs onto a target descriptor (through /proc/self/fd, never a rootfs path). */
-export function mountTmpfs(targetFd: number, flags: number, data: string): void {
-  check(
-    `mount tmpfs on fd ${targetFd}`,
-    () => libc().mount("tmpfs", `/proc/self/fd/${targetFd}`, "tmpfs", flags, data),
-  );
 }

@@ -79,7 +79,9 @@ export async function hostileTable(tmp: string, bundleJs: string, runs: number):
 }
 
 export function printHostile(rows: HostileRow[], runs: number): boolean {
-  console.log(`\nHostile inputs, bounded (whole lifecycle, interleaved; ${runs} rounds, median time, largest peak RSS)`);
+  console.log(
+    `\nHostile inputs, bounded (whole lifecycle, interleaved; ${runs} rounds, median time, largest peak RSS)`,
+  );
   let all = true;
   for (const r of rows) {
     const ratio = r.ms / r.normalMs;

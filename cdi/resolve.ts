@@ -11,6 +11,7 @@ import type { CdiEdits, CdiHook, CdiSpec } from "./spec.ts";
 import { validateSpec } from "./spec.ts";
 import type { ContainerEdits, MountEdit, NodeEdit } from "../edits/edits.ts";
 import { procGpusFor } from "../edits/edits.ts";
+import { devMajor, devMinor } from "../devices/nodes.ts";
 import { parseEditArgs } from "../apply/hook.ts";
 
 const MAX_SPEC = 4 << 20;
@@ -142,8 +143,8 @@ export function cdiNodeEdit(n: NonNullable<CdiEdits["deviceNodes"]>[number]): No
   if (major === undefined || minor === undefined || fileMode === undefined) {
     const s = Deno.statSync(hostPath);
     if (!s.isCharDevice || s.rdev === null) throw new GpuctlError(hostPath, "is not a character device");
-    major ??= Number((BigInt(s.rdev) >> 8n) & 0xfffn);
-    minor ??= Number((BigInt(s.rdev) & 0xffn) | ((BigInt(s.rdev) >> 12n) & ~0xffn));
+    major ??= devMajor(s.rdev);
+    minor ??= devMinor(s.rdev);
     fileMode ??= (s.mode ?? 0o666) & 0o777;
     uid ??= s.uid ?? 0;
     gid ??= s.gid ?? 0;

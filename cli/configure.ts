@@ -7,10 +7,10 @@
 import { UsageError } from "../errors/mod.ts";
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
-import { applyChanges, type FileChange } from "../engines/files.ts";
-import { DOCKER_CONFIG } from "../engines/docker.ts";
-import { CONTAINERD_CONFIG, CONTAINERD_DROPIN } from "../engines/containerd.ts";
-import { CRIO_DROPIN } from "../engines/crio.ts";
+import { applyChanges, type FileChange, readIfExists } from "../engines/files.ts";
+import { DOCKER_CONFIG, dockerChange } from "../engines/docker.ts";
+import { CONTAINERD_CONFIG, CONTAINERD_DROPIN, containerdChanges } from "../engines/containerd.ts";
+import { CRIO_DROPIN, crioChanges } from "../engines/crio.ts";
 
 export const HELP =
   `Usage: gpuctl configure docker     [--config FILE] [--name NAME] [--runtime-path PATH] [--set-default] [--remove] [--dry-run]
@@ -90,12 +90,9 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }
   let changes: FileChange[];
   if (engine === "docker") {
-    const { dockerChange } = await import("../engines/docker.ts");
     const file = values.config ?? DOCKER_CONFIG;
-    const { readIfExists } = await import("../engines/files.ts");
     changes = [dockerChange(readIfExists(file), { ...common, file })];
   } else if (engine === "containerd") {
-    const { containerdChanges } = await import("../engines/containerd.ts");
     const v = values["config-version"] ?? "2";
     if (!["1", "2", "3"].includes(v)) throw new UsageError("configure --config-version", "must be 1, 2 or 3");
     changes = containerdChanges({
@@ -105,7 +102,6 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       newVersion: Number(v),
     });
   } else {
-    const { crioChanges } = await import("../engines/crio.ts");
     changes = crioChanges({ ...common, file: values.config ?? CRIO_DROPIN });
   }
   if (values["dry-run"]) {

@@ -10,6 +10,7 @@ import { DOCKER_CONFIG } from "../engines/docker.ts";
 import { CONTAINERD_CONFIG } from "../engines/containerd.ts";
 import { CRIO_DROPIN } from "../engines/crio.ts";
 import { defaultConfig } from "../config/schema.ts";
+import { findRuntime, selfPath } from "../oci/runc_args.ts";
 
 export const HELP =
   `Usage: gpuctl doctor [--json] [--engine docker,containerd,crio,podman|all|none] [--prefix DIR]
@@ -35,16 +36,8 @@ A check that depends on a failed one is skipped. Engines: those given, else thos
 Exit status: 0 all is well, 1 warnings, 2 failures. --json: {"status", "checks": [{"id", "status", "saw", "fix"}]}.
 `;
 
-const onPath = (name: string) =>
-  (Deno.env.get("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":").some(
-    (d) => {
-      try {
-        return Deno.statSync(`${d}/${name}`).isFile;
-      } catch {
-        return false;
-      }
-    },
-  );
+/** Whether a program is installed: found as the shim finds a runtime (PATH, then the sbin directories). */
+const onPath = (name: string) => findRuntime([name], Deno.env.get("PATH"), () => null) !== null;
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
   const { values } = await parse("doctor", args, {
@@ -145,10 +138,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
         return { error: (err as Error).message };
       }
     },
-    runtime: async () => {
-      const { findRuntime, selfPath } = await import("../oci/runc_args.ts");
-      return runtimeCheck(config, () => findRuntime(config.runtimes, Deno.env.get("PATH"), selfPath));
-    },
+    runtime: () => runtimeCheck(config, () => findRuntime(config.runtimes, Deno.env.get("PATH"), selfPath)),
     plugins: async () => {
       const { pluginFiles } = await import("../plugins/registry.ts");
       const { parsePlugin } = await import("../plugins/declarative.ts");

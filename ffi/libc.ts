@@ -30,7 +30,6 @@ export const LIBC = {
   open: { params: ["cstring", "i32", "u32"], result: "i32" },
   openat: { params: ["i32", "cstring", "i32", "u32"], result: "i32" },
   close: { params: ["i32"], result: "i32" },
-  mount: { params: ["cstring", "cstring", "cstring", "u64", "cstring"], result: "i32" },
   unshare: { params: ["i32"], result: "i32" },
   setns: { params: ["i32", "i32"], result: "i32" },
   mknodat: { params: ["i32", "cstring", "u32", "u64"], result: "i32" },

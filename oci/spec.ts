@@ -6,7 +6,7 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { at, exactMember, type JNode, member, parseJson } from "./json.ts";
+import { exactMember, type JNode, member, parseJson } from "./json.ts";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -167,11 +167,6 @@ export function parseSpec(text: string, file: string): OciSpec {
   return { tree, env, bounding, rootPath, mounts, annotations, prestart, devices };
 }
 
-/** The value at a path of fields of the spec, as runc reads it (see {@link at}). */
-export function specAt(spec: OciSpec, path: readonly string[]): JNode | undefined {
-  return at(spec.tree, path);
-}
-
 /**
  * Reads a regular file of at most `max` bytes by path, never through a symlink, a FIFO or a device (opened
  * `O_PATH` and checked before any read open): config.json, whose content is not trusted.
@@ -213,10 +208,4 @@ export function envMap(spec: Pick<OciSpec, "env">): Map<string, string> {
     if (i > 0) m.set(e.slice(0, i), e.slice(i + 1));
   }
   return m;
-}
-
-/** The absolute rootfs path of a bundle's spec. */
-export function rootfsPath(spec: Pick<OciSpec, "rootPath">, bundle: string): string {
-  const p = spec.rootPath ?? "rootfs";
-  return p.startsWith("/") ? p : `${bundle.replace(/\/+$/, "")}/${p}`;
 }

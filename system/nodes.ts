@@ -217,9 +217,11 @@ export function createDevCharSymlinks(devRoot: string, dryRun: boolean): Step[] 
 export function charLinkProblems(devRoot: string, skip: ReadonlySet<string> = new Set()): string[] {
   const root = devRoot.replace(/\/+$/, "");
   const wrong = new Set(
-    nvidiaNodes(root).filter((n) => skip.has(`/dev/${n.rel}`)).map((n) =>
-      `${root}/char/${n.major}:${n.minor}`
-    ),
+    skip.size === 0
+      ? []
+      : nvidiaNodes(root).filter((n) => skip.has(`/dev/${n.rel}`)).map((n) =>
+        `${root}/char/${n.major}:${n.minor}`
+      ),
   );
   return createDevCharSymlinks(devRoot, true).filter((s) => s.done !== "present" && !wrong.has(s.path)).map((
     s,
