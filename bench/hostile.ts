@@ -58,6 +58,7 @@ export async function hostileTable(tmp: string, bundleJs: string, runs: number):
     const samples = cases.map(() => ({ ms: [] as number[], peak: 0 }));
     for (let round = 0; round <= runs; round++) {
       for (const [k, c] of cases.entries()) {
+        r.freshRootfs(c.b);
         const s = await once(r.lifecycle(rt, c.b), r.env);
         if (round === 0) continue;
         samples[k]!.ms.push(s.ms);

@@ -15,10 +15,13 @@ export interface Case {
   name: string;
   cmd: string[];
   env?: Record<string, string>;
+  /** Run before each timed run, outside the timing (what an engine has done before it calls the runtime). */
+  before?: () => void;
 }
 
 /** Runs `c` once and returns its wall time; fails loudly if the command fails. */
 async function once(c: Case): Promise<number> {
+  c.before?.();
   const cmd = new Deno.Command(c.cmd[0]!, {
     args: c.cmd.slice(1),
     env: { NO_COLOR: "1", ...c.env },

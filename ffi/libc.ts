@@ -19,6 +19,7 @@ const SYS: Record<string, [number, number]> = {
   open_tree: [428, 428],
   move_mount: [429, 429],
   mount_setattr: [442, 442],
+  renameat2: [316, 276],
 };
 
 /** The libc functions gpuctl uses, each declared once. */
@@ -44,6 +45,7 @@ export const LIBC = {
   pwrite: { params: ["i32", "buffer", "u64", "i64"], result: "i64" },
   renameat: { params: ["i32", "cstring", "i32", "cstring"], result: "i32" },
   unlinkat: { params: ["i32", "cstring", "i32"], result: "i32" },
+  fstatfs: { params: ["i32", "buffer"], result: "i32" },
   readlinkat: { params: ["i32", "cstring", "buffer", "u64"], result: "i64" },
   statx: { params: ["i32", "cstring", "i32", "u32", "buffer"], result: "i32" },
   setrlimit: { params: ["i32", "buffer"], result: "i32" },
@@ -54,6 +56,11 @@ export const LIBC = {
   sys_mount_setattr: {
     symbol: "syscall",
     params: ["i64", "i32", "cstring", "u32", "buffer", "u64"],
+    result: "i64",
+  },
+  sys_renameat2: {
+    symbol: "syscall",
+    params: ["i64", "i32", "cstring", "i32", "cstring", "u32"],
     result: "i64",
   },
   sys_getdents64: { symbol: "syscall", params: ["i64", "i32", "buffer", "u64"], result: "i64" },
@@ -161,6 +168,26 @@ export function openat2(dirfd: number, path: string, flags: number, mode: number
   v.setBigUint64(8, BigInt(mode), true);
   v.setBigUint64(16, BigInt(resolve), true);
   return check(`openat2 ${path}`, () => libc().sys_openat2(sysno("openat2"), dirfd, path, how, 24));
+}
+
+export const RENAME_EXCHANGE = 2;
+
+/** `renameat2(2)` (glibc before 2.28 has no wrapper); the raw result, errno left for the caller. */
+export function renameat2(
+  olddirfd: number,
+  oldpath: string,
+  newdirfd: number,
+  newpath: string,
+  flags: number,
+): number {
+  return Number(libc().sys_renameat2(sysno("renameat2"), olddirfd, oldpath, newdirfd, newpath, flags));
+}
+
+/** The filesystem type (`f_type` of `fstatfs(2)`) of the file `fd` is open on. */
+export function fsType(fd: number): number {
+  const buf = new Uint8Array(128); // struct statfs is 120 bytes on x86-64 and aarch64; f_type comes first
+  check("fstatfs", () => libc().fstatfs(fd, buf));
+  return Number(new DataView(buf.buffer).getBigInt64(0, true));
 }
 
 /** `bpf(2)`: one command with its attribute union. */

@@ -61,6 +61,38 @@ for (const forceWalk of [false, true]) {
     assertEquals(snapshot(canary), before, "the host canary is unchanged");
   });
 
+  Deno.test(`[${mode}] InRoot replaces a file whole, never writing the old one, and leaves no temporary file`, () => {
+    using t = tempDir();
+    const root = `${t.path}/rootfs`;
+    Deno.mkdirSync(`${root}/etc/ld.so.conf.d`, { recursive: true });
+    Deno.writeTextFileSync(`${root}/etc/ld.so.cache`, "image");
+    Deno.linkSync(`${root}/etc/ld.so.cache`, `${t.path}/layer-copy`); // as an image layer holds it
+    Deno.symlinkSync("ld.so.cache", `${root}/etc/link`);
+    const r = InRoot.open(root, { forceWalk });
+    const enc = new TextEncoder();
+    try {
+      r.writeFileAtomic("/etc/ld.so.cache", enc.encode("merged")); // a file: replaced (by exchange where it can)
+      r.writeFileAtomic("/etc/link", enc.encode("was a link")); // a link: replaced, not followed
+      r.writeFileAtomic("/etc/new", enc.encode("new")); // absent: created
+      assertThrows(() => r.writeFileAtomic("/etc/ld.so.conf.d", enc.encode("x")), Error, "renameat"); // a directory
+      assertEquals(r.writeFileAtomicWith("/etc/new", 0o644, () => false), false); // an unfinished file is dropped
+    } finally {
+      r.close();
+    }
+    assertEquals(Deno.readTextFileSync(`${root}/etc/ld.so.cache`), "merged");
+    assertEquals(Deno.readTextFileSync(`${t.path}/layer-copy`), "image", "the old file is never written");
+    assertEquals(Deno.lstatSync(`${root}/etc/link`).isFile, true);
+    assertEquals(Deno.readTextFileSync(`${root}/etc/ld.so.cache`), "merged");
+    assertEquals(Deno.readTextFileSync(`${root}/etc/new`), "new");
+    assert(Deno.statSync(`${root}/etc/ld.so.conf.d`).isDirectory);
+    assertEquals([...Deno.readDirSync(`${root}/etc`)].map((e) => e.name).sort(), [
+      "ld.so.cache",
+      "ld.so.conf.d",
+      "link",
+      "new",
+    ]);
+  });
+
   Deno.test(`[${mode}] InRoot refuses FIFOs, loops, magic routes and mismatched targets, and follows dangling parents inside`, () => {
     using t = tempDir();
     const { root, canary } = hostile(t.path);
