@@ -204,7 +204,7 @@ Deno.test("gpuctl config --default: a file that parses to the defaults, and to t
   const { defaultFile } = await import("../../cli/config.ts");
   const text = defaultFile();
   assertEquals(parseConfig(text, "default.jsonc"), defaultConfig());
-  const uncommented = text.replace(/^  \/\/ (".*)$/gm, "  $1");
+  const uncommented = text.replace(/^ {2}\/\/ (".*)$/gm, "  $1");
   assert(uncommented !== text && uncommented.includes('  "driverRoot": "/",'));
   assertEquals(parseConfig(uncommented, "default.jsonc"), defaultConfig());
 });
