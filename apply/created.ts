@@ -70,9 +70,48 @@ export async function createThenView(
   const status = await child.status;
   if (!status.success) return status.code; // 128 + the signal's number when runc was killed
   const t1 = performance.now();
+  if (failed !== null) {
+    await deleteContainer(runtime, r, e);
+    throw failed;
+  }
+  await makeView(runtime, r, todo, config, e, log);
+  log.info("GPU container prepared", {
+    ...todo.prepared,
+    ms: phases({ ...todo.prepared.ms, files: tf - t0, runc: t1 - t0, view: performance.now() - t1 }),
+  });
+  return 0;
+}
+
+/** `runtime delete --force` of the container `r` names; its failure is not reported (the error that led here is). */
+export async function deleteContainer(
+  runtime: string,
+  r: RuncArgs,
+  env: Record<string, string>,
+): Promise<void> {
+  await new Deno.Command(runtime, {
+    args: [...r.globals, "delete", "--force", r.id ?? ""],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => {});
+}
+
+/**
+ * Makes `todo`'s /proc view in the container `runtime create` has just made (its init pid from `--pid-file`, or
+ * `runtime state`); on failure deletes the container and throws. `gpuctl serve` calls it for a front's create.
+ */
+export async function makeView(
+  runtime: string,
+  r: RuncArgs,
+  todo: Pick<ViewToMake, "view" | "driverVersion">,
+  config: Config,
+  env: Record<string, string>,
+  log: Logger,
+): Promise<void> {
   try {
-    if (failed !== null) throw failed;
-    const pid = await initPid(runtime, r, e);
+    const pid = await initPid(runtime, r, env);
     applyEdits({
       deviceNodes: [],
       mounts: [],
@@ -99,19 +138,7 @@ export async function createThenView(
       log,
     });
   } catch (err) {
-    await new Deno.Command(runtime, {
-      args: [...r.globals, "delete", "--force", r.id ?? ""],
-      env: e,
-      clearEnv: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output().catch(() => {});
+    await deleteContainer(runtime, r, env);
     throw err;
   }
-  log.info("GPU container prepared", {
-    ...todo.prepared,
-    ms: phases({ ...todo.prepared.ms, files: tf - t0, runc: t1 - t0, view: performance.now() - t1 }),
-  });
-  return 0;
 }

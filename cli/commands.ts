@@ -39,6 +39,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: "create-device-nodes, create-dev-char-symlinks: repair the host's NVIDIA nodes",
     load: () => import("./system.ts"),
   },
+  serve: {
+    summary: "keep gpuctl running, so that starting a GPU container starts no gpuctl process",
+    load: () => import("./serve.ts"),
+  },
   install: {
     summary: "install gpuctl-runtime (a sh front) and nvidia-container-runtime-hook; --cdi: the CDI spec",
     load: () => import("./install.ts"),

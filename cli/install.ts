@@ -1,23 +1,25 @@
 /**
- * `gpuctl install`: the names gpuctl answers to, next to it: `gpuctl-runtime`, a POSIX sh front that runs gpuctl
- * only for a container that may ask for a GPU (`oci/front.ts`), and `nvidia-container-runtime-hook`, a link to the
- * running binary (or, when gpuctl runs from source or from the bundle, a small launcher); with `--cdi`, the CDI
- * spec too. Idempotent; never replaces a file it did not create.
+ * `gpuctl install`: the names gpuctl answers to, next to it, as POSIX sh fronts (`oci/front.ts`): `gpuctl-runtime`,
+ * which runs gpuctl only for a container that may ask for a GPU, and `nvidia-container-runtime-hook`; both hand
+ * their work to `gpuctl serve` when it runs. With `--cdi`, the CDI spec too. Idempotent; never replaces a file it
+ * did not create (a link to this binary, which earlier versions made, counts as its own).
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { frontScript, INSTALL_MARK, shQuote } from "../oci/front.ts";
+import { frontScript, hookFrontScript, INSTALL_MARK, type ServeClient } from "../oci/front.ts";
+import { answerTimeout, serveDir } from "../serve/server.ts";
 import { VERSION } from "./version.ts";
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
+import type { Config } from "../config/schema.ts";
 
 export const HELP = `Usage: gpuctl install [--prefix DIR] [--cdi] [--cdi-output FILE] [--uninstall]
 
 Creates, in DIR (default: the directory of this gpuctl; /usr/local/bin from source or the bundle):
   gpuctl-runtime                  a small sh front: runc's commands, and containers whose config.json
                                   asks for no GPU, go straight to the runtime without starting gpuctl
-  nvidia-container-runtime-hook   a link to this binary (from source or dist/gpuctl.js: a launcher that
-                                  runs it with Deno), the name Docker's --gpus looks for
+  nvidia-container-runtime-hook   a small sh front too, the name Docker's --gpus looks for
+Both hand a GPU container's work to 'gpuctl serve' when it runs, and run gpuctl otherwise.
 With --cdi, also writes the CDI spec (gpuctl cdi generate) to FILE (default /var/run/cdi/nvidia.json),
 its hook being DIR/nvidia-container-runtime-hook.
 
@@ -29,8 +31,7 @@ runtimes, swarmResource and cdiAnnotationPrefixes: run install again after chang
 export const NAMES = ["gpuctl-runtime", "nvidia-container-runtime-hook"] as const;
 
 interface Target {
-  kind: "link" | "script";
-  /** For a link: the binary; for a script: its text. */
+  /** The script's text. */
   value: string;
 }
 
@@ -40,15 +41,32 @@ function gpuctlCommand(): string[] {
   return [Deno.execPath(), "run", "-A", "--quiet", new URL(Deno.mainModule).pathname];
 }
 
+/**
+ * How the fronts reach `gpuctl serve`: its directory, the answer timeout, and the coreutils they use for it, by
+ * absolute path (a hook runs with the environment its config.json entry gives, often none). `null` (the fronts then
+ * always run gpuctl) without a cacheDir or without those tools.
+ */
+export function serveClient(config: Config): ServeClient | null {
+  const dir = serveDir(config.cacheDir);
+  const find = (name: string) =>
+    ["/usr/bin", "/bin", "/usr/local/bin"].map((d) => `${d}/${name}`).find((p) => {
+      try {
+        return Deno.statSync(p).isFile;
+      } catch {
+        return false;
+      }
+    });
+  const [mkfifo, timeoutBin, head] = ["mkfifo", "timeout", "head"].map(find);
+  if (dir === null || mkfifo === undefined || timeoutBin === undefined || head === undefined) return null;
+  return { dir, timeout: answerTimeout(config), mkfifo, timeoutBin, head };
+}
+
 function target(ctx: Context, name: (typeof NAMES)[number]): Target {
+  const serve = serveClient(ctx.config);
   if (name === "gpuctl-runtime") {
-    return { kind: "script", value: frontScript([...gpuctlCommand(), "runtime"], ctx.config, VERSION) };
+    return { value: frontScript([...gpuctlCommand(), "runtime"], ctx.config, VERSION, serve) };
   }
-  if (Deno.build.standalone) return { kind: "link", value: Deno.execPath() };
-  return {
-    kind: "script",
-    value: `#!/bin/sh\n${INSTALL_MARK}\nexec ${[...gpuctlCommand(), "hook"].map(shQuote).join(" ")} "$@"\n`,
-  };
+  return { value: hookFrontScript([...gpuctlCommand(), "hook"], VERSION, serve) };
 }
 
 /** Whether `path` is what install makes (`same`), something it made before (`ours`), someone else's, or absent. */
@@ -64,7 +82,6 @@ function state(path: string, t: Target): "same" | "ours" | "foreign" | "absent" 
     const resolved = to.startsWith("/") ? to : `${path.slice(0, path.lastIndexOf("/"))}/${to}`;
     try {
       const real = Deno.realPathSync(resolved);
-      if (t.kind === "link" && real === Deno.realPathSync(t.value)) return "same";
       if (real === Deno.realPathSync(Deno.execPath())) return "ours";
     } catch { /* dangling */ }
     return "foreign";
@@ -95,7 +112,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (!dir.startsWith("/")) throw new GpuctlError("install --prefix", "must be an absolute path");
   for (const name of NAMES) {
     const path = `${dir}/${name}`;
-    const t = values.uninstall ? { kind: "script" as const, value: "" } : target(ctx, name);
+    const t = values.uninstall ? { value: "" } : target(ctx, name);
     const s = state(path, t);
     if (values.uninstall) {
       if (s === "same" || s === "ours") {
@@ -118,11 +135,10 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     }
     Deno.mkdirSync(dir, { recursive: true });
     const tmp = `${dir}/.${name}.gpuctl-${Deno.pid}`;
-    if (t.kind === "link") Deno.symlinkSync(t.value, tmp);
-    else Deno.writeTextFileSync(tmp, t.value, { mode: 0o755, createNew: true });
-    if (t.kind === "script") Deno.chmodSync(tmp, 0o755);
+    Deno.writeTextFileSync(tmp, t.value, { mode: 0o755, createNew: true });
+    Deno.chmodSync(tmp, 0o755);
     Deno.renameSync(tmp, path); // atomic
-    ctx.out(`${path} → ${t.kind === "link" ? t.value : name === "gpuctl-runtime" ? "front" : "launcher"}\n`);
+    ctx.out(`${path} → front\n`);
   }
   if (!values.uninstall && !Deno.build.standalone) {
     // Deno keeps a module's V8 code cache only when a run of it ends on its own, which a pass-through never does

@@ -5,7 +5,7 @@
  * @module
  */
 import { GpuctlError, quote } from "../errors/mod.ts";
-import { findRuntime, runcLogLine, scanRuncArgs, selfPath } from "../oci/runc_args.ts";
+import { findRuntime, type RuncArgs, runcLogLine, scanRuncArgs, selfPath } from "../oci/runc_args.ts";
 import { envConfigPath, plainConfig } from "../config/read.ts";
 import type { Config } from "../config/schema.ts";
 import { execve, exists } from "../ffi/libc.ts";
@@ -135,12 +135,16 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     }
     return execRuntime(runtime, args);
   } catch (e) {
-    if (r.log !== undefined) {
-      try {
-        const msg = `gpuctl: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
-        Deno.writeTextFileSync(r.log, runcLogLine(r.logFormat, "error", msg), { append: true, create: true });
-      } catch { /* the log is a courtesy; the error still goes to stderr */ }
-    }
+    logToRuntime(r, e);
     throw e;
   }
+}
+
+/** An error, as a line in runc's `--log` file in its format (engines show that file's last error). */
+export function logToRuntime(r: RuncArgs, e: unknown): void {
+  if (r.log === undefined) return;
+  try {
+    const msg = `gpuctl: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
+    Deno.writeTextFileSync(r.log, runcLogLine(r.logFormat, "error", msg), { append: true, create: true });
+  } catch { /* the log is a courtesy; the error still goes to stderr */ }
 }

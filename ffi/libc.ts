@@ -46,6 +46,7 @@ export const LIBC = {
   renameat: { params: ["i32", "cstring", "i32", "cstring"], result: "i32" },
   unlinkat: { params: ["i32", "cstring", "i32"], result: "i32" },
   fstatfs: { params: ["i32", "buffer"], result: "i32" },
+  flock: { params: ["i32", "i32"], result: "i32" },
   readlinkat: { params: ["i32", "cstring", "buffer", "u64"], result: "i64" },
   statx: { params: ["i32", "cstring", "i32", "u32", "buffer"], result: "i32" },
   setrlimit: { params: ["i32", "buffer"], result: "i32" },

@@ -53,10 +53,23 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
   };
 }
 
+/** When the current request began, for `start` (see {@link phases}); `gpuctl serve` moves it per request. */
+let origin = 0;
+
+/** Makes `start` in later {@link phases} count from `at`; returns what it counted from before. */
+export function startRequest(at: number): number {
+  const was = origin;
+  origin = at;
+  return was;
+}
+
 /**
  * Phase durations for a log line, in ms to a tenth. By convention `start` is `performance.now()` when the work
- * began: the time since the process started, Deno's own start-up included.
+ * began: the time since the process started, Deno's own start-up included (in `gpuctl serve`: since the request
+ * arrived).
  */
-export function phases(ms: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+export function phases(ms: Record<string, number>, from = origin): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(ms).map(([k, v]) => [k, Math.round((k === "start" ? v - from : v) * 10) / 10]),
+  );
 }

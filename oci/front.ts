@@ -9,10 +9,64 @@
  *
  * The runtime is found as the shim finds it (the configured `runtimes`, by path, or on PATH then the sbin
  * directories), and runs with `GPUCTL_RUNTIME_EXEC` set to its path, so a runtime that leads back here is caught.
+ *
+ * When `gpuctl serve` runs (`serve/server.ts`), a `create` that may ask for a GPU is handed to it instead of
+ * starting gpuctl: it edits config.json and writes the rootfs's files, the front runs `runtime create` itself, then
+ * the server makes the /proc view. `nvidia-container-runtime-hook` is a front too ({@link hookFrontScript}), handing
+ * the prestart hook to the server. Without a server both run gpuctl, as before.
  * @module
  */
 import type { Config } from "../config/schema.ts";
 import { SBIN_DIRS } from "./runc_args.ts";
+import { PROTOCOL } from "../serve/server.ts";
+
+/** Where the fronts reach `gpuctl serve`, and the tools they use for it (absolute paths, found at install). */
+export interface ServeClient {
+  dir: string;
+  timeout: number;
+  mkfifo: string;
+  timeoutBin: string;
+  head: string;
+}
+
+/**
+ * `ask VERB ARGS...`: hands the call to a running `gpuctl serve` and sets `code`, `word` and `msg` from its answer.
+ * Status 1, having done nothing (stdin untouched), when none runs; 2, having said why, when it does not answer in
+ * time: it may still act on the container, so gpuctl must not run behind it. For `hook`, stdin (the container's
+ * state, at most 1 MiB read) goes with the request and stays readable on fd 5 for a `direct` answer.
+ */
+function askFunction(c: ServeClient | null): string {
+  if (c === null) return "ask() { return 1; }\n";
+  const q = shQuote;
+  return `S=${q(c.dir)} T=${c.timeout}
+ask() {
+  [ -p "$S/requests" ] && read -r sp 2>/dev/null <"$S/pid" && kill -0 "$sp" 2>/dev/null || return 1
+  v=$1
+  shift
+  f=$S/$$.$v
+  ${q(c.mkfifo)} -m 600 "$f.reply" 2>/dev/null || return 1
+  exec 4<>"$f.reply"
+  if ! printf '%s\\0' ${q(PROTOCOL)} "\${GPUCTL_CONFIG-}" "$PWD" "$@" 2>/dev/null >"$f.argv"; then
+    exec 4<&-
+    return 1
+  fi
+  if [ "$v" = hook ]; then
+    ${q(c.head)} -c 1048577 >"$f.stdin"
+    exec 5<"$f.stdin"
+  fi
+  printf '%s\\n' "$f" 1<>"$S/requests"
+  a=$(${q(c.timeoutBin)} "$T" ${q(c.head)} -n 1 <&4)
+  exec 4<&-
+  if [ -z "$a" ]; then
+    printf 'gpuctl: gpuctl serve (pid %s, in %s) did not answer in %ss and may still act, so this stops here: restart it, or stop it to run gpuctl per container\\n' "$sp" "$S" "$T" >&2
+    return 2
+  fi
+  code=\${a%% *} a=\${a#* } word=\${a%% *} msg=
+  case $a in *" "*) msg=\${a#* } ;; esac
+  return 0
+}
+`;
+}
 
 /** Marks a file `gpuctl install` wrote (and may replace or remove). */
 export const INSTALL_MARK = "# gpuctl install launcher";
@@ -44,6 +98,7 @@ export function frontScript(
   gpuctl: readonly string[],
   config: Pick<Config, "runtimes" | "swarmResource" | "cdiAnnotationPrefixes">,
   version: string,
+  serve: ServeClient | null = null,
 ): string {
   const run = gpuctl.map(shQuote).join(" ");
   const markers = requestMarkers(config).map((m) => `-e ${shQuote(m)}`).join(" ");
@@ -57,8 +112,10 @@ set -f
 gpuctl() { exec ${run} "$@"; }
 [ -n "\${GPUCTL_RUNTIME_EXEC-}" ] && gpuctl "$@"
 
-cmd= bundle= want= phase=global
+# cmd: runc's command; gn: how many arguments precede it (its global options); id: the container.
+cmd= bundle= want= phase=global i=0 gn=0 id=
 for a do
+  i=$((i + 1))
   if [ -n "$want" ]; then
     [ "$want" = bundle ] && bundle=$a
     want=
@@ -68,16 +125,16 @@ for a do
   global)
     case $a in
     --) phase=next ;;
-    -) cmd=$a phase=args ;;
+    -) cmd=$a phase=args gn=$((i - 1)) ;;
     -*)
       n=\${a#-} n=\${n#-}
       case $n in
       ?*=*) ;;
       root | log | log-format | criu | rootless) want=skip ;;
       esac ;;
-    *) cmd=$a phase=args ;;
+    *) cmd=$a phase=args gn=$((i - 1)) ;;
     esac ;;
-  next) cmd=$a phase=args ;;
+  next) cmd=$a phase=args gn=$((i - 1)) ;;
   args)
     case $a in
     --) break ;;
@@ -90,6 +147,7 @@ for a do
       bundle | b) want=bundle ;;
       console-socket | pid-file | preserve-fds | pidfd-socket) want=skip ;;
       esac ;;
+    *) [ -n "$id" ] || id=$a ;;
     esac ;;
   esac
 done
@@ -110,12 +168,83 @@ runtime() {
   return 1
 }
 
+# undo ARGS...: deletes the container just created (runc's global options, then delete --force ID).
+undo() {
+  n=0
+  for a do
+    [ $n -lt $gn ] && set -- "$@" "$a"
+    n=$((n + 1))
+  done
+  shift $n
+  GPUCTL_RUNTIME_EXEC=$r "$r" "$@" delete --force "$id" >/dev/null 2>&1
+}
+
+${askFunction(serve)}
 case $cmd in
 create | run)
   grep -qF ${markers} -- "\${bundle:-.}/config.json" 2>/dev/null
-  [ $? = 1 ] || gpuctl "$@" ;;
+  if [ $? != 1 ]; then
+    s=1
+    if [ "$cmd" = create ] && runtime; then ask runtime "$@"; s=$?; fi
+    [ $s = 2 ] && exit 1
+    [ $s = 1 ] && gpuctl "$@"
+    case $word in
+    pass) ;;
+    direct) gpuctl "$@" ;;
+    view)
+      # gpuctl serve has edited config.json and written the rootfs's files; the view comes once runc has
+      # created the container.
+      GPUCTL_RUNTIME_EXEC=$r "$r" "$@" || exit
+      ask view "$r" "$@"
+      s=$?
+      [ $s = 0 ] && [ "$word" = ok ] && exit 0
+      if [ $s != 0 ]; then
+        undo "$@"
+        [ $s = 1 ] && printf 'gpuctl: gpuctl serve stopped before container %s had its /proc/driver/nvidia view; it was deleted\\n' "$id" >&2
+        exit 1
+      fi
+      printf 'gpuctl: %s\\n' "$msg" >&2
+      exit "$code" ;;
+    *)
+      printf 'gpuctl: %s\\n' "$msg" >&2
+      exit "$code" ;;
+    esac
+  fi ;;
 esac
 runtime || gpuctl "$@"
 GPUCTL_RUNTIME_EXEC=$r exec "$r" "$@"
+`;
+}
+
+/**
+ * The `nvidia-container-runtime-hook` front: the prestart hook handed to a running `gpuctl serve`, and gpuctl
+ * run for everything else (other stages, CDI's `container-edits`, no server).
+ */
+export function hookFrontScript(
+  gpuctl: readonly string[],
+  version: string,
+  serve: ServeClient | null,
+): string {
+  return `#!/bin/sh
+${INSTALL_MARK}
+# nvidia-container-runtime-hook front, written by gpuctl ${version} install; 'gpuctl install' rewrites it,
+# '--uninstall' removes it. The prestart hook goes to a running 'gpuctl serve'; everything else runs gpuctl.
+set -f
+gpuctl() { exec ${gpuctl.map(shQuote).join(" ")} "$@"; }
+${askFunction(serve)}
+case \${1-} in
+prestart | createRuntime)
+  ask hook "$@"
+  s=$?
+  [ $s = 1 ] && gpuctl "$@"
+  [ $s = 2 ] && exit 1
+  case $word in
+  ok) exit 0 ;;
+  direct) gpuctl "$@" <&5 ;;
+  esac
+  printf 'gpuctl: %s\\n' "$msg" >&2
+  exit "$code" ;;
+esac
+gpuctl "$@"
 `;
 }

@@ -53,7 +53,7 @@ const CASES: Case[] = [
     args: ["frobnicate"],
     stdout: "",
     stderr:
-      "gpuctl: frobnicate: unknown command (commands: cdi, config, configure, doctor, hook, info, install, list, runtime, system)\n",
+      "gpuctl: frobnicate: unknown command (commands: cdi, config, configure, doctor, hook, info, install, list, runtime, serve, system)\n",
     code: 2,
   },
   {

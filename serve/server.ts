@@ -1,0 +1,341 @@
+/**
+ * `gpuctl serve`: gpuctl kept running, so that starting a GPU container starts no gpuctl process. The fronts that
+ * `gpuctl install` writes (`oci/front.ts`: `gpuctl-runtime` and `nvidia-container-runtime-hook`, both POSIX sh)
+ * hand a GPU container's work to it when it runs, and run gpuctl themselves when it does not. What it does for a
+ * container is exactly what that gpuctl process would do, by the same code: the shim's `create` in spec mode, and
+ * the prestart hook. Everything else (CDI hooks, `run`, hook mode with the hook found on the caller's PATH) it
+ * sends back to be run directly.
+ *
+ * The protocol, on one host and for root only, in `<cacheDir>/serve` (mode 0700):
+ * - `lock`: held (flock) by the running server; `pid`: its pid, written once it listens, removed when it stops.
+ * - `requests`: a FIFO. A request is one line (one atomic write), `<dir>/<caller pid>.<verb>`, the prefix of the
+ *   caller's files:
+ *   - `.argv`: NUL-terminated fields: {@link PROTOCOL}, `$GPUCTL_CONFIG` (empty for none), the caller's working
+ *     directory, then the command's own arguments (verbs: `runtime` — runc's arguments; `view` — the runtime's
+ *     path, then runc's arguments; `hook` — the hook's arguments);
+ *   - `.stdin` (`hook`): the container state runc gave the hook;
+ *   - `.reply`: a FIFO the caller holds open read-write, so that neither side's open blocks; the answer is one
+ *     line, `<exit code> <word> <message>`: `ok` (done), `pass` (run the runtime with the arguments as they
+ *     are), `view` (run `runtime create`, then ask `view`), `direct` (run gpuctl itself), `fail` (print the
+ *     message and exit with the code).
+ *
+ * Requests are served one at a time, in order. A request is answered only if its caller's protocol and
+ * configuration file are the server's own (else `direct`), so a served container gets what a gpuctl process
+ * would have given it. The configuration is read again for every request, and the driver snapshot is checked
+ * against the host as for every container (`snapshot/`). The server removes a request's files once it has
+ * answered; a caller gives up after a timeout and then fails closed, never running gpuctl behind a server that
+ * may still act (see the fronts).
+ * @module
+ */
+import { readConfig } from "../config/read.ts";
+import type { Config } from "../config/schema.ts";
+import { describe, GpuctlError } from "../errors/mod.ts";
+import {
+  AT_EMPTY_PATH,
+  check,
+  exists,
+  libc,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  readAll,
+  S_IFIFO,
+  S_IFMT,
+  S_IFREG,
+  statx,
+  SyscallError,
+  writeAll,
+} from "../ffi/libc.ts";
+import { fileLogger, type Logger, phases, startRequest } from "../log/log.ts";
+import { scanRuncArgs } from "../oci/runc_args.ts";
+import type { ViewToMake } from "../apply/shim_edit.ts";
+
+/** Spoken by the fronts and the server; a front of another version is sent back to run gpuctl directly. */
+export const PROTOCOL = "gpuctl-serve-1";
+const MAX_ARGV = 1 << 20;
+const MAX_STDIN = 1 << 20;
+/** A prepared container whose `view` is not asked for within this long is forgotten (its create failed). */
+const PENDING_MS = 10 * 60_000;
+const LOCK_EX = 2, LOCK_NB = 4;
+const REQUEST = /^([0-9]{1,10})\.(runtime|view|hook)$/;
+const SUFFIXES = [".argv", ".stdin", ".reply"] as const;
+
+/** Where the server listens: `<cacheDir>/serve`, or nowhere without a cacheDir. */
+export function serveDir(cacheDir: string | null): string | null {
+  return cacheDir === null ? null : `${cacheDir.replace(/\/+$/, "")}/serve`;
+}
+
+/** How long a front waits for an answer: longer than the slowest work a request may do (NVML, twice). */
+export function answerTimeout(config: Pick<Config, "nvmlTimeout">): number {
+  return Math.ceil(2 * config.nvmlTimeout + 10);
+}
+
+export type Word = "ok" | "pass" | "view" | "direct" | "fail";
+export interface Answer {
+  code: number;
+  word: Word;
+  message?: string;
+}
+const DIRECT: Answer = { code: 0, word: "direct" };
+
+/** The answer line: `<code> <word> <message>`, the message one printable line. */
+export function answerLine(a: Answer): string {
+  return `${a.code} ${a.word} ${a.message ?? ""}`.trimEnd() + "\n";
+}
+
+/** A private directory of root's (the caller's), made if absent; its descriptor. */
+function privateDir(path: string): number {
+  Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
+  const fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0));
+  const st = statx(fd, "", AT_EMPTY_PATH);
+  if (st.uid !== libc().geteuid() || (st.mode & 0o077) !== 0) {
+    libc().close(fd);
+    throw new GpuctlError(path, "is not private to this user (it must be owned by it, mode 0700)");
+  }
+  return fd;
+}
+
+export class Server {
+  readonly #pending = new Map<string, { todo: ViewToMake; at: number; files: number; origin: number }>();
+  /** When the request being served arrived. */
+  #origin = 0;
+  readonly #loggers = new Map<string, Logger>();
+
+  constructor(readonly dir: string, readonly dirFd: number, readonly configPath: string | undefined) {}
+
+  /** Serves one request line; never throws (a request's failure is its answer). */
+  async handle(line: string): Promise<void> {
+    this.#origin = performance.now();
+    startRequest(this.#origin);
+    const base = line.startsWith(`${this.dir}/`) ? line.slice(this.dir.length + 1) : "";
+    const m = REQUEST.exec(base);
+    if (m === null) return; // not a front's: nobody to answer
+    let answer: Answer;
+    try {
+      answer = await this.#answer(m[2] as "runtime" | "view" | "hook", base);
+    } catch (e) {
+      answer = { code: e instanceof GpuctlError ? e.exitCode : 1, word: "fail", message: describe(e) };
+    }
+    this.#reply(base, answer);
+    for (const s of SUFFIXES) libc().unlinkat(this.dirFd, `${base}${s}`, 0);
+  }
+
+  #logger(config: Config, component: string): Logger {
+    const k = `${config.logFile}\0${config.logLevel}\0${component}`;
+    let l = this.#loggers.get(k);
+    if (l === undefined) {
+      l = fileLogger(config.logFile, config.logLevel, component);
+      this.#loggers.set(k, l);
+    }
+    return l;
+  }
+
+  /** A request file: a regular file of this user's, at most `max` bytes, read whole. */
+  #read(name: string, max: number): Uint8Array {
+    const fd = check(
+      `open ${this.dir}/${name}`,
+      () => libc().openat(this.dirFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0),
+    );
+    try {
+      const st = statx(fd, "", AT_EMPTY_PATH);
+      if ((st.mode & S_IFMT) !== S_IFREG || st.uid !== libc().geteuid() || st.size > max) {
+        throw new GpuctlError(`${this.dir}/${name}`, "is not a request file of this user's");
+      }
+      return readAll(fd, max, name, st.size);
+    } finally {
+      libc().close(fd);
+    }
+  }
+
+  async #answer(verb: "runtime" | "view" | "hook", base: string): Promise<Answer> {
+    const text = new TextDecoder().decode(this.#read(`${base}.argv`, MAX_ARGV));
+    const fields = text.split("\0");
+    if (fields.at(-1) === "") fields.pop();
+    const [protocol, configPath, cwd, ...args] = fields;
+    if (protocol !== PROTOCOL || (configPath || undefined) !== this.configPath) return DIRECT;
+    if (cwd === undefined || !cwd.startsWith("/")) {
+      throw new GpuctlError("request", "has no working directory");
+    }
+    const { config } = await readConfig(this.configPath, exists);
+    const now = performance.now();
+    for (const [k, p] of this.#pending) if (now - p.at > PENDING_MS) this.#pending.delete(k);
+    if (verb === "hook") return await this.#hook(config, args, base);
+    if (verb === "view") return await this.#view(config, cwd, args);
+    return await this.#create(config, cwd, args);
+  }
+
+  /** The shim's `create` up to `runtime create`: config.json edited and the rootfs's files written. */
+  async #create(config: Config, cwd: string, args: string[]): Promise<Answer> {
+    const r = scanRuncArgs(args, cwd);
+    // The hook the shim adds in hook mode is found on the caller's PATH, which the server does not have.
+    if (r.command !== "create" || (config.mode === "hook" && config.hookPath === null)) return DIRECT;
+    const log = this.#logger(config, "runtime");
+    const [{ prepareBundle }, { logToRuntime }] = await Promise.all([
+      import("../apply/shim.ts"),
+      import("../cli/runtime.ts"),
+    ]);
+    try {
+      const todo = await prepareBundle(config, r.bundle, "create", log, this.configPath);
+      if (todo === null) return { code: 0, word: "pass" };
+      const t = performance.now();
+      todo.files();
+      const at = performance.now();
+      this.#pending.set(`${r.bundle}\0${r.id}`, { todo, at, files: at - t, origin: this.#origin });
+      return { code: 0, word: "view" };
+    } catch (e) {
+      logToRuntime(r, e);
+      throw e;
+    }
+  }
+
+  /** After the caller's `runtime create`: the /proc view (the container deleted if it fails). */
+  async #view(config: Config, cwd: string, args: string[]): Promise<Answer> {
+    const [runtime, ...rest] = args;
+    const r = scanRuncArgs(rest, cwd);
+    const key = `${r.bundle}\0${r.id}`;
+    const p = this.#pending.get(key);
+    this.#pending.delete(key);
+    if (runtime === undefined || !runtime.startsWith("/")) {
+      throw new GpuctlError("request", "names no runtime");
+    }
+    const [{ deleteContainer, makeView }, { logToRuntime }] = await Promise.all([
+      import("../apply/created.ts"),
+      import("../cli/runtime.ts"),
+    ]);
+    const env = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+    const log = this.#logger(config, "runtime");
+    try {
+      if (p === undefined) {
+        // Not prepared here (a server restarted in between): the container must not run without its view.
+        await deleteContainer(runtime, r, env);
+        throw new GpuctlError(
+          `container ${r.id ?? ""}`,
+          "was prepared by a gpuctl serve that has since stopped",
+        );
+      }
+      const t = performance.now();
+      await makeView(runtime, r, p.todo, config, env, log);
+      log.info("GPU container prepared", {
+        ...p.todo.prepared,
+        served: true,
+        ms: phases(
+          { ...p.todo.prepared.ms, files: p.files, runc: t - p.at, view: performance.now() - t },
+          p.origin,
+        ),
+      });
+      return { code: 0, word: "ok" };
+    } catch (e) {
+      logToRuntime(r, e);
+      throw e;
+    }
+  }
+
+  /** The prestart hook, with the state the caller read from runc. */
+  async #hook(config: Config, args: string[], base: string): Promise<Answer> {
+    const stage = args.find((a) => !a.startsWith("-"));
+    if (stage !== "prestart" && stage !== "createRuntime") return DIRECT;
+    const state = this.#read(`${base}.stdin`, MAX_STDIN);
+    const { runHook } = await import("../apply/hook.ts");
+    await runHook(config, new TextDecoder().decode(state), this.#logger(config, "hook"), this.configPath);
+    return { code: 0, word: "ok" };
+  }
+
+  /** Writes the answer into the caller's reply FIFO; a caller that is gone (no reader) is not waited for. */
+  #reply(base: string, a: Answer): void {
+    let fd: number;
+    try {
+      fd = check(
+        "open reply",
+        () => libc().openat(this.dirFd, `${base}.reply`, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0),
+      );
+    } catch {
+      return;
+    }
+    try {
+      if ((statx(fd, "", AT_EMPTY_PATH).mode & S_IFMT) === S_IFIFO) {
+        writeAll(fd, new TextEncoder().encode(answerLine(a)), "reply");
+      }
+    } catch {
+      /* the caller went away */
+    } finally {
+      libc().close(fd);
+    }
+  }
+}
+
+/** A server listening in `dir`: the lock taken, leftovers removed, the FIFO made. `close()` undoes it. */
+export function listen(dir: string): { server: (configPath: string | undefined) => Server; close(): void } {
+  const dirFd = privateDir(dir);
+  let lock = -1;
+  try {
+    lock = check(
+      `open ${dir}/lock`,
+      () => libc().openat(dirFd, "lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0o600),
+    );
+    try {
+      check("flock", () => libc().flock(lock, LOCK_EX | LOCK_NB));
+    } catch (e) {
+      if (e instanceof SyscallError && e.errno === 11 /* EWOULDBLOCK */) {
+        let pid = "";
+        try {
+          pid = ` (pid ${Deno.readTextFileSync(`${dir}/pid`).trim()})`;
+        } catch { /* not written yet */ }
+        throw new GpuctlError("gpuctl serve", `another one is running${pid}, in ${dir}`);
+      }
+      throw e;
+    }
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.name === "requests" || e.name === "pid" || SUFFIXES.some((s) => e.name.endsWith(s))) {
+        libc().unlinkat(dirFd, e.name, 0);
+      }
+    }
+    check("mkfifo requests", () => libc().mknodat(dirFd, "requests", S_IFIFO | 0o600, 0n));
+  } catch (e) {
+    if (lock >= 0) libc().close(lock);
+    libc().close(dirFd);
+    throw e;
+  }
+  return {
+    server: (configPath) => new Server(dir, dirFd, configPath),
+    close() {
+      libc().unlinkat(dirFd, "pid", 0);
+      libc().unlinkat(dirFd, "requests", 0);
+      libc().close(lock);
+      libc().close(dirFd);
+    },
+  };
+}
+
+/** Announces the server: its pid in `dir/pid`, written atomically (the fronts ask only a live pid). */
+export function announce(dir: string): void {
+  const tmp = `${dir}/.pid.${Deno.pid}`;
+  Deno.writeTextFileSync(tmp, `${Deno.pid}\n`, { mode: 0o600 });
+  Deno.renameSync(tmp, `${dir}/pid`);
+}
+
+/** Reads request lines from the FIFO and serves them in order, until the process is stopped. */
+export async function serveLines(dir: string, server: Server): Promise<never> {
+  // Read-write: the server is then always a writer too, and never sees end-of-file between callers.
+  const fifo = Deno.openSync(`${dir}/requests`, { read: true, write: true });
+  const buf = new Uint8Array(64 << 10);
+  const dec = new TextDecoder();
+  let rest = "";
+  for (;;) {
+    const n = await fifo.read(buf);
+    if (n === null) continue;
+    rest += dec.decode(buf.subarray(0, n), { stream: true });
+    let nl: number;
+    while ((nl = rest.indexOf("\n")) >= 0) {
+      const line = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      await server.handle(line);
+    }
+    if (rest.length > 4096) rest = ""; // no front writes such a line
+  }
+}
