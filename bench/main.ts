@@ -3,8 +3,9 @@
  *
  * - **overhead** (the main table): per case, gpuctl's overhead over plain runc with its target — the pass-through
  *   (`state`), a container without a GPU request through the installed `gpuctl-runtime`, a GPU container through
- *   it (spec mode, warm driver snapshot) and through the prestart hook — with the phases from gpuctl's log, an empty
- *   `deno run` for reference, and the first GPU container with no snapshot;
+ *   it (spec mode, warm driver snapshot) and through the prestart hook, with `gpuctl serve` running — with the
+ *   phases from gpuctl's log; for reference the two GPU cases with a gpuctl process each, an empty `deno run`, and
+ *   the first GPU container with no snapshot;
  * - **hostile**: time and peak memory on a 24 MB image linker cache and a 9,999-deep config.json;
  * - **podman**: a GPU container through CDI under Podman against a plain one, and gpuctl processes per container;
  * - **startup**: `gpuctl --version`, FFI load, `gpuctl info` and `list` on the fake NVML, ld.so.cache parsing;

@@ -10,8 +10,9 @@
  * |---|---|---|
  * | pass-through | front `state` | `runc state` |
  * | no GPU request | lifecycle through the front | lifecycle through runc |
- * | GPU, shim (spec mode, warm snapshot) | lifecycle through the front, 1 GPU | lifecycle through runc |
- * | GPU, prestart hook | runc lifecycle with the hook in config.json, 1 GPU | lifecycle through runc |
+ * | GPU, shim (spec mode), gpuctl serve | lifecycle through the front, 1 GPU, server running | lifecycle through runc |
+ * | GPU, prestart hook, gpuctl serve | runc lifecycle with the hook front in config.json, 1 GPU, server running | lifecycle through runc |
+ * | the same two without the server (reference) | a gpuctl process per container | lifecycle through runc |
  * @module
  */
 import { type Case, timeTogether, type Timing } from "./lib.ts";
@@ -144,6 +145,17 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
     hook: { path: r.hook, env: gpuctlEnvList(r.config) },
   });
 
+  // The same, with `gpuctl serve` running: its own rig (configuration, snapshot, log), so that the fronts of the
+  // first find no server and run gpuctl per container.
+  const sr = await rig(tmp, bundleJs, "served");
+  const servedGpu = await sr.bundle("gpu", { args: ["/bin/true"], env: GPU_ENV });
+  const servedHook = await sr.bundle("hook", {
+    args: ["/bin/true"],
+    env: GPU_ENV,
+    hook: { path: sr.hook, env: gpuctlEnvList(sr.config) },
+  });
+  const server = await startServe(sr, bundleJs);
+
   // A created container for state to look at.
   const id = `gpuctl-bench-${Deno.pid}`;
   const created = await new Deno.Command("runc", {
@@ -177,13 +189,25 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
         before: () => r.freshRootfs(withHook),
       },
       { name: "deno run empty.ts", cmd: [Deno.execPath(), "run", "-A", "--quiet", `${tmp}/empty.ts`] },
+      {
+        name: "gpuctl-runtime lifecycle, 1 GPU, gpuctl serve",
+        cmd: sr.lifecycle(sr.front, servedGpu),
+        env: sr.env,
+        before: () => sr.freshRootfs(servedGpu),
+      },
+      {
+        name: "runc lifecycle + hook, 1 GPU, gpuctl serve",
+        cmd: sr.lifecycle("runc", servedHook),
+        env: sr.env,
+        before: () => sr.freshRootfs(servedHook),
+      },
     ];
     // The warm-up rounds build the driver snapshot; the log then holds only warm containers' lines.
     await timeTogether(cases, { runs: 1, warmup: 0 });
     Deno.writeTextFileSync(log, "");
-    const [state, frontState, life, lifeFront, lifeGpu, lifeHook, empty] = await timeTogether(cases, {
-      runs,
-    });
+    Deno.writeTextFileSync(sr.log, "");
+    const [state, frontState, life, lifeFront, lifeGpu, lifeHook, empty, servedLife, servedHookLife] =
+      await timeTogether(cases, { runs });
     const row = (name: string, baseline: Timing, measured: Timing, target: number, p?: string) => {
       const overheadMs = measured.medianMs - baseline.medianMs;
       const r: OverheadRow = {
@@ -201,14 +225,29 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
       row("pass-through (state)", state!, frontState!, TARGETS.passThrough),
       row("container without a GPU request, shim", life!, lifeFront!, TARGETS.noGpu),
       row(
-        "GPU container, shim (spec mode, warm snapshot)",
+        "GPU container, shim (spec mode), gpuctl serve",
+        life!,
+        servedLife!,
+        TARGETS.shim,
+        phases(sr.log, "GPU container prepared"),
+      ),
+      row(
+        "GPU container, prestart hook, gpuctl serve",
+        life!,
+        servedHookLife!,
+        TARGETS.hook,
+        phases(sr.log, "GPUs injected"),
+      ),
+      // Without the server: a gpuctl process per GPU container, over the floor of the last row.
+      row(
+        "GPU container, shim, a gpuctl process each",
         life!,
         lifeGpu!,
-        TARGETS.shim,
+        NaN,
         phases(log, "GPU container prepared"),
       ),
-      row("GPU container, prestart hook", life!, lifeHook!, TARGETS.hook, phases(log, "GPUs injected")),
-      // Not gpuctl's: what any Deno process costs here, the floor under the two GPU rows.
+      row("GPU container, prestart hook, a gpuctl process each", life!, lifeHook!, NaN, phases(log, "GPUs injected")),
+      // Not gpuctl's: what any Deno process costs here, the floor under the two rows above.
       {
         ...row("an empty deno run (the floor of a Deno process)", life!, empty!, NaN),
         overheadMs: empty!.medianMs,
@@ -216,7 +255,33 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
     ].map((x) => (Number.isNaN(x.target) ? { ...x, ratio: x.overheadMs / x.baseline.medianMs } : x));
   } finally {
     await new Deno.Command("runc", { args: ["--root", `${dir}/state`, "delete", "--force", id] }).output();
+    await server.stop();
   }
+}
+
+/** `gpuctl serve` for `r`, from the bundle, once it listens (its pid in the serve directory). */
+export async function startServe(r: Rig, bundleJs: string): Promise<{ stop(): Promise<void> }> {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", bundleJs, "serve"],
+    env: r.env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    try {
+      p.kill("SIGTERM");
+    } catch { /* gone */ }
+    await p.status;
+  };
+  for (let i = 0; i < 400; i++) {
+    try {
+      if (Deno.readTextFileSync(`${r.dir}/cache/serve/pid`).trim() === String(p.pid)) return { stop };
+    } catch { /* not yet */ }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await stop();
+  throw new Error("gpuctl serve did not start");
 }
 
 /**

@@ -63,10 +63,16 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     throw new GpuctlError("cacheDir", "is null: gpuctl serve listens in <cacheDir>/serve; set cacheDir");
   }
   const l = listen(dir);
+  let server: ReturnType<typeof l.server> | null = null;
   const stop = () => {
-    l.close();
-    ctx.log.info("gpuctl serve stopped", { dir });
-    Deno.exit(0);
+    const exit = () => {
+      l.close();
+      ctx.log.info("gpuctl serve stopped", { dir });
+      Deno.exit(0);
+    };
+    // A request being served is finished first: its container is not left half-prepared.
+    if (server === null) exit();
+    else server.whenIdle(exit);
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
@@ -79,7 +85,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       ctx.warn(`warm-up failed (containers will say why): ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  const server = l.server(ctx.globals.configPath);
+  server = l.server(ctx.globals.configPath);
   announce(dir);
   ctx.log.info("gpuctl serve listening", { dir, timeout: answerTimeout(config) });
   return await serveLines(dir, server);

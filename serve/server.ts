@@ -109,8 +109,27 @@ export class Server {
 
   constructor(readonly dir: string, readonly dirFd: number, readonly configPath: string | undefined) {}
 
+  #busy = false;
+  #onIdle: (() => void) | null = null;
+
+  /** Calls `f` once no request is being served: at once, or when the current one has its answer. */
+  whenIdle(f: () => void): void {
+    if (this.#busy) this.#onIdle = f;
+    else f();
+  }
+
   /** Serves one request line; never throws (a request's failure is its answer). */
   async handle(line: string): Promise<void> {
+    this.#busy = true;
+    try {
+      await this.#handle(line);
+    } finally {
+      this.#busy = false;
+      this.#onIdle?.();
+    }
+  }
+
+  async #handle(line: string): Promise<void> {
     this.#origin = performance.now();
     startRequest(this.#origin);
     const base = line.startsWith(`${this.dir}/`) ? line.slice(this.dir.length + 1) : "";
@@ -306,6 +325,10 @@ export function listen(dir: string): { server: (configPath: string | undefined) 
     close() {
       libc().unlinkat(dirFd, "pid", 0);
       libc().unlinkat(dirFd, "requests", 0);
+      // Requests still queued: their callers time out and stop their containers.
+      for (const e of Deno.readDirSync(dir)) {
+        if (SUFFIXES.some((s) => e.name.endsWith(s))) libc().unlinkat(dirFd, e.name, 0);
+      }
       libc().close(lock);
       libc().close(dirFd);
     },
