@@ -246,7 +246,13 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
         NaN,
         phases(log, "GPU container prepared"),
       ),
-      row("GPU container, prestart hook, a gpuctl process each", life!, lifeHook!, NaN, phases(log, "GPUs injected")),
+      row(
+        "GPU container, prestart hook, a gpuctl process each",
+        life!,
+        lifeHook!,
+        NaN,
+        phases(log, "GPUs injected"),
+      ),
       // Not gpuctl's: what any Deno process costs here, the floor under the two rows above.
       {
         ...row("an empty deno run (the floor of a Deno process)", life!, empty!, NaN),
@@ -307,7 +313,7 @@ export async function firstContainer(tmp: string, bundleJs: string): Promise<str
 /** Prints the rows as one table; returns whether every target was met. */
 export function printOverhead(rows: OverheadRow[], runs: number): boolean {
   console.log(`\nOverhead over plain runc, same run, interleaved (${runs} rounds, medians)`);
-  const w = 48;
+  const w = 52;
   console.log(
     `${"case".padEnd(w)} ${"runc".padStart(8)} ${"gpuctl".padStart(8)} ${"over".padStart(8)}  ratio  target`,
   );

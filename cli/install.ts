@@ -24,8 +24,9 @@ With --cdi, also writes the CDI spec (gpuctl cdi generate) to FILE (default /var
 its hook being DIR/nvidia-container-runtime-hook.
 
 Running it again changes nothing; a file of those names that gpuctl did not create is never replaced.
---uninstall removes what install created, and nothing else. The front holds the configuration's
-runtimes, swarmResource and cdiAnnotationPrefixes: run install again after changing them.
+--uninstall removes what install created, and nothing else. The fronts hold the configuration's
+runtimes, swarmResource, cdiAnnotationPrefixes, cacheDir and nvmlTimeout: run install again after
+changing them, and after upgrading gpuctl.
 `;
 
 export const NAMES = ["gpuctl-runtime", "nvidia-container-runtime-hook"] as const;

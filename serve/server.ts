@@ -55,9 +55,13 @@ import {
 import { fileLogger, type Logger, phases, startRequest } from "../log/log.ts";
 import { scanRuncArgs } from "../oci/runc_args.ts";
 import type { ViewToMake } from "../apply/shim_edit.ts";
+import { VERSION } from "../cli/version.ts";
 
-/** Spoken by the fronts and the server; a front of another version is sent back to run gpuctl directly. */
-export const PROTOCOL = "gpuctl-serve-1";
+/**
+ * Spoken by the fronts and the server, with gpuctl's version: a front written by another gpuctl (an upgrade not yet
+ * followed by `gpuctl install` and a restart of the server) is sent back to run gpuctl itself.
+ */
+export const PROTOCOL = `gpuctl-serve-1 ${VERSION}`;
 const MAX_ARGV = 1 << 20;
 const MAX_STDIN = 1 << 20;
 /** A prepared container whose `view` is not asked for within this long is forgotten (its create failed). */
