@@ -187,6 +187,48 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
       assertStringIncludes(new TextDecoder().decode(o.stderr), `another one is running (pid ${server.pid})`);
     });
 
+    await t.step(
+      "a server gone before the view: the container runc created without it is deleted",
+      async () => {
+        // A stand-in server in its own directory: it answers one create with "view", then is gone.
+        const fake = `${dir}/fake/serve`;
+        Deno.mkdirSync(fake, { recursive: true, mode: 0o700 });
+        Deno.writeTextFileSync(
+          `${dir}/fake.sh`,
+          `#!/bin/sh\nmkfifo -m 600 ${fake}/requests\nexec 3<>${fake}/requests\necho $$ > ${fake}/pid\n` +
+            `read -r f <&3\nrm ${fake}/pid\nprintf '0 view\\n' 1<>"$f.reply"\n`,
+          { mode: 0o755 },
+        );
+        const server = new Deno.Command("sh", { args: [`${dir}/fake.sh`] }).spawn();
+        while (
+          !(() => {
+            try {
+              return Deno.statSync(`${fake}/pid`).size > 0;
+            } catch {
+              return false;
+            }
+          })()
+        ) await new Promise((r) => setTimeout(r, 20));
+        Deno.writeTextFileSync(
+          `${dir}/bin/front-fake`,
+          frontScript([`${dir}/fail`, "runtime"], cfg, "test", { ...client, dir: fake }),
+          { mode: 0o755 },
+        );
+        const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
+        const r = await runcLifecycle(b, withConfig("rt-fake", `${dir}/bin/front-fake`));
+        await server.status;
+        assertEquals(r.code, 1);
+        assertMatch(
+          r.stderr,
+          /^gpuctl: gpuctl serve stopped before container \S+ had its \/proc\/driver\/nvidia view; it was deleted\n$/,
+        );
+        const list = await new Deno.Command("runc", { args: ["--root", `${b}/runc-state`, "list", "-q"] })
+          .output();
+        assertEquals(new TextDecoder().decode(list.stdout).trim(), "", "the container is gone");
+        assertEquals(ran(), "");
+      },
+    );
+
     await t.step("a hung server stops the container after the timeout, naming it", async () => {
       Deno.kill(server.pid, "SIGSTOP");
       try {
