@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, DENO } from "../helpers.ts";
+import { bundleTo, DENO, logLines } from "../helpers.ts";
 import { frontScript } from "../../oci/front.ts";
 import { defaultConfig } from "../../config/schema.ts";
 import { Dockerd } from "./docker.ts";
@@ -16,7 +16,8 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
   const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-docker-front-" });
   const d = await fakeDriver(standardSpec(2, { mig: false }));
   const config = `${dir}/gpuctl.jsonc`;
-  Deno.writeTextFileSync(config, fixtureConfig(d, { cacheDir: `${dir}/cache` }));
+  const log = `${dir}/gpuctl.log`;
+  Deno.writeTextFileSync(config, fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: log }));
   // The real install, from the bundle.
   const bundle = await bundleTo(`${dir}/gpuctl.js`);
   const inst = await new Deno.Command(DENO, {
@@ -101,6 +102,46 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
       assertEquals(r.stdout.trim(), `GPU 0: NVIDIA H100 80GB HBM3 (UUID: ${d.spec.gpus[1]!.uuid})`);
       const plain = await docker.docker(["run", "--rm", "--runtime", "gpu", IMAGE, "sh", "-c", "ls /dev"]);
       assertEquals(plain.stdout.includes("nvidia"), false);
+    });
+    await t.step("with gpuctl serve running, the same container is served: no gpuctl process", async () => {
+      const server = new Deno.Command(DENO, {
+        args: ["run", "-A", "--quiet", bundle, "serve"],
+        env: { GPUCTL_CONFIG: config },
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        while (
+          !(() => {
+            try {
+              return Deno.readTextFileSync(`${dir}/cache/serve/pid`).trim() === String(server.pid);
+            } catch {
+              return false;
+            }
+          })()
+        ) await new Promise((r) => setTimeout(r, 50));
+        const r = await docker.docker([
+          "run",
+          "--rm",
+          "--runtime",
+          "gpu",
+          "-e",
+          "NVIDIA_VISIBLE_DEVICES=1",
+          IMAGE,
+          "sh",
+          "-c",
+          "nvml-probe -L; ls /proc/driver/nvidia/gpus",
+        ]);
+        const [probe, gpus] = r.stdout.trim().split("\n");
+        assertEquals(probe, `GPU 0: NVIDIA H100 80GB HBM3 (UUID: ${d.spec.gpus[1]!.uuid})`);
+        assertEquals(gpus, d.spec.gpus[1]!.busId.replace(/^0000/, "").toLowerCase());
+        const line = logLines(log).findLast((l) => l.msg === "GPU container prepared")!;
+        assertEquals([line.pid, line.served], [server.pid, true]);
+      } finally {
+        server.kill("SIGTERM");
+        await server.status;
+      }
     });
   } finally {
     await docker.stop();
