@@ -180,6 +180,30 @@ try {
           ),
         },
       ], { runs: Math.min(runs, 9) });
+      const { startServe } = await import("./overhead.ts");
+      const server = await startServe(bundleJs, dockerEnv, `${d3.dir}/snapshots/serve`);
+      try {
+        await group("docker run --rm with gpuctl serve running: the same GPU containers", [
+          { name: "docker run --rm (runc)", cmd: dr("bench/busybox", "true") },
+          {
+            name: "docker run --rm --runtime gpu, 1 GPU, gpuctl serve",
+            cmd: dr("--runtime", "gpu", ...gpuEnv, "bench/busybox", "true"),
+          },
+          {
+            name: "docker run --rm --gpus all, gpuctl serve",
+            cmd: dr(
+              "--gpus",
+              "all",
+              "-e",
+              "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+              "bench/busybox",
+              "true",
+            ),
+          },
+        ], { runs: Math.min(runs, 9) });
+      } finally {
+        await server.stop();
+      }
     } finally {
       await docker.stop();
     }

@@ -154,7 +154,7 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
     env: GPU_ENV,
     hook: { path: sr.hook, env: gpuctlEnvList(sr.config) },
   });
-  const server = await startServe(sr, bundleJs);
+  const server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`);
 
   // A created container for state to look at.
   const id = `gpuctl-bench-${Deno.pid}`;
@@ -265,11 +265,15 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
   }
 }
 
-/** `gpuctl serve` for `r`, from the bundle, once it listens (its pid in the serve directory). */
-export async function startServe(r: Rig, bundleJs: string): Promise<{ stop(): Promise<void> }> {
+/** `gpuctl serve` from the bundle with `env` (its configuration), once it listens in `dir` (its pid there). */
+export async function startServe(
+  bundleJs: string,
+  env: Record<string, string>,
+  dir: string,
+): Promise<{ pid: number; stop(): Promise<void> }> {
   const p = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", bundleJs, "serve"],
-    env: r.env,
+    env,
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
@@ -282,7 +286,7 @@ export async function startServe(r: Rig, bundleJs: string): Promise<{ stop(): Pr
   };
   for (let i = 0; i < 400; i++) {
     try {
-      if (Deno.readTextFileSync(`${r.dir}/cache/serve/pid`).trim() === String(p.pid)) return { stop };
+      if (Deno.readTextFileSync(`${dir}/pid`).trim() === String(p.pid)) return { pid: p.pid, stop };
     } catch { /* not yet */ }
     await new Promise((res) => setTimeout(res, 50));
   }

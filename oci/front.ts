@@ -30,13 +30,15 @@ export interface ServeClient {
 }
 
 /**
- * `ask VERB ARGS...`: hands the call to a running `gpuctl serve` and sets `code`, `word` and `msg` from its answer.
- * Status 1, having done nothing (stdin untouched), when none runs; 2, having said why, when it does not answer in
- * time: it may still act on the container, so gpuctl must not run behind it. For `hook`, stdin (the container's
- * state, at most 1 MiB read) goes with the request and stays readable on fd 5 for a `direct` answer.
+ * `ask VERB ARGS...`: hands the call to a running `gpuctl serve`, leaving its answer line in `a`. Status 1, having
+ * done nothing (stdin untouched), when none runs; 2, having said why, when it does not answer in time: it may
+ * still act on the container, so gpuctl must not run behind it. For `hook`, stdin (the container's state, at most
+ * 1 MiB read) goes with the request and stays readable on fd 5 for a `direct` answer. It uses fds 4 and 5: the
+ * runtime front calls it in a subshell, so that the descriptors an engine hands runc (`--preserve-fds`) stay as
+ * they are. `answered` splits the line into `code`, `word` and `msg`.
  */
 function askFunction(c: ServeClient | null): string {
-  if (c === null) return "ask() { return 1; }\n";
+  if (c === null) return "ask() { return 1; }\nanswered() { :; }\n";
   const q = shQuote;
   return `S=${q(c.dir)} T=${c.timeout}
 ask() {
@@ -61,9 +63,11 @@ ask() {
     printf 'gpuctl: gpuctl serve (pid %s, in %s) did not answer in %ss and may still act, so this stops here: restart it, or stop it to run gpuctl per container\\n' "$sp" "$S" "$T" >&2
     return 2
   fi
+}
+answered() {
+  a=$1
   code=\${a%% *} a=\${a#* } word=\${a%% *} msg=
   case $a in *" "*) msg=\${a#* } ;; esac
-  return 0
 }
 `;
 }
@@ -185,9 +189,13 @@ create | run)
   grep -qF ${markers} -- "\${bundle:-.}/config.json" 2>/dev/null
   if [ $? != 1 ]; then
     s=1
-    if [ "$cmd" = create ] && runtime; then ask runtime "$@"; s=$?; fi
+    if [ "$cmd" = create ] && runtime; then
+      a=$(ask runtime "$@" && printf '%s' "$a")
+      s=$?
+    fi
     [ $s = 2 ] && exit 1
     [ $s = 1 ] && gpuctl "$@"
+    answered "$a"
     case $word in
     pass) ;;
     direct) gpuctl "$@" ;;
@@ -195,8 +203,9 @@ create | run)
       # gpuctl serve has edited config.json and written the rootfs's files; the view comes once runc has
       # created the container.
       GPUCTL_RUNTIME_EXEC=$r "$r" "$@" || exit
-      ask view "$r" "$@"
+      a=$(ask view "$r" "$@" && printf '%s' "$a")
       s=$?
+      [ $s = 0 ] && answered "$a"
       [ $s = 0 ] && [ "$word" = ok ] && exit 0
       if [ $s != 0 ]; then
         undo "$@"
@@ -238,6 +247,7 @@ prestart | createRuntime)
   s=$?
   [ $s = 1 ] && gpuctl "$@"
   [ $s = 2 ] && exit 1
+  answered "$a"
   case $word in
   ok) exit 0 ;;
   direct) gpuctl "$@" <&5 ;;

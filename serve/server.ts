@@ -93,6 +93,15 @@ export function answerLine(a: Answer): string {
   return `${a.code} ${a.word} ${a.message ?? ""}`.trimEnd() + "\n";
 }
 
+/** The calling thread's mount namespace, as `/proc/thread-self/ns/mnt` names it (`null` if that cannot be read). */
+function ownMountNamespace(): string | null {
+  try {
+    return Deno.readLinkSync("/proc/thread-self/ns/mnt");
+  } catch {
+    return null;
+  }
+}
+
 /** A private directory of root's (the caller's), made if absent; its descriptor. */
 function privateDir(path: string): number {
   Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
@@ -113,6 +122,9 @@ export class Server {
 
   constructor(readonly dir: string, readonly dirFd: number, readonly configPath: string | undefined) {}
 
+  /** The mount namespace this server serves from; every request must leave its main thread there. */
+  readonly #ns = ownMountNamespace();
+
   #busy = false;
   #onIdle: (() => void) | null = null;
 
@@ -129,6 +141,14 @@ export class Server {
       await this.#handle(line);
     } finally {
       this.#busy = false;
+      // The hook and the view enter a container's mount namespace on this thread and come back; a server left
+      // anywhere else must not serve another container.
+      if (ownMountNamespace() !== this.#ns) {
+        Deno.stderr.writeSync(
+          new TextEncoder().encode("gpuctl: gpuctl serve: left outside its mount namespace; stopping\n"),
+        );
+        Deno.exit(70);
+      }
       this.#onIdle?.();
     }
   }
@@ -167,9 +187,10 @@ export class Server {
     );
     try {
       const st = statx(fd, "", AT_EMPTY_PATH);
-      if ((st.mode & S_IFMT) !== S_IFREG || st.uid !== libc().geteuid() || st.size > max) {
+      if ((st.mode & S_IFMT) !== S_IFREG || st.uid !== libc().geteuid()) {
         throw new GpuctlError(`${this.dir}/${name}`, "is not a request file of this user's");
       }
+      if (st.size > max) throw new GpuctlError(`${this.dir}/${name}`, `is larger than ${max} bytes`);
       return readAll(fd, max, name, st.size);
     } finally {
       libc().close(fd);

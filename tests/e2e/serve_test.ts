@@ -102,6 +102,29 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
       },
     );
 
+    await t.step(
+      "the descriptors an engine hands runc (--preserve-fds) reach the container untouched",
+      async () => {
+        const b = await makeBundle(`${dir}/b-fds`, {
+          args: ["/bin/sh", "-c", "cat <&4; ls /dev | grep -c nvidia0"],
+          env: ["NVIDIA_VISIBLE_DEVICES=0"],
+        });
+        Deno.writeTextFileSync(`${dir}/fd4`, "through fd 4\n");
+        const o = await new Deno.Command("sh", {
+          args: [
+            "-c",
+            `exec 3</dev/null 4<${dir}/fd4; ${runtime} --root ${b}/state create --preserve-fds 2 --bundle ${b} fds ` +
+            `>${dir}/fds.out 2>&1 && runc --root ${b}/state start fds && sleep 0.5; ` +
+            `runc --root ${b}/state delete --force fds`,
+          ],
+          stdin: "null",
+        }).output();
+        assert(o.success);
+        assertEquals(Deno.readTextFileSync(`${dir}/fds.out`), "through fd 4\n1\n");
+        assertEquals(ran(), "");
+      },
+    );
+
     await t.step("the prestart hook", async () => {
       const r = await runcLifecycle(await bundle(["NVIDIA_VISIBLE_DEVICES=0"], { hook: true }));
       assertEquals(r.code, 0, r.stderr);
