@@ -158,6 +158,15 @@ try {
       await docker.importImage("bench/busybox");
       const dr = (...a: string[]) => ["docker", "-H", `unix://${docker.sock}`, "run", "--rm", ...a];
       const gpuEnv = ["-e", "NVIDIA_VISIBLE_DEVICES=all", "-e", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"];
+      const runtimeGpu = dr("--runtime", "gpu", ...gpuEnv, "bench/busybox", "true");
+      const gpusAll = dr(
+        "--gpus",
+        "all",
+        "-e",
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+        "bench/busybox",
+        "true",
+      );
       await group("docker run --rm: runc, the shim, the shim with a GPU, --gpus (fake driver)", [
         { name: "docker run --rm (runc)", cmd: dr("bench/busybox", "true") },
         {
@@ -166,39 +175,25 @@ try {
         },
         {
           name: "docker run --rm --runtime gpu, 1 GPU",
-          cmd: dr("--runtime", "gpu", ...gpuEnv, "bench/busybox", "true"),
+          cmd: runtimeGpu,
         },
         {
           name: "docker run --rm --gpus all (runc + hook)",
-          cmd: dr(
-            "--gpus",
-            "all",
-            "-e",
-            "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
-            "bench/busybox",
-            "true",
-          ),
+          cmd: gpusAll,
         },
       ], { runs: Math.min(runs, 9) });
-      const { startServe } = await import("./overhead.ts");
-      const server = await startServe(bundleJs, dockerEnv, `${d3.dir}/snapshots/serve`);
+      const { startServe } = await import("../tests/e2e/bundle.ts");
+      const server = await startServe(bundleJs, dockerEnv, `${d3.dir}/snapshots/serve`, "inherit");
       try {
         await group("docker run --rm with gpuctl serve running: the same GPU containers", [
           { name: "docker run --rm (runc)", cmd: dr("bench/busybox", "true") },
           {
             name: "docker run --rm --runtime gpu, 1 GPU, gpuctl serve",
-            cmd: dr("--runtime", "gpu", ...gpuEnv, "bench/busybox", "true"),
+            cmd: runtimeGpu,
           },
           {
             name: "docker run --rm --gpus all, gpuctl serve",
-            cmd: dr(
-              "--gpus",
-              "all",
-              "-e",
-              "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
-              "bench/busybox",
-              "true",
-            ),
+            cmd: gpusAll,
           },
         ], { runs: Math.min(runs, 9) });
       } finally {

@@ -17,7 +17,7 @@
  */
 import { type Case, timeTogether, type Timing } from "./lib.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../tests/fixtures/driver.ts";
-import { gpuctlEnv, gpuctlEnvList, makeBundle } from "../tests/e2e/bundle.ts";
+import { gpuctlEnv, gpuctlEnvList, makeBundle, startServe } from "../tests/e2e/bundle.ts";
 
 /** The targets of issue 11, as overhead ÷ baseline. */
 export const TARGETS = { passThrough: 0.25, noGpu: 0.10, shim: 0.68, hook: 0.56 } as const;
@@ -154,7 +154,7 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
     env: GPU_ENV,
     hook: { path: sr.hook, env: gpuctlEnvList(sr.config) },
   });
-  const server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`);
+  const server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`, "inherit");
 
   // A created container for state to look at.
   const id = `gpuctl-bench-${Deno.pid}`;
@@ -263,35 +263,6 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
     await new Deno.Command("runc", { args: ["--root", `${dir}/state`, "delete", "--force", id] }).output();
     await server.stop();
   }
-}
-
-/** `gpuctl serve` from the bundle with `env` (its configuration), once it listens in `dir` (its pid there). */
-export async function startServe(
-  bundleJs: string,
-  env: Record<string, string>,
-  dir: string,
-): Promise<{ pid: number; stop(): Promise<void> }> {
-  const p = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", bundleJs, "serve"],
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  const stop = async () => {
-    try {
-      p.kill("SIGTERM");
-    } catch { /* gone */ }
-    await p.status;
-  };
-  for (let i = 0; i < 400; i++) {
-    try {
-      if (Deno.readTextFileSync(`${dir}/pid`).trim() === String(p.pid)) return { pid: p.pid, stop };
-    } catch { /* not yet */ }
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  await stop();
-  throw new Error("gpuctl serve did not start");
 }
 
 /**

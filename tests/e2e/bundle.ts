@@ -257,3 +257,33 @@ export function hostMounts(): string {
       return `${f[4]} ${post[0]}`;
     }).sort().join("\n");
 }
+
+/** `gpuctl serve` from the bundle with `env` (its configuration), once it listens in `dir` (its pid there). */
+export async function startServe(
+  bundleJs: string,
+  env: Record<string, string>,
+  dir: string,
+  stderr: "inherit" | "null" = "null",
+): Promise<{ pid: number; stop(): Promise<void> }> {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", bundleJs, "serve"],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr,
+  }).spawn();
+  const stop = async () => {
+    try {
+      p.kill("SIGTERM");
+    } catch { /* gone */ }
+    await p.status;
+  };
+  for (let i = 0; i < 400; i++) {
+    try {
+      if (Deno.readTextFileSync(`${dir}/pid`).trim() === String(p.pid)) return { pid: p.pid, stop };
+    } catch { /* not yet */ }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await stop();
+  throw new Error("gpuctl serve did not start");
+}

@@ -9,6 +9,7 @@ import { bundleTo, DENO, logLines } from "../helpers.ts";
 import { frontScript } from "../../oci/front.ts";
 import { defaultConfig } from "../../config/schema.ts";
 import { Dockerd } from "./docker.ts";
+import { startServe } from "./bundle.ts";
 
 const IMAGE = "gpuctl-test/busybox-glibc";
 
@@ -104,23 +105,8 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
       assertEquals(plain.stdout.includes("nvidia"), false);
     });
     await t.step("with gpuctl serve running, the same container is served: no gpuctl process", async () => {
-      const server = new Deno.Command(DENO, {
-        args: ["run", "-A", "--quiet", bundle, "serve"],
-        env: { GPUCTL_CONFIG: config },
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+      const server = await startServe(bundle, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
       try {
-        while (
-          !(() => {
-            try {
-              return Deno.readTextFileSync(`${dir}/cache/serve/pid`).trim() === String(server.pid);
-            } catch {
-              return false;
-            }
-          })()
-        ) await new Promise((r) => setTimeout(r, 50));
         const r = await docker.docker([
           "run",
           "--rm",
@@ -139,8 +125,7 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
         const line = logLines(log).findLast((l) => l.msg === "GPU container prepared")!;
         assertEquals([line.pid, line.served], [server.pid, true]);
       } finally {
-        server.kill("SIGTERM");
-        await server.status;
+        await server.stop();
       }
     });
   } finally {

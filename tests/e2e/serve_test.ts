@@ -11,7 +11,7 @@ import { bundleTo, DENO, logLines } from "../helpers.ts";
 import { frontScript, hookFrontScript } from "../../oci/front.ts";
 import { serveClient } from "../../cli/install.ts";
 import { readConfig } from "../../config/read.ts";
-import { gpuctlEnvList, makeBundle, runcLifecycle } from "./bundle.ts";
+import { gpuctlEnvList, makeBundle, runcLifecycle, startServe } from "./bundle.ts";
 
 const LOOK = "ls /dev | grep nvidia | tr '\\n' ' '; echo; ls /proc/driver/nvidia/gpus | tr '\\n' ' '";
 
@@ -64,22 +64,7 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
       env,
       ...(o.hook ? { hook: { path: hook, env: gpuctlEnvList(config) } } : {}),
     });
-  const start = async () => {
-    const s = new Deno.Command(DENO, {
-      args: ["run", "-A", "--quiet", js, "serve"],
-      env: { GPUCTL_CONFIG: config },
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    for (let i = 0; i < 300; i++) {
-      try {
-        if (Deno.readTextFileSync(`${dir}/cache/serve/pid`).trim() === String(s.pid)) return s;
-      } catch { /* not yet */ }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error("gpuctl serve did not start");
-  };
+  const start = () => startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
   let server = await start();
   try {
     await t.step(
@@ -270,8 +255,7 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
     });
 
     await t.step("a stopped server hands the work back to gpuctl", async () => {
-      server.kill("SIGTERM");
-      await server.status;
+      await server.stop();
       assertEquals([...Deno.readDirSync(`${dir}/cache/serve`)].map((e) => e.name), ["lock"]);
       const r = await runcLifecycle(await bundle(["NVIDIA_VISIBLE_DEVICES=0"]), runtime);
       assertEquals(r.code, 1);
@@ -298,11 +282,7 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
       assertEquals(logLines(log).findLast((l) => l.msg === "GPU container prepared")!.pid, server.pid);
     });
   } finally {
-    try {
-      server.kill("SIGTERM");
-    } catch { /* stopped */ }
-    await server.status;
-    await server.stderr.cancel().catch(() => {});
+    await server.stop();
     Deno.removeSync(dir, { recursive: true });
   }
 });
