@@ -30,6 +30,12 @@ import { editArgs } from "./hook.ts";
 import { InRoot } from "./inroot.ts";
 import { libraryDirs } from "./container.ts";
 
+/**
+ * How config.json is replaced: atomically (runc never reads half a file), but not synced to disk — a bundle does
+ * not outlive a host crash, and waiting for the disk would be most of the edit's time.
+ */
+const BUNDLE = { durable: false } as const;
+
 const STD_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** The hook executable: `hookPath`, this binary when compiled, else nvidia-container-runtime-hook on PATH. */
@@ -121,12 +127,12 @@ export async function editForGpu(
   if (names !== null) {
     const { prepareYaml, resolveCdi } = await import("../cdi/resolve.ts");
     await prepareYaml(config.cdiSpecDirs);
-    writeAtomic(b.file, await applyCdi(b, resolveCdi(config.cdiSpecDirs, names).edits));
+    writeAtomic(b.file, await applyCdi(b, resolveCdi(config.cdiSpecDirs, names).edits), BUNDLE);
     log.info("CDI devices applied", { bundle: b.bundle, devices: names });
     return null;
   }
   if (config.mode === "hook") {
-    writeAtomic(b.file, addHook(b.text, b.spec, hookEntry(config, configPath)));
+    writeAtomic(b.file, addHook(b.text, b.spec, hookEntry(config, configPath)), BUNDLE);
     log.info("prestart hook added", { bundle: b.bundle });
     return null;
   }
@@ -159,7 +165,7 @@ export async function editForGpu(
       hookAddition("createContainer", [procHook(config, configPath, edits)]) as ListAddition,
     ]);
   }
-  writeAtomic(b.file, text);
+  writeAtomic(b.file, text, BUNDLE);
   const prepared = {
     bundle: b.bundle,
     gpus: [...plan.gpus.map((g) => g.uuid), ...plan.migs.map((m) => m.uuid)],

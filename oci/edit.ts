@@ -82,10 +82,11 @@ export function addToLists(text: string, tree: JNode, additions: readonly ListAd
 
 /**
  * Replaces `file` atomically with `text`, keeping its mode: a temporary file in the same directory, written,
- * fsynced and renamed over it, so a crash leaves the old file or the new one, never an empty one. (A container's
- * config.json is usually on tmpfs, under /run, where the fsync costs nothing.)
+ * fsynced and renamed over it, so a crash leaves the old file or the new one, never an empty one. `durable: false`
+ * skips the fsync, for a file that does not outlive a crash anyway (a bundle's config.json): readers still see the
+ * old file or the new one, whole.
  */
-export function writeAtomic(file: string, text: string): void {
+export function writeAtomic(file: string, text: string, opts: { durable?: boolean } = {}): void {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const base = file.slice(file.lastIndexOf("/") + 1);
   let mode = 0o644;
@@ -98,7 +99,7 @@ export function writeAtomic(file: string, text: string): void {
     const data = new TextEncoder().encode(text);
     let n = 0;
     while (n < data.length) n += f.writeSync(data.subarray(n));
-    f.syncSync();
+    if (opts.durable !== false) f.syncSync();
   } catch (e) {
     f.close();
     Deno.removeSync(tmp);

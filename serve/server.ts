@@ -367,8 +367,29 @@ export function announce(dir: string): void {
   Deno.renameSync(tmp, `${dir}/pid`);
 }
 
+/** The heap size past which the server collects its garbage between requests. */
+const TIDY_HEAP = 16 << 20;
+
+/**
+ * A full garbage collection, or `null` where V8 will not give one. V8 keeps a heap it has grown (for a 9,999-deep
+ * config.json, say) for good, and a server lives long: collected between requests, its memory stays that of a
+ * fresh process plus what one request needs. (`node:` modules are imported here, not at the top: a bundle hoists
+ * static ones into every gpuctl start.)
+ */
+async function collector(): Promise<(() => void) | null> {
+  try {
+    const v8 = await import("node:v8");
+    v8.setFlagsFromString("--expose-gc");
+    const gc = (await import("node:vm")).runInNewContext("gc") as unknown;
+    return typeof gc === "function" ? () => gc() : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Reads request lines from the FIFO and serves them in order, until the process is stopped. */
 export async function serveLines(dir: string, server: Server): Promise<never> {
+  const gc = await collector();
   // Read-write: the server is then always a writer too, and never sees end-of-file between callers.
   const fifo = Deno.openSync(`${dir}/requests`, { read: true, write: true });
   const buf = new Uint8Array(64 << 10);
@@ -385,5 +406,7 @@ export async function serveLines(dir: string, server: Server): Promise<never> {
       await server.handle(line);
     }
     if (rest.length > 4096) rest = ""; // no front writes such a line
+    // Between requests (none buffered): a request arriving now waits for the collection, a few ms.
+    if (rest === "" && gc !== null && Deno.memoryUsage().heapTotal > TIDY_HEAP) gc();
   }
 }
