@@ -57,9 +57,9 @@ export function serveClient(config: Config): ServeClient | null {
         return false;
       }
     });
-  const [mkfifo, timeoutBin, head] = ["mkfifo", "timeout", "head"].map(find);
-  if (dir === null || mkfifo === undefined || timeoutBin === undefined || head === undefined) return null;
-  return { dir, timeout: answerTimeout(config), mkfifo, timeoutBin, head };
+  const [mkfifo, sleep, head] = ["mkfifo", "sleep", "head"].map(find);
+  if (dir === null || mkfifo === undefined || sleep === undefined || head === undefined) return null;
+  return { dir, timeout: answerTimeout(config), mkfifo, sleep, head };
 }
 
 function target(ctx: Context, name: (typeof NAMES)[number]): Target {

@@ -12,6 +12,8 @@ import { parseVersionFile } from "../devices/proc.ts";
 import { charLinkProblems, nodeState, wantedNodes } from "../system/nodes.ts";
 import { readLdCache } from "../driver/ldcache.ts";
 import { LIBRARY_DIRS_64 } from "../driver/locate.ts";
+import { PROTOCOL, serveDir } from "../serve/server.ts";
+import { shQuote } from "../oci/front.ts";
 
 export type Status = "ok" | "warn" | "fail" | "skip";
 
@@ -43,6 +45,52 @@ export interface DoctorInputs {
   plugins: () => Promise<string[]>;
   /** The low-level runtime check (see {@link runtimeCheck}). */
   runtime: () => Promise<Check>;
+}
+
+/**
+ * `gpuctl serve`: running or not is the host's choice (ok either way, said plainly); a running server that the
+ * installed fronts do not reach — written by another gpuctl, or for another cacheDir — is a warning: every GPU
+ * container then starts a gpuctl process after all.
+ */
+export function serveCheck(c: Config, fronts: readonly string[]): Check {
+  const dir = serveDir(c.cacheDir);
+  if (dir === null) {
+    return ok("gpuctl.serve", "not available: cacheDir is null; each GPU container starts gpuctl");
+  }
+  let pid = "";
+  try {
+    pid = Deno.readTextFileSync(`${dir}/pid`).trim();
+  } catch { /* not running */ }
+  const alive = /^[0-9]+$/.test(pid) && (() => {
+    try {
+      return Deno.statSync(`/proc/${pid}`).isDirectory;
+    } catch {
+      return false;
+    }
+  })();
+  if (!alive) {
+    return ok(
+      "gpuctl.serve",
+      "not running: each GPU container starts a gpuctl process (optional: systemctl enable --now gpuctl-serve)",
+    );
+  }
+  const stale = fronts.filter((f) => {
+    try {
+      const text = Deno.readTextFileSync(f);
+      return !text.includes(PROTOCOL) || !text.includes(`S=${shQuote(dir)}`);
+    } catch {
+      return true;
+    }
+  });
+  return stale.length === 0
+    ? ok("gpuctl.serve", `running (pid ${pid}, in ${dir}): GPU containers start no gpuctl process`)
+    : warn(
+      "gpuctl.serve",
+      `running (pid ${pid}), but ${
+        stale.join(" and ")
+      } do not reach it (written by another gpuctl, or for another cacheDir)`,
+      `gpuctl install --prefix ${stale[0]!.slice(0, stale[0]!.lastIndexOf("/"))}`,
+    );
 }
 
 /** Whether runc `version` (`1.1.5`, `1.2.0-rc.1`) has the fix for CVE-2024-45310 (1.1.14, or 1.2 and later). */
@@ -276,6 +324,8 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
       `gpuctl install --prefix ${i.prefix}`,
     ),
   );
+
+  out.push(serveCheck(c, missing.length === 0 ? [runtime, hook] : []));
 
   // CDI specs: current with the driver? (Only worth asking of a working driver: a broken one makes every spec
   // look stale, and regenerating it then would be the wrong fix.)

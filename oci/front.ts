@@ -25,7 +25,7 @@ export interface ServeClient {
   dir: string;
   timeout: number;
   mkfifo: string;
-  timeoutBin: string;
+  sleep: string;
   head: string;
 }
 
@@ -33,9 +33,12 @@ export interface ServeClient {
  * `ask VERB ARGS...`: hands the call to a running `gpuctl serve`, leaving its answer line in `a`. Status 1, having
  * done nothing (stdin untouched), when none runs; 2, having said why, when it does not answer in time: it may
  * still act on the container, so gpuctl must not run behind it. For `hook`, stdin (the container's state, at most
- * 1 MiB read) goes with the request and stays readable on fd 5 for a `direct` answer. It uses fds 4 and 5: the
- * runtime front calls it in a subshell, so that the descriptors an engine hands runc (`--preserve-fds`) stay as
- * they are. `answered` splits the line into `code`, `word` and `msg`.
+ * 1 MiB read) goes with the request and stays readable on fd 5 for a `direct` answer.
+ *
+ * The wait is bounded without a timer process on its path: a `sleep` started in the background holds the reply
+ * FIFO open for writing, so the read ends with the server's line or, once the sleep is over, empty. It uses fd 4
+ * (and 5): the runtime front calls it in a subshell, so that the descriptors an engine hands runc
+ * (`--preserve-fds`) stay as they are. `answered` splits the line into `code`, `word` and `msg`.
  */
 function askFunction(c: ServeClient | null): string {
   if (c === null) return "ask() { return 1; }\nanswered() { :; }\n";
@@ -45,19 +48,20 @@ ask() {
   [ -p "$S/requests" ] && read -r sp 2>/dev/null <"$S/pid" && kill -0 "$sp" 2>/dev/null || return 1
   v=$1
   shift
-  f=$S/$$.$v
-  ${q(c.mkfifo)} -m 600 "$f.reply" 2>/dev/null || return 1
-  exec 4<>"$f.reply"
-  if ! printf '%s\\0' ${q(PROTOCOL)} "\${GPUCTL_CONFIG-}" "$PWD" "$@" 2>/dev/null >"$f.argv"; then
-    exec 4<&-
-    return 1
-  fi
+  f=$S/$$
+  [ -p "$f.reply" ] || ${q(c.mkfifo)} -m 600 "$f.reply" 2>/dev/null || return 1
+  printf '%s\\0' ${q(PROTOCOL)} "\${GPUCTL_CONFIG-}" "$PWD" "$@" 2>/dev/null >"$f.$v.argv" || return 1
   if [ "$v" = hook ]; then
-    ${q(c.head)} -c 1048577 >"$f.stdin"
-    exec 5<"$f.stdin"
+    ${q(c.head)} -c 1048577 >"$f.$v.stdin"
+    exec 5<"$f.$v.stdin"
   fi
-  printf '%s\\n' "$f" 1<>"$S/requests"
-  a=$(${q(c.timeoutBin)} "$T" ${q(c.head)} -n 1 <&4)
+  ${q(c.sleep)} "$T" 3>"$f.reply" >/dev/null 2>&1 &
+  w=$!
+  exec 4<"$f.reply"
+  printf '%s\\n' "$f.$v" 1<>"$S/requests"
+  a=
+  read -r a <&4
+  kill "$w" 2>/dev/null
   exec 4<&-
   if [ -z "$a" ]; then
     printf 'gpuctl: gpuctl serve (pid %s, in %s) did not answer in %ss and may still act, so this stops here: restart it, or stop it to run gpuctl per container\\n' "$sp" "$S" "$T" >&2

@@ -14,16 +14,17 @@
  *     directory, then the command's own arguments (verbs: `runtime` — runc's arguments; `view` — the runtime's
  *     path, then runc's arguments; `hook` — the hook's arguments);
  *   - `.stdin` (`hook`): the container state runc gave the hook;
- *   - `.reply`: a FIFO the caller holds open read-write, so that neither side's open blocks; the answer is one
- *     line, `<exit code> <word> <message>`: `ok` (done), `pass` (run the runtime with the arguments as they
- *     are), `view` (run `runtime create`, then ask `view`), `direct` (run gpuctl itself), `fail` (print the
- *     message and exit with the code).
+ * - `<caller pid>.reply`: the caller's FIFO, which it holds open for reading before it sends a request (so the
+ *   server's non-blocking open finds a reader, or the caller is gone); the answer is one line,
+ *   `<exit code> <word> <message>`: `ok` (done), `pass` (run the runtime with the arguments as they are), `view`
+ *   (run `runtime create`, then ask `view` on the same FIFO), `direct` (run gpuctl itself), `fail` (print the
+ *   message and exit with the code).
  *
  * Requests are served one at a time, in order. A request is answered only if its caller's protocol and
  * configuration file are the server's own (else `direct`), so a served container gets what a gpuctl process
  * would have given it. The configuration is read again for every request, and the driver snapshot is checked
  * against the host as for every container (`snapshot/`). The server removes a request's files once it has
- * answered; a caller gives up after a timeout and then fails closed, never running gpuctl behind a server that
+ * answered (the reply FIFO too, unless the answer is `view`); a caller gives up after a timeout and then fails closed, never running gpuctl behind a server that
  * may still act (see the fronts).
  * @module
  */
@@ -115,7 +116,12 @@ function privateDir(path: string): number {
 }
 
 export class Server {
-  readonly #pending = new Map<string, { todo: ViewToMake; at: number; files: number; origin: number }>();
+  readonly #pending = new Map<
+    string,
+    { todo: ViewToMake; at: number; files: number; origin: number; failed?: unknown }
+  >();
+  /** Set by a request for work after its answer (see {@link handle}). */
+  #later: (() => void) | null = null;
   /** When the request being served arrived. */
   #origin = 0;
   readonly #loggers = new Map<string, Logger>();
@@ -165,8 +171,15 @@ export class Server {
     } catch (e) {
       answer = { code: e instanceof GpuctlError ? e.exitCode : 1, word: "fail", message: describe(e) };
     }
-    this.#reply(base, answer);
-    for (const s of SUFFIXES) libc().unlinkat(this.dirFd, `${base}${s}`, 0);
+    const reply = `${m[1]}.reply`;
+    this.#reply(reply, answer);
+    libc().unlinkat(this.dirFd, `${base}.argv`, 0);
+    libc().unlinkat(this.dirFd, `${base}.stdin`, 0);
+    if (answer.word !== "view") libc().unlinkat(this.dirFd, reply, 0);
+    // Work the caller need not wait for: it runs while the caller goes on, and before the next request.
+    const later = this.#later;
+    this.#later = null;
+    later?.();
   }
 
   #logger(config: Config, component: string): Logger {
@@ -227,10 +240,26 @@ export class Server {
     try {
       const todo = await prepareBundle(config, r.bundle, "create", log, this.configPath);
       if (todo === null) return { code: 0, word: "pass" };
-      const t = performance.now();
-      todo.files();
-      const at = performance.now();
-      this.#pending.set(`${r.bundle}\0${r.id}`, { todo, at, files: at - t, origin: this.#origin });
+      // config.json is ready: the caller runs `runtime create` while the links and the linker cache go into the
+      // rootfs (runc reads neither, as in the shim's own create). The view request, served after this work,
+      // deletes the container if it failed.
+      const p: { todo: ViewToMake; at: number; files: number; origin: number; failed?: unknown } = {
+        todo,
+        at: 0,
+        files: 0,
+        origin: this.#origin,
+      };
+      this.#pending.set(`${r.bundle}\0${r.id}`, p);
+      this.#later = () => {
+        const t = performance.now();
+        try {
+          todo.files();
+        } catch (e) {
+          p.failed = e; // reported by the view request
+        }
+        p.files = performance.now() - t;
+      };
+      p.at = performance.now();
       return { code: 0, word: "view" };
     } catch (e) {
       logToRuntime(r, e);
@@ -263,6 +292,10 @@ export class Server {
           "was prepared by a gpuctl serve that has since stopped",
         );
       }
+      if (p.failed !== undefined) {
+        await deleteContainer(runtime, r, env);
+        throw p.failed;
+      }
       const t = performance.now();
       await makeView(runtime, r, p.todo, config, env, log);
       log.info("GPU container prepared", {
@@ -291,12 +324,12 @@ export class Server {
   }
 
   /** Writes the answer into the caller's reply FIFO; a caller that is gone (no reader) is not waited for. */
-  #reply(base: string, a: Answer): void {
+  #reply(name: string, a: Answer): void {
     let fd: number;
     try {
       fd = check(
         "open reply",
-        () => libc().openat(this.dirFd, `${base}.reply`, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0),
+        () => libc().openat(this.dirFd, name, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0),
       );
     } catch {
       return;

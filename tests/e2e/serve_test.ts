@@ -27,7 +27,7 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
   const js = await bundleTo(`${dir}/gpuctl.js`);
   const { config: cfg } = await readConfig(config);
   const client = serveClient(cfg);
-  assert(client !== null, "mkfifo, timeout and head are on this host");
+  assert(client !== null, "mkfifo, sleep and head are on this host");
   // The fronts as install writes them, but "gpuctl" is a program that leaves a mark and fails.
   Deno.mkdirSync(`${dir}/bin`);
   Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
@@ -164,6 +164,24 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
       assertEquals(ran(), "");
     });
 
+    await t.step(
+      "rootfs files that cannot be written (made while runc creates) fail the container, deleted",
+      async () => {
+        const b = await makeBundle(`${dir}/b-files`, {
+          args: ["/bin/true"],
+          env: ["NVIDIA_VISIBLE_DEVICES=0"],
+          prepare: (root) => Deno.mkdirSync(`${root}/etc/ld.so.cache`),
+        });
+        const r = await runcLifecycle(b, runtime);
+        assertEquals(r.code, 1);
+        assertMatch(r.stderr, /^gpuctl: [^\n]*ld\.so\.cache[^\n]*\n$/);
+        const list = await new Deno.Command("runc", { args: ["--root", `${b}/runc-state`, "list", "-q"] })
+          .output();
+        assertEquals(new TextDecoder().decode(list.stdout).trim(), "", "the container is gone");
+        assertEquals(ran(), "");
+      },
+    );
+
     await t.step("several containers at once each get their own GPU", async () => {
       const bs = await Promise.all([0, 1, 0, 1, 0, 1].map((i) => bundle([`NVIDIA_VISIBLE_DEVICES=${i}`])));
       const rs = await Promise.all(bs.map((b) => runcLifecycle(b, runtime)));
@@ -204,7 +222,7 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
         Deno.writeTextFileSync(
           `${dir}/fake.sh`,
           `#!/bin/sh\nmkfifo -m 600 ${fake}/requests\nexec 3<>${fake}/requests\necho $$ > ${fake}/pid\n` +
-            `read -r f <&3\nrm ${fake}/pid\nprintf '0 view\\n' 1<>"$f.reply"\n`,
+            `read -r f <&3\nrm ${fake}/pid\nprintf '0 view\\n' 1<>"\${f%.*}.reply"\n`,
           { mode: 0o755 },
         );
         const server = new Deno.Command("sh", { args: [`${dir}/fake.sh`] }).spawn();
