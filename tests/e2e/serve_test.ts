@@ -11,6 +11,7 @@ import { bundleTo, DENO, logLines } from "../helpers.ts";
 import { frontScript, hookFrontScript } from "../../oci/front.ts";
 import { serveClient } from "../../cli/install.ts";
 import { readConfig } from "../../config/read.ts";
+import { serveCheck } from "../../doctor/checks.ts";
 import { gpuctlEnvList, makeBundle, runcLifecycle, startServe } from "./bundle.ts";
 
 const LOOK = "ls /dev | grep nvidia | tr '\\n' ' '; echo; ls /proc/driver/nvidia/gpus | tr '\\n' ' '";
@@ -200,6 +201,17 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
       assertEquals(r.code, 1);
       assertStringIncludes(ran(), "runtime --root");
       Deno.removeSync(`${dir}/gpuctl-ran`);
+    });
+
+    await t.step("doctor: the server running, and whether the installed fronts reach it", () => {
+      const good = serveCheck(cfg, [`${dir}/bin/front`, hook]);
+      assertEquals([good.status, good.saw.startsWith(`running (pid ${server.pid}`)], ["ok", true]);
+      Deno.writeTextFileSync(
+        `${dir}/bin/old-front`,
+        "#!/bin/sh\n# gpuctl install launcher\nexec gpuctl runtime\n",
+      );
+      const stale = serveCheck(cfg, [`${dir}/bin/old-front`, hook]);
+      assertEquals([stale.status, stale.fix], ["warn", `gpuctl install --prefix ${dir}/bin`]);
     });
 
     await t.step("a second server is refused, naming the first", async () => {
