@@ -125,7 +125,10 @@ cmd= bundle= want= phase=global i=0 gn=0 id=
 for a do
   i=$((i + 1))
   if [ -n "$want" ]; then
-    [ "$want" = bundle ] && bundle=$a
+    case $want in
+    bundle) bundle=$a ;;
+    id) id=$a && break ;;
+    esac
     want=
     continue
   fi
@@ -145,8 +148,11 @@ for a do
   next) cmd=$a phase=args gn=$((i - 1)) ;;
   args)
     case $a in
-    --) break ;;
-    -) ;;
+    --)
+      # runc reads no option after it; the id may follow.
+      [ -n "$id" ] && break
+      want=id ;;
+    -) [ -n "$id" ] || id=$a ;;
     -*)
       n=\${a#-} n=\${n#-}
       case $n in

@@ -220,3 +220,52 @@ Deno.test("front: what sends a create to gpuctl, and what does not", async () =>
   }).output();
   assertEquals(new TextDecoder().decode(o.stdout).split(" ")[0], "gpuctl");
 });
+
+Deno.test("front: runc's command, its global options and the container id, found as the shim finds them", async () => {
+  // The front's own scan of the arguments, run alone: what it deletes a created container with when gpuctl serve
+  // is gone before the /proc view (runc's global options, then `delete --force ID`) must be what runc was given.
+  using t = tempDir();
+  const text = frontScript(["/bin/false"], config, "test");
+  const end = text.indexOf("\nruntime() {");
+  assert(end > 0, "the front's scan ends before its runtime() function");
+  const scan = `${t.path}/scan`;
+  Deno.writeTextFileSync(scan, `${text.slice(0, end)}\nprintf '%s|%s|%s' "$cmd" "$gn" "$id"\n`);
+  let seed = 7;
+  const r = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  const word = () =>
+    pick([
+      "--root",
+      "/r",
+      "--log=/l",
+      "--debug",
+      "-",
+      "--",
+      "create",
+      "delete",
+      "c1",
+      "c2",
+      "--bundle",
+      "-b=/b",
+      "--pid-file",
+      "--preserve-fds",
+      "3",
+      "--force",
+      "-d",
+    ]);
+  const cases: string[][] = [
+    ["--root", "/r", "create", "--bundle", "/b", "--pid-file", "/p", "c1"],
+    ["--root=/r", "--log", "/l", "--", "create", "c1"],
+    ["create", "--", "c1"],
+    ["create", "c1", "--", "c2"],
+    ["create", "-", "c1"],
+    ["create", "--bundle", "c1", "c2"],
+    ...Array.from({ length: 300 }, () => Array.from({ length: 1 + Math.floor(r() * 8) }, word)),
+  ];
+  for (const args of cases) {
+    const o = await new Deno.Command("/bin/sh", { args: [scan, ...args], stdout: "piped" }).output();
+    const s = scanRuncArgs(args, "/cwd");
+    const want = s.command === undefined ? "|0|" : `${s.command}|${s.globals.length}|${s.id ?? ""}`;
+    assertEquals(new TextDecoder().decode(o.stdout), want, args.join(" "));
+  }
+});
