@@ -56,11 +56,9 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
 /** When the current request began, for `start` (see {@link phases}); `gpuctl serve` moves it per request. */
 let origin = 0;
 
-/** Makes `start` in later {@link phases} count from `at`; returns what it counted from before. */
-export function startRequest(at: number): number {
-  const was = origin;
+/** Makes `start` in later {@link phases} count from `at`. */
+export function startRequest(at: number): void {
   origin = at;
-  return was;
 }
 
 /**

@@ -81,8 +81,8 @@ export function answerTimeout(config: Pick<Config, "nvmlTimeout">): number {
   return Math.ceil(2 * config.nvmlTimeout + 10);
 }
 
-export type Word = "ok" | "pass" | "view" | "direct" | "fail";
-export interface Answer {
+type Word = "ok" | "pass" | "view" | "direct" | "fail";
+interface Answer {
   code: number;
   word: Word;
   message?: string;
@@ -90,7 +90,7 @@ export interface Answer {
 const DIRECT: Answer = { code: 0, word: "direct" };
 
 /** The answer line: `<code> <word> <message>`, the message one printable line. */
-export function answerLine(a: Answer): string {
+function answerLine(a: Answer): string {
   return `${a.code} ${a.word} ${a.message ?? ""}`.trimEnd() + "\n";
 }
 
@@ -115,11 +115,19 @@ function privateDir(path: string): number {
   return fd;
 }
 
+/** A create answered `view`: what its view request finds. */
+interface Pending {
+  todo: ViewToMake;
+  /** When `view` was answered, when its request arrived (for the log's phases), how long the files took. */
+  at: number;
+  origin: number;
+  files: number;
+  /** Why the files could not be written, reported by the view request. */
+  failed?: unknown;
+}
+
 export class Server {
-  readonly #pending = new Map<
-    string,
-    { todo: ViewToMake; at: number; files: number; origin: number; failed?: unknown }
-  >();
+  readonly #pending = new Map<string, Pending>();
   /** Set by a request for work after its answer (see {@link handle}). */
   #later: (() => void) | null = null;
   /** When the request being served arrived. */
@@ -243,12 +251,7 @@ export class Server {
       // config.json is ready: the caller runs `runtime create` while the links and the linker cache go into the
       // rootfs (runc reads neither, as in the shim's own create). The view request, served after this work,
       // deletes the container if it failed.
-      const p: { todo: ViewToMake; at: number; files: number; origin: number; failed?: unknown } = {
-        todo,
-        at: 0,
-        files: 0,
-        origin: this.#origin,
-      };
+      const p: Pending = { todo, at: 0, origin: this.#origin, files: 0 };
       this.#pending.set(`${r.bundle}\0${r.id}`, p);
       this.#later = () => {
         const t = performance.now();
