@@ -37,7 +37,7 @@ async function once(cmd: string[], env: Record<string, string>): Promise<{ ms: n
 export async function hostileTable(tmp: string, bundleJs: string, runs: number): Promise<HostileRow[]> {
   const direct = await rig(tmp, bundleJs, "hostile");
   const served = await rig(tmp, bundleJs, "hostile-served");
-  const server = await startServe(bundleJs, served.env, `${served.dir}/cache/serve`, "inherit");
+  const server = await startServe(bundleJs, served.env, `${served.dir}/cache/serve`, { stderr: "inherit" });
   const cache = hugeCache(999_999);
   const rows: HostileRow[] = [];
   for (const path of ["shim", "hook", "served shim", "served hook"] as const) {

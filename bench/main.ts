@@ -183,7 +183,10 @@ try {
         },
       ], { runs: Math.min(runs, 9) });
       const { startServe } = await import("../tests/e2e/bundle.ts");
-      const server = await startServe(bundleJs, dockerEnv, `${d3.dir}/snapshots/serve`, "inherit");
+      const server = await startServe(bundleJs, dockerEnv, `${d3.dir}/snapshots/serve`, {
+        stderr: "inherit",
+        prefix: docker.enter,
+      });
       try {
         await group("docker run --rm with gpuctl serve running: the same GPU containers", [
           { name: "docker run --rm (runc)", cmd: dr("bench/busybox", "true") },

@@ -154,7 +154,7 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
     env: GPU_ENV,
     hook: { path: sr.hook, env: gpuctlEnvList(sr.config) },
   });
-  const server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`, "inherit");
+  const server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`, { stderr: "inherit" });
 
   // A created container for state to look at.
   const id = `gpuctl-bench-${Deno.pid}`;

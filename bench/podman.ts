@@ -17,10 +17,10 @@ export interface PodmanResult {
 export async function podmanBench(tmp: string, bundleJs: string, runs: number): Promise<PodmanResult> {
   const r = await rig(tmp, bundleJs, "podman");
   const vendor = `gpuctl-bench-${Deno.pid}.test`;
-  const spec = `/var/run/cdi/gpuctl-bench-${Deno.pid}.json`;
   // Podman refuses a run root longer than 50 characters.
   const pdir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
   const podman = new Podman(pdir);
+  const spec = `${podman.cdiDir}/gpuctl-bench.json`;
   try {
     const g = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -41,7 +41,7 @@ export async function podmanBench(tmp: string, bundleJs: string, runs: number): 
     }).output();
     if (!g.success) throw new Error(`gpuctl cdi generate: ${new TextDecoder().decode(g.stderr)}`);
     await podman.importImage("bench/busybox");
-    const podmanCmd = (...a: string[]) => ["podman", ...podman.globals, ...Podman.RUN, ...a];
+    const podmanCmd = (...a: string[]) => podman.argv([...Podman.RUN, ...a]);
     const env = podman.env;
     const cases: Case[] = [
       { name: "podman run --rm", cmd: podmanCmd("bench/busybox", "true"), env },
@@ -58,10 +58,7 @@ export async function podmanBench(tmp: string, bundleJs: string, runs: number): 
     const lines = Deno.readTextFileSync(r.log).split("\n").filter((l) => l.includes('"component":"hook"'));
     return { plain: plain!, gpu: gpu!, processesPerContainer: lines.length / runs };
   } finally {
-    try {
-      Deno.removeSync(spec);
-    } catch { /* never written */ }
-    await podman.cleanup(); // removes its directory
+    await podman.cleanup(); // removes its directory, the spec with it
   }
 }
 

@@ -263,10 +263,12 @@ export async function startServe(
   bundleJs: string,
   env: Record<string, string>,
   dir: string,
-  stderr: "inherit" | "null" = "null",
+  opts: { stderr?: "inherit" | "null"; prefix?: string[] } = {},
 ): Promise<{ pid: number; stop(): Promise<void> }> {
-  const p = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", bundleJs, "serve"],
+  const stderr = opts.stderr ?? "null";
+  const argv = [...(opts.prefix ?? []), Deno.execPath(), "run", "-A", "--quiet", bundleJs, "serve"];
+  const p = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
     env,
     stdin: "null",
     stdout: "null",

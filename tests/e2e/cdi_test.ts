@@ -24,13 +24,18 @@ Deno.test("CDI: gpuctl cdi generate validates against the CDI schema; Podman app
   const d = await fakeDriver(standardSpec(2));
   const config = `${dir}/gpuctl.jsonc`;
   const hook = hookLauncher(dir);
+  const podman = new Podman(`${dir}/podman`);
   Deno.writeTextFileSync(
     config,
-    fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: `${dir}/gpuctl.log`, hookPath: hook }),
+    fixtureConfig(d, {
+      cacheDir: `${dir}/cache`,
+      logFile: `${dir}/gpuctl.log`,
+      hookPath: hook,
+      cdiSpecDirs: [podman.cdiDir],
+    }),
   );
   const vendor = `gpuctl-${Deno.pid}.test`, kind = `${vendor}/gpu`;
-  const specFile = `/var/run/cdi/gpuctl-test-${Deno.pid}.json`;
-  const podman = new Podman(`${dir}/podman`);
+  const specFile = `${podman.cdiDir}/gpuctl-test.json`;
   let docker: Dockerd | null = null;
   try {
     await t.step(
@@ -159,9 +164,6 @@ Deno.test("CDI: gpuctl cdi generate validates against the CDI schema; Podman app
       Deno.removeSync((docker as Dockerd).dir, { recursive: true });
     }
     await podman.cleanup();
-    try {
-      Deno.removeSync(specFile);
-    } catch { /* not written */ }
     Deno.removeSync(dir, { recursive: true });
   }
 });

@@ -2,9 +2,15 @@
  * A private dockerd for tests: its own data root, exec root and socket, no iptables and no bridge, the runtime's
  * hook launcher on its PATH, and a busybox+glibc image imported from a test rootfs. Stopped and removed by
  * {@link Dockerd.stop}.
+ *
+ * It runs in a mount namespace of its own (tests/e2e/privatens.ts) where `/etc/docker` (its key.json and a
+ * host's daemon.json), `/run/docker`, `/run/containerd` (so it starts a containerd of its own instead of using a
+ * host's, whose shims keep sockets there) and `/opt/containerd` are this instance's directories. The client
+ * reads its configuration from this instance's directory too.
  * @module
  */
 import { makeBundle } from "./bundle.ts";
+import { privateMounts } from "./privatens.ts";
 
 export class Dockerd {
   private constructor(
@@ -39,9 +45,15 @@ export class Dockerd {
       `${ns}-plugins`,
       ...(opts.args ?? []),
     ];
+    const host = privateMounts({
+      "/etc/docker": `${dir}/host/etc-docker`,
+      "/run/docker": `${dir}/host/run-docker`,
+      "/run/containerd": `${dir}/host/run-containerd`,
+      "/opt/containerd": `${dir}/host/opt-containerd`,
+    }, `${dir}/host/ns`);
     // Through sh, so that dockerd's log goes to a file.
-    const proc = new Deno.Command("sh", {
-      args: ["-c", 'exec dockerd "$@" 2>"$0"', `${dir}/dockerd.log`, ...args],
+    const proc = new Deno.Command(host[0]!, {
+      args: [...host.slice(1), "sh", "-c", 'exec dockerd "$@" 2>"$0"', `${dir}/dockerd.log`, ...args],
       env: {
         ...opts.env,
         PATH: [
@@ -67,10 +79,19 @@ export class Dockerd {
     throw new Error(`dockerd did not start: ${Deno.readTextFileSync(`${dir}/dockerd.log`).slice(-2000)}`);
   }
 
+  /**
+   * The command prefix that runs a program in this dockerd's mount namespace, where its containers' root file
+   * systems are mounted (`gpuctl serve` lives there, as it lives beside the engine on a host).
+   */
+  get enter(): string[] {
+    return ["nsenter", `--mount=/proc/${this.proc.pid}/ns/mnt`, "--"];
+  }
+
   /** Runs the docker client against this daemon. */
   async docker(args: string[], o: { check?: boolean; stdin?: Uint8Array; timeoutMs?: number } = {}) {
     const child = new Deno.Command("docker", {
       args: ["-H", `unix://${this.sock}`, ...args],
+      env: { DOCKER_CONFIG: `${this.dir}/host/client` },
       stdin: o.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",

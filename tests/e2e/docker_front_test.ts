@@ -105,7 +105,9 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
       assertEquals(plain.stdout.includes("nvidia"), false);
     });
     await t.step("with gpuctl serve running, the same container is served: no gpuctl process", async () => {
-      const server = await startServe(bundle, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
+      const server = await startServe(bundle, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`, {
+        prefix: docker.enter,
+      });
       try {
         const r = await docker.docker([
           "run",

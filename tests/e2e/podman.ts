@@ -1,14 +1,21 @@
 /**
  * A private Podman for tests: its own storage root and run root (vfs storage), no network, cgroupfs, events to a
- * file, and the busybox+glibc test image imported from a tarball. Podman reads CDI specs from /etc/cdi and
- * /var/run/cdi (4.3 has no setting for it), so tests put theirs there under a kind of their own.
+ * file, runc by path (whatever runtime the host's Podman prefers: Debian's prefers crun once it is installed), and
+ * the busybox+glibc test image imported from a tarball. Podman 4.3 reads CDI specs only from /etc/cdi and
+ * /var/run/cdi, so every podman command runs in a mount namespace of its own where those two show this
+ * instance's directories ({@link Podman.cdiDir}): the host's specs are not seen, and the test's are not left there.
  * @module
  */
 import { makeBundle } from "./bundle.ts";
+import { privateMounts, RUNC } from "./privatens.ts";
 
 export class Podman {
+  /** Where this Podman reads CDI specs (it sees it as /var/run/cdi; its /etc/cdi is empty). */
+  readonly cdiDir: string;
+
   constructor(readonly dir: string) {
     Deno.mkdirSync(dir, { recursive: true });
+    this.cdiDir = `${dir}/cdi/run`;
     Deno.writeTextFileSync(
       `${dir}/containers.conf`,
       '[engine]\nevents_logger = "file"\ncgroup_manager = "cgroupfs"\n[containers]\nnetns = "none"\n',
@@ -29,7 +36,30 @@ export class Podman {
 
   /** This instance's global options: its roots. */
   get globals(): string[] {
-    return ["--root", `${this.dir}/root`, "--runroot", `${this.dir}/run`, "--storage-driver", "vfs"];
+    return [
+      "--root",
+      `${this.dir}/root`,
+      "--runroot",
+      `${this.dir}/run`,
+      "--storage-driver",
+      "vfs",
+      "--runtime",
+      RUNC,
+    ];
+  }
+
+  /** The whole command line of `podman ARGS` for this instance, its private mount namespace included. */
+  argv(args: string[]): string[] {
+    // Podman and the runtimes it starts also keep locks and state under /run whatever its roots say.
+    const ns = privateMounts({
+      "/etc/cdi": `${this.dir}/cdi/etc`,
+      "/var/run/cdi": this.cdiDir,
+      "/run/containers": `${this.dir}/host/run-containers`,
+      "/run/libpod": `${this.dir}/host/run-libpod`,
+      "/run/runc": `${this.dir}/host/run-runc`,
+      "/run/crun": `${this.dir}/host/run-crun`,
+    }, `${this.dir}/ns`);
+    return [...ns, "podman", ...this.globals, ...args];
   }
 
   /** The environment podman runs with. */
@@ -39,8 +69,9 @@ export class Podman {
 
   /** Runs podman with this instance's roots; `check` (default) throws on failure. */
   async podman(args: string[], o: { check?: boolean; stdin?: Uint8Array } = {}) {
-    const child = new Deno.Command("podman", {
-      args: [...this.globals, ...args],
+    const argv = this.argv(args);
+    const child = new Deno.Command(argv[0]!, {
+      args: argv.slice(1),
       env: this.env,
       stdin: o.stdin ? "piped" : "null",
       stdout: "piped",
