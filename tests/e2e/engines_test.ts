@@ -4,7 +4,7 @@
  * container through gpuctl-runtime (`ctr run --runc-binary`); dockerd 20.10 starts with every daemon.json gpuctl
  * writes and lists the runtime; `--remove` gives the files back.
  */
-import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
+import { assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import { runGpuctl } from "../helpers.ts";
 import { gpuctlEnv, makeBundle, runtimeLauncher } from "./bundle.ts";
