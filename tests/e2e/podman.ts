@@ -16,6 +16,7 @@ export class Podman {
   constructor(readonly dir: string) {
     Deno.mkdirSync(dir, { recursive: true });
     this.cdiDir = `${dir}/cdi/run`;
+    Deno.mkdirSync(this.cdiDir, { recursive: true });
     Deno.writeTextFileSync(
       `${dir}/containers.conf`,
       '[engine]\nevents_logger = "file"\ncgroup_manager = "cgroupfs"\n[containers]\nnetns = "none"\n',

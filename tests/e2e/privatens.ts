@@ -12,14 +12,16 @@
 /** Where each fixed host path (key) should show a test's directory (value). */
 export type Binds = Record<string, string>;
 
-// One overlay per covered directory (overlays stacked on one another soon exceed the kernel's depth); a missing
-// path under a directory already covered is made in that overlay.
+// First every overlay, then every bind (an overlay hides the mounts below the directory it covers). One overlay
+// per covered directory (overlays stacked on one another soon exceed the kernel's depth); a missing path under a
+// directory already covered is made in that overlay.
 const SCRIPT = `set -e
 scratch=$1; shift
 covered=
-while [ "$1" != -- ]; do
-  dst=$1 src=$2; shift 2
-  if [ ! -d "$dst" ]; then
+overlays() {
+  while [ "$1" != -- ]; do
+    dst=$1; shift 2
+    [ ! -d "$dst" ] || continue
     p=\${dst%/*}
     while [ -n "$p" ] && [ ! -d "$p" ]; do p=\${p%/*}; done
     [ -n "$p" ] || p=/
@@ -32,9 +34,14 @@ while [ "$1" != -- ]; do
       covered="$covered $p"
     fi
     mkdir -p "$dst"
-  fi
-  mount --bind "$src" "$dst"
-done
+  done
+}
+binds() {
+  while [ "$1" != -- ]; do mount --bind "$2" "$1"; shift 2; done
+}
+overlays "$@"
+binds "$@"
+while [ "$1" != -- ]; do shift 2; done
 shift
 exec "$@"`;
 
