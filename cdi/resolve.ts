@@ -79,7 +79,7 @@ export async function prepareYaml(dirs: readonly string[]): Promise<void> {
       return false;
     }
   });
-  if (any) yamlParse = (await import("yaml")).parse;
+  if (any) yamlParse = (await import("./yaml.ts")).parse;
 }
 
 /** Every device name the specs define, qualified (`nvidia.com/gpu=0`), in spec order. */

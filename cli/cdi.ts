@@ -106,7 +106,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }, (m) => ctx.warn(m));
   const text = format === "json"
     ? JSON.stringify(spec, null, 2) + "\n"
-    : (await import("yaml")).stringify(spec, { lineWidth: 0 });
+    : (await import("../cdi/yaml.ts")).stringify(spec, { lineWidth: 0 });
   if (output === undefined) {
     ctx.out(text);
     return 0;

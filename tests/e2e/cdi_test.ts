@@ -82,7 +82,7 @@ Deno.test("CDI: gpuctl cdi generate validates against the CDI schema; Podman app
           env: gpuctlEnv(config),
         });
         assertEquals(y.code, 0, y.stderr);
-        const { parse } = await import("yaml");
+        const { parse } = await import("../../cdi/yaml.ts");
         assertEquals(parse(y.stdout), spec);
         const list = await runGpuctl(["cdi", "list"], { env: gpuctlEnv(config) });
         assertStringIncludes(list.stdout, `${kind}=0\n${kind}=${d.spec.gpus[0]!.uuid}\n`);

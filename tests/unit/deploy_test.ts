@@ -4,7 +4,7 @@
  * describes.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments } from "../../cdi/yaml.ts";
 import { PROJECT } from "../helpers.ts";
 
 type Obj = Record<string, unknown>;
