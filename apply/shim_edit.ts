@@ -7,6 +7,7 @@
  */
 import type { Config } from "../config/config.ts";
 import { GpuctlError } from "../errors/mod.ts";
+import { selfExecutable } from "../version.ts";
 import { type Logger, phases } from "../log/log.ts";
 import { addToLists, type ListAddition, writeAtomic } from "../oci/edit.ts";
 import { member, parseJson } from "../oci/json.ts";
@@ -41,7 +42,8 @@ const STD_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 /** The hook executable: `hookPath`, this binary when compiled, else nvidia-container-runtime-hook on PATH. */
 export function hookExecutable(config: Config): { path: string; argv0: string } {
   if (config.hookPath !== null) return { path: config.hookPath, argv0: "nvidia-container-runtime-hook" };
-  if (Deno.build.standalone) return { path: Deno.execPath(), argv0: "nvidia-container-runtime-hook" };
+  const self = selfExecutable();
+  if (self !== null) return { path: self, argv0: "nvidia-container-runtime-hook" };
   const dirs = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d.startsWith("/"));
   const path = dirs.map((d) => `${d}/nvidia-container-runtime-hook`).find((p) => {
     try {

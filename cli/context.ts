@@ -52,6 +52,12 @@ export class Context {
     writeAll(Deno.stdout, text);
   }
 
+  /** Writes one `gpuctl: …` line to stderr (a detail of the error that follows), and to the log. */
+  err(msg: string): void {
+    writeAll(Deno.stderr, `gpuctl: ${msg}\n`);
+    this.log.error(msg);
+  }
+
   /** Writes one `gpuctl: warning: …` line to stderr, and to the log. */
   warn(msg: string): void {
     writeAll(Deno.stderr, `gpuctl: warning: ${msg}\n`);

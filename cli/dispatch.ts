@@ -7,7 +7,7 @@
 import { describe, GpuctlError, UsageError } from "../errors/mod.ts";
 import { ARGV0_COMMANDS, COMMANDS } from "./commands.ts";
 import { Context, type Globals } from "./context.ts";
-import { VERSION } from "./version.ts";
+import { VERSION, versionText } from "../version.ts";
 import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/schema.ts";
 import { envConfigPath } from "../config/read.ts";
 
@@ -121,7 +121,7 @@ export async function dispatch(args: string[], argv0: string): Promise<number> {
       const p = parseGlobals(args, env);
       globals = p.globals;
       if (p.version) {
-        Deno.stdout.writeSync(new TextEncoder().encode(`gpuctl ${VERSION}\n`));
+        Deno.stdout.writeSync(new TextEncoder().encode(versionText()));
         return 0;
       }
       if (p.help || p.command === undefined || p.command === "help") {

@@ -11,6 +11,7 @@
  * @module
  */
 import { ARGV0_COMMANDS } from "./commands.ts";
+import { adoptLauncher } from "../version.ts";
 import { passThrough } from "./runtime.ts";
 
 /** The basename gpuctl was invoked as: the first NUL-terminated field of `/proc/self/cmdline`. */
@@ -32,6 +33,7 @@ export async function main(args: string[], argv0: string): Promise<number> {
   // config file is one, read on every start) makes V8 re-parse the whole bundle for the frame's source
   // position: about 6 ms, on every shim call. After this hop, the stack holds only gpuctl's own functions.
   await null;
+  adoptLauncher();
   const direct = ARGV0_COMMANDS[argv0];
   // `gpuctl-runtime <runc args>` or `gpuctl runtime <runc args>` (global options go the long way).
   if (direct === "runtime") passThrough(args);

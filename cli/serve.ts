@@ -22,8 +22,12 @@ Listens in <cacheDir>/serve (root only); one server per host. A front waits at m
 + 10 s for an answer, then stops the container with an error naming the server. Before it listens it
 plans a GPU container once in a scratch directory (skip with --no-warm-up), so the first container
 is as fast as the rest. Stop it with SIGTERM; the fronts then start gpuctl per container again.
-systemd: deploy/systemd/gpuctl-serve.service.
+SIGHUP (what 'gpuctl install' sends when it upgrades gpuctl) stops it the same way with exit status
+75, which its systemd unit (deploy/systemd/gpuctl-serve.service) restarts with the new gpuctl.
 `;
+
+/** The exit status of a server stopped by SIGHUP to be restarted (EX_TEMPFAIL). */
+export const RESTART_EXIT = 75;
 
 /** Plans and prepares one GPU container in a scratch bundle, a few times: the code the requests run, compiled. */
 async function warmUp(config: Config, configPath: string | undefined): Promise<void> {
@@ -64,18 +68,21 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }
   const l = listen(dir);
   let server: ReturnType<typeof l.server> | null = null;
-  const stop = () => {
+  // SIGHUP (sent by `gpuctl install` when it upgrades gpuctl): stop the same way, with RESTART_EXIT, which the
+  // systemd unit restarts, so that the server runs the gpuctl now installed.
+  const stop = (code: number) => {
     const exit = () => {
       l.close();
-      ctx.log.info("gpuctl serve stopped", { dir });
-      Deno.exit(0);
+      ctx.log.info(code === 0 ? "gpuctl serve stopped" : "gpuctl serve stopped to restart", { dir });
+      Deno.exit(code);
     };
     // A request being served is finished first: its container is not left half-prepared.
     if (server === null) exit();
     else server.whenIdle(exit);
   };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", () => stop(0));
+  Deno.addSignalListener("SIGINT", () => stop(0));
+  Deno.addSignalListener("SIGHUP", () => stop(RESTART_EXIT));
   if (!values["no-warm-up"]) {
     const t0 = performance.now();
     try {

@@ -7,18 +7,13 @@
  */
 import type { Config } from "../config/schema.ts";
 import { GpuctlError } from "../errors/mod.ts";
+import { selfCommand } from "../version.ts";
 import type { SourceChoice } from "./discover.ts";
 import type { Inventory } from "./types.ts";
 
 export interface Discovered {
   inventory: Inventory;
   warnings: string[];
-}
-
-/** How to run this gpuctl again: the compiled binary, or Deno with the same entry module. */
-export function selfCommand(): string[] {
-  if (Deno.build.standalone) return [Deno.execPath()];
-  return [Deno.execPath(), "run", "-A", "--quiet", new URL(Deno.mainModule).pathname];
 }
 
 /** Runs discovery in a child process with a timeout. `configPath` is the parent's `--config`, if any. */

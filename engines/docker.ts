@@ -15,7 +15,7 @@ import {
 } from "jsonc-parser";
 import { GpuctlError } from "../errors/mod.ts";
 import { lineCol } from "../config/jsonc.ts";
-import { type FileChange, sameValue, undoByBackup } from "./files.ts";
+import { createdMark, type FileChange, readIfExists, sameValue, undoByBackup } from "./files.ts";
 
 export const DOCKER_CONFIG = "/etc/docker/daemon.json";
 
@@ -113,7 +113,9 @@ export function dockerChange(text: string | null, o: DockerOptions): FileChange 
     }
     let out = text;
     const expected = structuredClone(doc);
-    if (mine !== undefined && mine.path === o.path) {
+    // gpuctl's entry: the path it would write, or a gpuctl-runtime elsewhere (installed with another --prefix).
+    const path = typeof mine?.path === "string" ? mine.path : "";
+    if (mine !== undefined && (path === o.path || path.endsWith("/gpuctl-runtime"))) {
       const rest = { ...runtimes };
       delete rest[o.name];
       if (Object.keys(rest).length === 0) {
@@ -129,6 +131,10 @@ export function dockerChange(text: string | null, o: DockerOptions): FileChange 
       delete expected["default-runtime"];
     }
     assertMeans(out, expected, o.file);
+    // A daemon.json gpuctl created, now empty again: it goes, as it came.
+    if (Object.keys(expected).length === 0 && readIfExists(createdMark(o.file)) !== null) {
+      return { file: o.file, before: text, after: null, undo: true };
+    }
     return { file: o.file, before: text, after: out, check, undo: true };
   }
   if (text === null || text.trim() === "") {

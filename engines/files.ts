@@ -23,6 +23,12 @@ export interface FileChange {
   undo?: boolean;
 }
 
+/**
+ * Beside a file gpuctl created that cannot say so itself (daemon.json is strict JSON: no comment), the file
+ * saying that it did: `--remove` then removes the file once nothing else is in it.
+ */
+export const createdMark = (file: string) => `${file}.gpuctl-created`;
+
 /** The file's text, or `null` when it does not exist. */
 export function readIfExists(file: string): string | null {
   try {
@@ -50,6 +56,9 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
     if (c.after === c.before) continue;
     if (c.after === null) {
       Deno.removeSync(c.file);
+      try {
+        Deno.removeSync(createdMark(c.file));
+      } catch { /* not one gpuctl created */ }
       out.push(`${c.file}: removed`);
       continue;
     }
@@ -62,6 +71,12 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
     }
     Deno.mkdirSync(c.file.slice(0, c.file.lastIndexOf("/")) || "/", { recursive: true });
     writeAtomic(c.file, c.after);
+    if (c.before === null && !owned(c.after)) {
+      writeAtomic(
+        createdMark(c.file),
+        `${OWNED_MARK}: ${c.file} did not exist before gpuctl configure wrote it\n`,
+      );
+    }
     if (c.restored) {
       Deno.removeSync(`${c.file}.gpuctl-backup`);
       out.push(`${c.file}: restored from ${c.file}.gpuctl-backup`);

@@ -8,8 +8,13 @@
 
 /** An error with a subject (`what`) and a reason (`why`) that already says what to do. */
 export class GpuctlError extends Error {
-  constructor(readonly what: string, readonly why: string, readonly exitCode = 1) {
-    super(`${what}: ${why}`);
+  constructor(
+    readonly what: string,
+    readonly why: string,
+    readonly exitCode = 1,
+    options: { cause?: unknown } = {},
+  ) {
+    super(`${what}: ${why}`, options);
     this.name = "GpuctlError";
   }
 }

@@ -4,6 +4,7 @@
  * imported dynamically (also in the bundle) only when this backend is selected.
  * @module
  */
+import { GpuctlError } from "../errors/mod.ts";
 import {
   type Backend,
   cString,
@@ -53,8 +54,19 @@ export async function createKoffiBackend(): Promise<Backend> {
   // A computed specifier: bundlers leave it alone, so no bundle of gpuctl ever contains koffi (or the Node
   // built-ins it imports, which would load Deno's Node compatibility on every start). Deno resolves it at run time
   // through deno.json's import map.
+  // The artifact a host runs has no npm packages beside it, so no koffi: Deno.dlopen is its only backend.
   const specifier = ["ko", "ffi"].join("");
-  const koffi: Koffi = (await import(specifier)).default;
+  let koffi: Koffi;
+  try {
+    koffi = (await import(specifier)).default;
+  } catch (e) {
+    throw new GpuctlError(
+      "GPUCTL_FFI=koffi",
+      "this gpuctl has no koffi backend (only gpuctl run from source with its npm packages has it); unset GPUCTL_FFI",
+      1,
+      { cause: e },
+    );
+  }
   return backendOver(koffi);
 }
 

@@ -84,6 +84,20 @@ export function shQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * The command line a front (either kind) runs gpuctl with, read back from its text: the words of its
+ * `gpuctl() { exec … "$@"; }` line. Null for a file that is not a front.
+ */
+export function frontCommand(text: string): string[] | null {
+  if (!text.includes(INSTALL_MARK)) return null;
+  const line = /^gpuctl\(\) \{ exec (.*) "\$@"; \}$/m.exec(text)?.[1];
+  if (line === undefined) return null;
+  const words: string[] = [];
+  const word = /'((?:[^']|'\\'')*)'(?: |$)/gy;
+  for (let m; (m = word.exec(line)) !== null;) words.push(m[1]!.replaceAll(`'\\''`, "'"));
+  return word.lastIndex === 0 && words.length === 0 ? null : words;
+}
+
 /** What in a config.json makes it possibly a GPU request, as fixed strings. */
 export function requestMarkers(config: Pick<Config, "swarmResource" | "cdiAnnotationPrefixes">): string[] {
   return [

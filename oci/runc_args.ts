@@ -5,6 +5,7 @@
  * @module
  */
 import { F_OK, libc, X_OK } from "../ffi/libc.ts";
+import { selfExecutable } from "../version.ts";
 
 /**
  * runc's global options that take a value, by name. runc parses its flags with Go's flag package, where `-root`
@@ -82,7 +83,7 @@ export const SBIN_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/us
 /** This program's real path, for the self check (a shim installed as `runc` must not exec itself). */
 export function selfPath(): string | null {
   try {
-    return Deno.realPathSync(Deno.execPath());
+    return Deno.realPathSync(selfExecutable() ?? Deno.execPath());
   } catch {
     return null;
   }

@@ -56,7 +56,7 @@ import {
 import { fileLogger, type Logger, phases, startRequest } from "../log/log.ts";
 import { scanRuncArgs } from "../oci/runc_args.ts";
 import type { ViewToMake } from "../apply/shim_edit.ts";
-import { VERSION } from "../cli/version.ts";
+import { VERSION } from "../version.ts";
 
 /**
  * Spoken by the fronts and the server, with gpuctl's version: a front written by another gpuctl (an upgrade not yet

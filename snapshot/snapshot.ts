@@ -38,7 +38,7 @@ import {
   SyscallError,
   writeAll,
 } from "../ffi/libc.ts";
-import { VERSION } from "../cli/version.ts";
+import { VERSION } from "../version.ts";
 
 /** Bumped when the snapshot's shape changes. */
 export const FORMAT = 1;

@@ -11,13 +11,26 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `deno run -A cli/main.ts ...args` (or another entry) and captures everything. */
+/**
+ * Runs `deno run -A cli/main.ts ...args` (or another entry), or with `exe` that executable (the artifact), and
+ * captures everything. `argv0`: a link to Deno (or to `exe`) under the name gpuctl is to be invoked as.
+ */
 export async function runGpuctl(
   args: string[],
-  opts: { env?: Record<string, string>; entry?: string; argv0?: string; stdin?: string; cwd?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    entry?: string;
+    exe?: string;
+    argv0?: string;
+    stdin?: string;
+    cwd?: string;
+  } = {},
 ): Promise<RunResult> {
-  const cmd = new Deno.Command(opts.argv0 ?? DENO, {
-    args: ["run", "-A", "--quiet", opts.entry ?? `${PROJECT}/cli/main.ts`, ...args],
+  const program = opts.argv0 ?? opts.exe ?? DENO;
+  const cmd = new Deno.Command(program, {
+    args: opts.exe !== undefined
+      ? args
+      : ["run", "-A", "--quiet", opts.entry ?? `${PROJECT}/cli/main.ts`, ...args],
     env: { NO_COLOR: "1", ...opts.env },
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -85,4 +98,73 @@ export async function bundleTo(out: string): Promise<string> {
   const o = await new Deno.Command("sh", { args: ["-c", cmd], cwd: PROJECT, stderr: "piped" }).output();
   if (!o.success) throw new Error(`bundle failed: ${new TextDecoder().decode(o.stderr)}`);
   return out;
+}
+
+/** The sources `deno task dist` builds from: what the artifact's cache key covers. */
+function distSources(): string[] {
+  const out: string[] = [];
+  const skip = new Set(["node_modules", "dist", "tests", "bench", ".git", ".gpu"]);
+  const walk = (rel: string) => {
+    for (const e of Deno.readDirSync(`${PROJECT}/${rel}`)) {
+      const p = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory && !skip.has(e.name)) walk(p);
+      else if (e.isFile && /\.(ts|c|json|jsonc|service|path|ya?ml|sh)$|^Dockerfile$/.test(e.name)) {
+        out.push(p);
+      }
+    }
+  };
+  walk("");
+  return out.sort();
+}
+
+/**
+ * `dist/gpuctl` as `deno task dist --only gpuctl` builds it from this checkout, built once per state of the
+ * sources (cached under tests/.cache/dist, shared by parallel test processes): the executable a host runs, so
+ * that what CI tests is what ships. It unpacks beside itself, in that cache.
+ */
+export async function artifact(): Promise<{ exe: string; js: string; dir: string }> {
+  const h = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(
+      distSources().map((p) => `${p}\0${Deno.readTextFileSync(`${PROJECT}/${p}`)}`).join("\0") +
+        Deno.version.deno,
+    ),
+  );
+  const key = [...new Uint8Array(h)].slice(0, 10).map((b) => b.toString(16).padStart(2, "0")).join("");
+  const cache = `${PROJECT}/tests/.cache/dist`;
+  const dir = `${cache}/${key}`;
+  const done = { exe: `${dir}/gpuctl`, js: `${dir}/gpuctl.js`, dir };
+  try {
+    Deno.statSync(`${dir}/ready`);
+    return done;
+  } catch { /* build it */ }
+  Deno.mkdirSync(cache, { recursive: true });
+  const tmp = Deno.makeTempDirSync({ dir: cache, prefix: `.${key}-` });
+  try {
+    Deno.chmodSync(tmp, 0o755);
+    const o = await new Deno.Command(DENO, {
+      args: ["run", "-A", "--quiet", `${PROJECT}/tools/dist.ts`, "--only", "gpuctl", "--out", tmp],
+      env: { GPUCTL_DIST_KIND: Deno.env.get("GPUCTL_DIST_KIND") ?? "packed" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!o.success) throw new Error(`deno task dist failed: ${new TextDecoder().decode(o.stderr)}`);
+    Deno.writeTextFileSync(`${tmp}/ready`, "");
+    Deno.renameSync(tmp, dir);
+    // Builds of earlier sources (about 200 MB each, unpacked) go.
+    for (const e of Deno.readDirSync(cache)) {
+      if (e.isDirectory && e.name !== key && !e.name.startsWith(".")) {
+        Deno.removeSync(`${cache}/${e.name}`, { recursive: true });
+      }
+    }
+  } catch (e) {
+    Deno.removeSync(tmp, { recursive: true });
+    // Another test process may have built it meanwhile.
+    try {
+      Deno.statSync(`${dir}/ready`);
+    } catch {
+      throw e;
+    }
+  }
+  return done;
 }

@@ -3,11 +3,14 @@
  *
  * Expected stdout lives in `golden/<name>.out` when long; `{{FIXTURE}}` and `{{TMP}}` stand for the fixture's
  * and the case's directories. `GPUCTL_UPDATE_GOLDEN=1 deno task test` rewrites the golden files.
+ *
+ * Every case runs twice: from source, and as the artifact a host runs (`dist/gpuctl`, the bundle inside it), so a
+ * failure only the bundle has fails here.
  */
 import { assertEquals, assertMatch } from "../assert.ts";
 import { type FakeDriver, fakeDriver, fixtureConfig, gpu, standardSpec } from "../fixtures/driver.ts";
-import { DENO, PROJECT, runGpuctl, tempDir } from "../helpers.ts";
-import { VERSION } from "../../cli/version.ts";
+import { artifact, DENO, PROJECT, runGpuctl, tempDir } from "../helpers.ts";
+import { VERSION } from "../../version.ts";
 
 interface Case {
   name: string;
@@ -16,10 +19,12 @@ interface Case {
   config?: (d: FakeDriver, tmp: string) => string | null;
   spec?: Parameters<typeof fakeDriver>[0];
   env?: (tmp: string) => Record<string, string>;
-  /** Exact stdout, or `golden` for golden/<name>.out. */
-  stdout: string | "golden";
+  /** Exact stdout, a pattern, or `golden` for golden/<name>.out. */
+  stdout: string | RegExp | "golden";
   stderr: string | RegExp;
   code: number;
+  /** Run only from source, or only as the artifact (default: both). */
+  only?: "source" | "dist/gpuctl";
   /** Invoke through a link with this name (argv0 dispatch). */
   argv0?: string;
   stdin?: string;
@@ -39,7 +44,19 @@ const writeFakeRunc = (tmp: string) =>
   );
 
 const CASES: Case[] = [
-  { name: "version", args: ["--version"], stdout: `gpuctl ${VERSION}\n`, stderr: "", code: 0 },
+  {
+    name: "version",
+    args: ["--version"],
+    stdout: new RegExp(
+      `^gpuctl ${
+        VERSION.replaceAll(".", "\\.")
+      }\n(source|packed|compiled)(, commit [0-9a-f]{12}(\\+dirty)?, built [0-9TZ:-]+)?, Deno ${
+        Deno.version.deno.replaceAll(".", "\\.")
+      }\n$`,
+    ),
+    stderr: "",
+    code: 0,
+  },
   { name: "help", args: ["--help"], stdout: "golden", stderr: "", code: 0 },
   {
     name: "no-args",
@@ -115,9 +132,20 @@ const CASES: Case[] = [
     name: "info-koffi-json",
     args: ["info", "--json"],
     env: () => ({ GPUCTL_FFI: "koffi" }),
+    only: "source",
     stdout: "golden",
     stderr: "",
     code: 0,
+  },
+  {
+    name: "info-koffi-not-in-the-artifact",
+    args: ["info", "--json"],
+    env: () => ({ GPUCTL_FFI: "koffi" }),
+    only: "dist/gpuctl",
+    stdout: "",
+    stderr:
+      "gpuctl: GPUCTL_FFI=koffi: this gpuctl has no koffi backend (only gpuctl run from source with its npm packages has it); unset GPUCTL_FFI\n",
+    code: 1,
   },
   {
     name: "info-no-gpus",
@@ -586,40 +614,47 @@ const GOLDEN = `${PROJECT}/tests/cli/golden`;
 const update = Deno.env.get("GPUCTL_UPDATE_GOLDEN") === "1";
 
 for (const c of CASES) {
-  Deno.test(`gpuctl ${c.args.join(" ") || "(no args)"} [${c.name}]`, async () => {
-    const d = await fakeDriver(c.spec ?? standardSpec(2));
-    using tmp = tempDir();
-    const env: Record<string, string> = c.env?.(tmp.path) ?? {};
-    const config = (c.config ?? ((d) => fixtureConfig(d)))(d, tmp.path);
-    if (config !== null) {
-      Deno.writeTextFileSync(`${tmp.path}/config.jsonc`, config);
-      env.GPUCTL_CONFIG ??= `${tmp.path}/config.jsonc`;
-    }
-    c.setup?.(tmp.path, d);
-    let argv0: string | undefined;
-    if (c.argv0) {
-      argv0 = `${tmp.path}/${c.argv0}`;
-      Deno.symlinkSync(DENO, argv0);
-    }
-    const r = await runGpuctl(c.args.map((a) => a.replaceAll("{{TMP}}", tmp.path)), {
-      env,
-      ...(argv0 ? { argv0 } : {}),
-      ...(c.stdin !== undefined ? { stdin: c.stdin.replaceAll("{{TMP}}", tmp.path) } : {}),
+  for (const target of ["source", "dist/gpuctl"] as const) {
+    if (c.only !== undefined && c.only !== target) continue;
+    Deno.test(`gpuctl ${c.args.join(" ") || "(no args)"} [${c.name}]${target === "source" ? "" : ` (${target})`}`, async () => {
+      const exe = target === "source" ? undefined : (await artifact()).exe;
+      const d = await fakeDriver(c.spec ?? standardSpec(2));
+      using tmp = tempDir();
+      const env: Record<string, string> = c.env?.(tmp.path) ?? {};
+      const config = (c.config ?? ((d) => fixtureConfig(d)))(d, tmp.path);
+      if (config !== null) {
+        Deno.writeTextFileSync(`${tmp.path}/config.jsonc`, config);
+        env.GPUCTL_CONFIG ??= `${tmp.path}/config.jsonc`;
+      }
+      c.setup?.(tmp.path, d);
+      let argv0: string | undefined;
+      if (c.argv0) {
+        argv0 = `${tmp.path}/${c.argv0}`;
+        Deno.symlinkSync(exe ?? DENO, argv0);
+      }
+      const r = await runGpuctl(c.args.map((a) => a.replaceAll("{{TMP}}", tmp.path)), {
+        env,
+        ...(exe ? { exe } : {}),
+        ...(argv0 ? { argv0 } : {}),
+        ...(c.stdin !== undefined ? { stdin: c.stdin.replaceAll("{{TMP}}", tmp.path) } : {}),
+      });
+      const sub = (s: string) => s.replaceAll("{{FIXTURE}}", d.dir).replaceAll("{{TMP}}", tmp.path);
+      const unsub = (s: string) => s.replaceAll(d.dir, "{{FIXTURE}}").replaceAll(tmp.path, "{{TMP}}");
+      if (typeof c.stderr === "string") assertEquals(r.stderr, sub(c.stderr), "stderr");
+      else assertMatch(r.stderr, c.stderr, "stderr");
+      if (c.stdout === "golden") {
+        const file = `${GOLDEN}/${c.name}.out`;
+        if (update && target === "source") Deno.writeTextFileSync(file, unsub(r.stdout));
+        assertEquals(r.stdout, sub(Deno.readTextFileSync(file)), "stdout");
+      } else if (c.stdout instanceof RegExp) {
+        assertMatch(r.stdout, c.stdout, "stdout");
+      } else {
+        assertEquals(r.stdout, c.stdout, "stdout");
+      }
+      assertEquals(r.code, c.code, "exit code");
+      c.after?.(tmp.path, r.stdout);
     });
-    const sub = (s: string) => s.replaceAll("{{FIXTURE}}", d.dir).replaceAll("{{TMP}}", tmp.path);
-    const unsub = (s: string) => s.replaceAll(d.dir, "{{FIXTURE}}").replaceAll(tmp.path, "{{TMP}}");
-    if (typeof c.stderr === "string") assertEquals(r.stderr, sub(c.stderr), "stderr");
-    else assertMatch(r.stderr, c.stderr, "stderr");
-    if (c.stdout === "golden") {
-      const file = `${GOLDEN}/${c.name}.out`;
-      if (update) Deno.writeTextFileSync(file, unsub(r.stdout));
-      assertEquals(r.stdout, sub(Deno.readTextFileSync(file)), "stdout");
-    } else {
-      assertEquals(r.stdout, c.stdout, "stdout");
-    }
-    assertEquals(r.code, c.code, "exit code");
-    c.after?.(tmp.path, r.stdout);
-  });
+  }
 }
 
 Deno.test("VERSION matches package.json", () => {

@@ -2,12 +2,23 @@
  * `gpuctl install` against files in a temporary directory (configure: configure_test.ts).
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
-import { PROJECT, runGpuctl, tempDir } from "../helpers.ts";
+import { PROJECT, runGpuctl, runGpuctl as run, tempDir } from "../helpers.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 
-Deno.test("install: creates the two names, is idempotent, never replaces a foreign file, uninstalls only its own", async () => {
+Deno.test("install from source: the two names, running Deno on this checkout (and saying so); idempotent; never replaces a foreign file; uninstalls only its own", async () => {
   using t = tempDir();
+  using c = tempDir();
+  const config = `${c.path}/c.jsonc`;
+  Deno.writeTextFileSync(
+    config,
+    JSON.stringify({ cacheDir: `${c.path}/cache`, cdiSpecDirs: [`${c.path}/cdi`] }),
+  );
+  const runGpuctl = (args: string[]) => run(args, { env: { GPUCTL_CONFIG: config } });
   const r = await runGpuctl(["install", "--prefix", t.path]);
+  assertStringIncludes(
+    r.stderr,
+    `gpuctl: warning: installing from ${PROJECT}/cli/main.ts (not a single executable): the fronts run Deno on it`,
+  );
   assertEquals(r.code, 0, r.stderr);
   for (const n of ["gpuctl-runtime", "nvidia-container-runtime-hook"]) {
     const text = Deno.readTextFileSync(`${t.path}/${n}`);
@@ -27,8 +38,8 @@ Deno.test("install: creates the two names, is idempotent, never replaces a forei
   const refused = await runGpuctl(["install", "--prefix", t.path]);
   assertEquals(refused.code, 1);
   assertEquals(
-    refused.stderr,
-    `gpuctl: ${t.path}/nvidia-container-runtime-hook: exists and was not created by gpuctl install; remove it first, or use --prefix\n`,
+    refused.stderr.split("\n").at(-2),
+    `gpuctl: ${t.path}/nvidia-container-runtime-hook: exists and was not created by gpuctl install; remove it first, or use --prefix`,
   );
   const un = await runGpuctl(["install", "--prefix", t.path, "--uninstall"]);
   assertEquals(un.code, 0);
