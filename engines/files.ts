@@ -28,6 +28,7 @@ export interface FileChange {
  * saying that it did: `--remove` then removes the file once nothing else is in it.
  */
 export const createdMark = (file: string) => `${file}.gpuctl-created`;
+const DIR_MADE = ", and its directory";
 
 /** The file's text, or `null` when it does not exist. */
 export function readIfExists(file: string): string | null {
@@ -56,10 +57,14 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
     if (c.after === c.before) continue;
     if (c.after === null) {
       Deno.removeSync(c.file);
-      try {
-        Deno.removeSync(createdMark(c.file));
-      } catch { /* not one gpuctl created */ }
+      const mark = readIfExists(createdMark(c.file));
+      if (mark !== null) Deno.removeSync(createdMark(c.file));
       out.push(`${c.file}: removed`);
+      if (mark?.includes(DIR_MADE)) {
+        try {
+          Deno.removeSync(c.file.slice(0, c.file.lastIndexOf("/"))); // only when empty
+        } catch { /* something else is there now */ }
+      }
       continue;
     }
     if (c.before !== null && !owned(c.before) && !c.undo) {
@@ -69,12 +74,19 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
         writeAtomic(`${c.file}.gpuctl-backup`, c.before);
       }
     }
-    Deno.mkdirSync(c.file.slice(0, c.file.lastIndexOf("/")) || "/", { recursive: true });
+    const dir = c.file.slice(0, c.file.lastIndexOf("/")) || "/";
+    let dirMade = false;
+    try {
+      Deno.statSync(dir);
+    } catch {
+      dirMade = true;
+    }
+    Deno.mkdirSync(dir, { recursive: true });
     writeAtomic(c.file, c.after);
     if (c.before === null && !owned(c.after)) {
       writeAtomic(
         createdMark(c.file),
-        `${OWNED_MARK}: ${c.file} did not exist before gpuctl configure wrote it\n`,
+        `${OWNED_MARK}: ${c.file} did not exist before gpuctl configure wrote it${dirMade ? DIR_MADE : ""}\n`,
       );
     }
     if (c.restored) {

@@ -2,6 +2,7 @@
  * Test helpers: run gpuctl as a user would (a real process), temporary directories, fixture configs.
  * @module
  */
+import { createHash } from "node:crypto";
 export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 export const DENO = Deno.execPath();
 
@@ -122,15 +123,11 @@ function distSources(): string[] {
  * sources (cached under tests/.cache/dist, shared by parallel test processes): the executable a host runs, so
  * that what CI tests is what ships. It unpacks beside itself, in that cache.
  */
-export async function artifact(): Promise<{ exe: string; js: string; dir: string }> {
-  const h = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(
-      distSources().map((p) => `${p}\0${Deno.readTextFileSync(`${PROJECT}/${p}`)}`).join("\0") +
-        Deno.version.deno,
-    ),
-  );
-  const key = [...new Uint8Array(h)].slice(0, 10).map((b) => b.toString(16).padStart(2, "0")).join("");
+export function artifact(): { exe: string; js: string; dir: string } {
+  const h = createHash("sha256");
+  for (const p of distSources()) h.update(`${p}\0${Deno.readTextFileSync(`${PROJECT}/${p}`)}\0`);
+  h.update(Deno.version.deno);
+  const key = h.digest("hex").slice(0, 20);
   const cache = `${PROJECT}/tests/.cache/dist`;
   const dir = `${cache}/${key}`;
   const done = { exe: `${dir}/gpuctl`, js: `${dir}/gpuctl.js`, dir };
@@ -142,12 +139,12 @@ export async function artifact(): Promise<{ exe: string; js: string; dir: string
   const tmp = Deno.makeTempDirSync({ dir: cache, prefix: `.${key}-` });
   try {
     Deno.chmodSync(tmp, 0o755);
-    const o = await new Deno.Command(DENO, {
+    const o = new Deno.Command(DENO, {
       args: ["run", "-A", "--quiet", `${PROJECT}/tools/dist.ts`, "--only", "gpuctl", "--out", tmp],
       env: { GPUCTL_DIST_KIND: Deno.env.get("GPUCTL_DIST_KIND") ?? "packed" },
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    }).outputSync();
     if (!o.success) throw new Error(`deno task dist failed: ${new TextDecoder().decode(o.stderr)}`);
     Deno.writeTextFileSync(`${tmp}/ready`, "");
     Deno.renameSync(tmp, dir);

@@ -108,7 +108,7 @@ Deno.test("deno task dist refuses a DENORT_BIN that does not exist", async () =>
 });
 
 Deno.test("dist/gpuctl runs exactly like the source, from a directory holding nothing else", async () => {
-  const a = await artifact();
+  const a = artifact();
   const d = await fakeDriver(standardSpec(2));
   using tmp = tempDir();
   Deno.writeTextFileSync(`${tmp.path}/c.jsonc`, fixtureConfig(d));
@@ -131,7 +131,7 @@ Deno.test("dist/gpuctl runs exactly like the source, from a directory holding no
 });
 
 Deno.test("dist/gpuctl's launcher: a corrupt or cut-short file is refused in one line, and nothing runs from a directory others can write", async () => {
-  const a = await artifact();
+  const a = artifact();
   using t = tempDir();
   Deno.chmodSync(t.path, 0o755);
   const run = (exe: string, env: Record<string, string> = {}) => sh(exe, ["--version"], { env });

@@ -617,7 +617,7 @@ for (const c of CASES) {
   for (const target of ["source", "dist/gpuctl"] as const) {
     if (c.only !== undefined && c.only !== target) continue;
     Deno.test(`gpuctl ${c.args.join(" ") || "(no args)"} [${c.name}]${target === "source" ? "" : ` (${target})`}`, async () => {
-      const exe = target === "source" ? undefined : (await artifact()).exe;
+      const exe = target === "source" ? undefined : artifact().exe;
       const d = await fakeDriver(c.spec ?? standardSpec(2));
       using tmp = tempDir();
       const env: Record<string, string> = c.env?.(tmp.path) ?? {};
