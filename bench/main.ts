@@ -9,7 +9,9 @@
  * - **hostile**: time and peak memory on a 24 MB image linker cache and a 9,999-deep config.json;
  * - **podman**: a GPU container through CDI under Podman against a plain one, and gpuctl processes per container;
  * - **startup**: `gpuctl --version`, FFI load, `gpuctl info` and `list` on the fake NVML, ld.so.cache parsing;
- * - **docker**: `docker run --rm` through runc, the shim with and without a GPU, and Docker's `--gpus`.
+ * - **docker**: `docker run --rm` through runc, the shim with and without a GPU, and Docker's `--gpus`;
+ * - **artifact**: `dist/gpuctl` against `deno run dist/gpuctl.js`: `--version`, and a GPU container with a gpuctl
+ *   process and with `gpuctl serve`, each installed from one of them.
  *
  * `BENCH_ONLY=overhead,podman` runs some sections; `BENCH_RUNS` sets the rounds. The cases of one table run
  * interleaved, round by round, so that a busy machine's slow spells fall on all of them alike.
@@ -18,7 +20,7 @@
  * @module
  */
 import { type Case, report, timeTogether } from "./lib.ts";
-import { firstContainer, overheadTable, printOverhead } from "./overhead.ts";
+import { artifactTable, firstContainer, overheadTable, printOverhead } from "./overhead.ts";
 import { hostileTable, printHostile } from "./hostile.ts";
 import { podmanBench, printPodman } from "./podman.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../tests/fixtures/driver.ts";
@@ -44,6 +46,16 @@ try {
     results.push(
       `hostile inputs: ${printHostile(await hostileTable(tmp, bundleJs, r), r) ? "bounded" : "NOT bounded"}`,
     );
+  }
+  if (want("artifact")) {
+    const out = `${tmp}/dist`;
+    const b = await new Deno.Command(deno, {
+      args: ["run", "-A", "--quiet", `${root}tools/dist.ts`, "--only", "gpuctl", "--out", out],
+    }).output();
+    if (!b.success) throw new Error("deno task dist failed");
+    Deno.writeTextFileSync(`${out}/.installed-by-gpuctl`, "the bench's: unpack beside it\n");
+    await new Deno.Command(`${out}/gpuctl`, { args: ["--version"], stdout: "null" }).output();
+    await artifactTable(tmp, bundleJs, `${out}/gpuctl`, runs);
   }
   if (want("podman")) {
     const r = Math.min(runs, 9);

@@ -79,7 +79,9 @@ export interface Rig {
   freshRootfs(bundle: string): void;
 }
 
-export async function rig(tmp: string, bundleJs: string, name = "rig"): Promise<Rig> {
+/** A rig with gpuctl installed from `gpuctl`: the bundle (run by Deno), or the executable `deno task dist` built. */
+export async function rig(tmp: string, gpuctl: string, name = "rig"): Promise<Rig> {
+  const bundleJs = gpuctl;
   const dir = `${tmp}/${name}`;
   Deno.mkdirSync(`${dir}/bin`, { recursive: true });
   const d = await fakeDriver(standardSpec(1, { mig: false }));
@@ -87,10 +89,11 @@ export async function rig(tmp: string, bundleJs: string, name = "rig"): Promise<
   const log = `${dir}/gpuctl.log`;
   Deno.writeTextFileSync(config, fixtureConfig(d, { logFile: log, cacheDir: `${dir}/cache` }));
   const env = gpuctlEnv(config);
-  const inst = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", bundleJs, "install", "--prefix", `${dir}/bin`],
-    env,
-  }).output();
+  const [cmd, ...pre] = bundleJs.endsWith(".js")
+    ? [Deno.execPath(), "run", "-A", "--quiet", bundleJs]
+    : [bundleJs];
+  const inst = await new Deno.Command(cmd!, { args: [...pre, "install", "--prefix", `${dir}/bin`], env })
+    .output();
   if (!inst.success) throw new Error(`gpuctl install failed: ${new TextDecoder().decode(inst.stderr)}`);
   Deno.writeTextFileSync(`${dir}/lifecycle`, LIFECYCLE, { mode: 0o755 });
   return {
@@ -307,4 +310,73 @@ export function printOverhead(rows: OverheadRow[], runs: number): boolean {
     if (r.phases) console.log(`${"".padEnd(w)}   gpuctl's log (ms): ${r.phases}`);
   }
   return all;
+}
+
+/**
+ * The artifact against the bundle it carries: `--version`, and a GPU container through the front with a gpuctl
+ * process and with `gpuctl serve`, gpuctl installed from `dist/gpuctl` and from `deno run dist/gpuctl.js`, each
+ * against plain runc in the same run. `exe` has run once (unpacked) before.
+ */
+export async function artifactTable(tmp: string, bundleJs: string, exe: string, runs: number): Promise<void> {
+  const js = await rig(tmp, bundleJs, "artifact-js"), bin = await rig(tmp, exe, "artifact-exe");
+  const plain = await js.bundle("plain", { args: ["/bin/true"] });
+  const gpuJs = await js.bundle("gpu", { args: ["/bin/true"], env: GPU_ENV });
+  const gpuBin = await bin.bundle("gpu", { args: ["/bin/true"], env: GPU_ENV });
+  const cases = (served: string): Case[] => [
+    { name: "runc lifecycle", cmd: js.lifecycle("runc", plain), before: () => js.freshRootfs(plain) },
+    {
+      name: `gpuctl-runtime lifecycle, 1 GPU${served}, deno run dist/gpuctl.js`,
+      cmd: js.lifecycle(js.front, gpuJs),
+      env: js.env,
+      before: () => js.freshRootfs(gpuJs),
+    },
+    {
+      name: `gpuctl-runtime lifecycle, 1 GPU${served}, dist/gpuctl`,
+      cmd: bin.lifecycle(bin.front, gpuBin),
+      env: bin.env,
+      before: () => bin.freshRootfs(gpuBin),
+    },
+  ];
+  const show = (title: string, t: Timing[]) => {
+    const [base, viaJs, viaExe] = t as [Timing, Timing, Timing];
+    console.log(`\n${title} (${runs} rounds, medians)`);
+    console.log(`  ${base.name}: ${base.medianMs.toFixed(1)} ms`);
+    for (const x of [viaJs, viaExe]) {
+      const over = x.medianMs - base.medianMs;
+      console.log(`  ${x.name}: +${over.toFixed(1)} ms, ${(over / base.medianMs).toFixed(2)}x`);
+    }
+    console.log(`  dist/gpuctl / deno run dist/gpuctl.js: ${(viaExe.medianMs / viaJs.medianMs).toFixed(2)}x`);
+  };
+  const version: Case[] = [
+    {
+      name: "deno run -A dist/gpuctl.js --version",
+      cmd: [Deno.execPath(), "run", "-A", "--quiet", bundleJs, "--version"],
+    },
+    { name: "dist/gpuctl --version", cmd: [exe, "--version"] },
+  ];
+  await timeTogether(version, { runs: 1, warmup: 0 });
+  const [vJs, vExe] = await timeTogether(version, { runs });
+  console.log(`\nthe artifact against the bundle (${runs} rounds, medians)`);
+  console.log(`  ${vJs!.name}: ${vJs!.medianMs.toFixed(1)} ms`);
+  console.log(
+    `  ${vExe!.name}: ${vExe!.medianMs.toFixed(1)} ms, ${(vExe!.medianMs / vJs!.medianMs).toFixed(2)}x`,
+  );
+  await timeTogether(cases(""), { runs: 1, warmup: 0 });
+  show(
+    "GPU container, a gpuctl process each: installed from the bundle and from the artifact",
+    await timeTogether(cases(""), { runs }),
+  );
+  const servers = [
+    await startServe(bundleJs, js.env, `${js.dir}/cache/serve`, { stderr: "inherit" }),
+    await startServe(bundleJs, bin.env, `${bin.dir}/cache/serve`, { stderr: "inherit", exe }),
+  ];
+  try {
+    await timeTogether(cases(", gpuctl serve"), { runs: 1, warmup: 0 });
+    show(
+      "GPU container, gpuctl serve running: each server as installed",
+      await timeTogether(cases(", gpuctl serve"), { runs }),
+    );
+  } finally {
+    for (const s of servers) await s.stop();
+  }
 }

@@ -34,17 +34,19 @@ Options:
   --drop-in FILE        containerd: gpuctl's drop-in
   --config-version N    containerd: the version of a config.toml gpuctl creates (default 2; 3 for containerd 2.x)
   --name NAME           the runtime's name (docker run --runtime NAME; RuntimeClass handler NAME)
-  --runtime-path PATH   gpuctl-runtime (default: next to this gpuctl, or /usr/local/bin/gpuctl-runtime)
+  --runtime-path PATH   gpuctl-runtime (default: the installed one, /usr/local/bin or /usr/bin)
   --set-default         make it the default runtime
   --remove              undo: remove the runtime (and the default, the import, gpuctl's drop-in)
   --dry-run             print the new files, write nothing
   -h, --help            this help
 `;
 
+/** The installed front: where `gpuctl install` puts it by default, or where the package does. */
 function defaultRuntimePath(): string {
-  if (Deno.build.standalone) {
-    const exe = Deno.execPath();
-    return `${exe.slice(0, exe.lastIndexOf("/"))}/gpuctl-runtime`;
+  for (const p of ["/usr/local/bin/gpuctl-runtime", "/usr/bin/gpuctl-runtime"]) {
+    try {
+      if (Deno.statSync(p).isFile) return p;
+    } catch { /* not installed there */ }
   }
   return "/usr/local/bin/gpuctl-runtime";
 }

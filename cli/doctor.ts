@@ -95,10 +95,15 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       ),
     );
   }
-  const exe = Deno.execPath();
-  const prefix =
-    (values.prefix ?? (Deno.build.standalone ? exe.slice(0, exe.lastIndexOf("/")) : "/usr/local/bin"))
-      .replace(/\/+$/, "");
+  // Where the fronts are: `gpuctl install`'s default, or the package's.
+  const installed = ["/usr/local/bin", "/usr/bin"].find((d) => {
+    try {
+      return Deno.statSync(`${d}/gpuctl-runtime`).isFile;
+    } catch {
+      return false;
+    }
+  });
+  const prefix = (values.prefix ?? installed ?? "/usr/local/bin").replace(/\/+$/, "");
   const { readConfigText } = await import("../config/read.ts");
   let configFile: string | null = null;
   try {

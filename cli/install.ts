@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import { GpuctlError } from "../errors/mod.ts";
 import { frontCommand, frontScript, hookFrontScript, INSTALL_MARK, type ServeClient } from "../oci/front.ts";
 import { answerTimeout, serveDir } from "../serve/server.ts";
-import { packedSelf, packTrailer, selfCommand, selfExecutable, VERSION } from "../version.ts";
+import { packTrailer, selfCommand, selfExecutable, VERSION } from "../version.ts";
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
 import type { Config } from "../config/schema.ts";
@@ -182,23 +182,6 @@ function placeExecutable(ctx: Context, exe: string, libDir: string, link: boolea
   return target;
 }
 
-/**
- * A packed gpuctl run from elsewhere (a download) unpacked Deno beside that file or under /var/lib/gpuctl: once
- * its copy is installed (and unpacks beside itself), that unpacked copy is removed, not left behind.
- */
-function removeOwnUnpack(ctx: Context, target: string): void {
-  const deno = Deno.execPath();
-  const dir = deno.slice(0, deno.lastIndexOf("/"));
-  const base = dir.slice(0, dir.lastIndexOf("/"));
-  if (!(base.endsWith("/.gpuctl-runtime") || base === "/var/lib/gpuctl/runtime")) return;
-  if (dir.startsWith(`${target.slice(0, target.lastIndexOf("/"))}/`)) return; // the installed copy's own
-  try {
-    Deno.removeSync(dir, { recursive: true });
-    ctx.out(`removed ${dir} (Deno, unpacked by the file install ran from)\n`);
-    Deno.removeSync(base); // only when empty
-  } catch { /* in use elsewhere, or not empty */ }
-}
-
 /** Whether `path` (a link or a file) is a gpuctl that install may replace with its link. */
 function isOurGpuctl(path: string, libDir: string): boolean {
   const info = lstat(path);
@@ -225,6 +208,27 @@ function versionDirs(libDir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** Where a packed gpuctl run from anywhere but its install directory unpacks (tools/pack/launcher.c), as root. */
+const RUNTIME_BASE = "/var/lib/gpuctl/runtime";
+
+/**
+ * Removes a version directory, and the Deno that the same file unpacked in RUNTIME_BASE when it was run from
+ * where it was downloaded (the same payload, so the same digest).
+ */
+function removeVersion(ctx: Context, dir: string, why = ""): void {
+  let id: string | null = null;
+  try {
+    id = packTrailer(`${dir}/gpuctl`)?.sha256.slice(0, 16) ?? null;
+  } catch { /* not a packed gpuctl */ }
+  Deno.removeSync(dir, { recursive: true });
+  ctx.out(`removed ${dir}${why}\n`);
+  if (id === null) return;
+  try {
+    Deno.removeSync(`${RUNTIME_BASE}/${id}`, { recursive: true });
+    ctx.out(`removed ${RUNTIME_BASE}/${id}\n`);
+  } catch { /* never unpacked there */ }
 }
 
 /** Tells a running `gpuctl serve` to restart (SIGHUP: it finishes the request in hand first). */
@@ -302,7 +306,6 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       if (old !== null) previous = old.slice(0, old.lastIndexOf("/"));
     }
     gpuctl = [target];
-    if (packedSelf() !== null) removeOwnUnpack(ctx, target);
   } else {
     gpuctl = selfCommand();
     ctx.warn(
@@ -338,9 +341,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     // Older copies go, but the one the link named until now: containers already started may still run it.
     const current = gpuctl[0]!.slice(0, gpuctl[0]!.lastIndexOf("/"));
     for (const d of versionDirs(libDir)) {
-      if (d === current || d === previous) continue;
-      Deno.removeSync(d, { recursive: true });
-      ctx.out(`removed ${d} (an older gpuctl)\n`);
+      if (d !== current && d !== previous) removeVersion(ctx, d, " (an older gpuctl)");
     }
     if (previous !== null) restartServer(ctx, ctx.config);
   } else {
@@ -402,32 +403,12 @@ async function uninstall(ctx: Context, values: Values, prefix: string, libDir: s
     );
   }
 
-  const sha = (d: string) => {
-    try {
-      return packTrailer(`${d}/gpuctl`)?.sha256.slice(0, 16) ?? null;
-    } catch {
-      return null;
-    }
-  };
   for (const path of files) {
     Deno.removeSync(path);
     ctx.out(`removed ${path}\n`);
   }
-  for (const d of dirs) {
-    // A packed gpuctl that could not unpack beside itself did so under /var/lib/gpuctl/runtime.
-    const id = sha(d);
-    Deno.removeSync(d, { recursive: true });
-    ctx.out(`removed ${d}\n`);
-    if (id !== null) {
-      for (const base of ["/var/lib/gpuctl/runtime"]) {
-        try {
-          Deno.removeSync(`${base}/${id}`, { recursive: true });
-          ctx.out(`removed ${base}/${id}\n`);
-        } catch { /* never unpacked there */ }
-      }
-    }
-  }
-  for (const d of [libDir, "/var/lib/gpuctl/runtime", "/var/lib/gpuctl"]) {
+  for (const d of dirs) removeVersion(ctx, d);
+  for (const d of [libDir, RUNTIME_BASE, "/var/lib/gpuctl"]) {
     try {
       Deno.removeSync(d); // only when empty
       ctx.out(`removed ${d}\n`);

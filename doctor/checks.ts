@@ -13,7 +13,7 @@ import { charLinkProblems, nodeState, wantedNodes } from "../system/nodes.ts";
 import { readLdCache } from "../driver/ldcache.ts";
 import { LIBRARY_DIRS_64 } from "../driver/locate.ts";
 import { PROTOCOL, serveDir } from "../serve/server.ts";
-import { shQuote } from "../oci/front.ts";
+import { frontCommand, shQuote } from "../oci/front.ts";
 
 export type Status = "ok" | "warn" | "fail" | "skip";
 
@@ -149,6 +149,15 @@ function read(path: string): string | null {
     return null;
   }
 }
+
+const exists = (p: string) => {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 const isExecutable = (p: string) => {
   try {
@@ -313,16 +322,30 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
   );
   const runtime = `${i.prefix}/gpuctl-runtime`, hook = `${i.prefix}/nvidia-container-runtime-hook`;
   const missing = [runtime, hook].filter((p) => !isExecutable(p));
+  // A front whose gpuctl is gone (a checkout deleted, a copy removed by hand) fails every GPU container.
+  const dangling = [runtime, hook].filter((p) => !missing.includes(p)).flatMap((p) => {
+    const words = frontCommand(read(p) ?? "") ?? [];
+    const gone = words.filter((w, k) => w.startsWith("/") && (k === 0 ? !isExecutable(w) : !exists(w)));
+    return gone.length === 0 ? [] : [`${p} runs ${gone[0]}, which is gone`];
+  });
   out.push(
-    missing.length === 0 ? ok("gpuctl.links", `${runtime} and ${hook}`) : warn(
-      "gpuctl.links",
-      `${missing.join(" and ")} missing${
-        missing.includes(hook)
-          ? ` (docker run --gpus then fails: could not select device driver "" with capabilities: [[gpu]])`
-          : ""
-      }`,
-      `gpuctl install --prefix ${i.prefix}`,
-    ),
+    dangling.length > 0
+      ? fail(
+        "gpuctl.links",
+        `${dangling.join("; ")} (every GPU container through it fails)`,
+        `gpuctl install --prefix ${i.prefix}`,
+      )
+      : missing.length === 0
+      ? ok("gpuctl.links", `${runtime} and ${hook}`)
+      : warn(
+        "gpuctl.links",
+        `${missing.join(" and ")} missing${
+          missing.includes(hook)
+            ? ` (docker run --gpus then fails: could not select device driver "" with capabilities: [[gpu]])`
+            : ""
+        }`,
+        `gpuctl install --prefix ${i.prefix}`,
+      ),
   );
 
   out.push(serveCheck(c, missing.length === 0 ? [runtime, hook] : []));
@@ -333,7 +356,7 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
   out.push(
     driverBroken
       ? skip("cdi.specs", "not checked: the driver is not working (above)")
-      : cdiCheck(c, kernel ?? user?.version ?? null),
+      : await cdiCheck(c, kernel ?? user?.version ?? null),
   );
 
   // Engines.
@@ -360,9 +383,19 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
   return out;
 }
 
-function cdiCheck(c: Config, driver: string | null): Check {
-  const stale: string[] = [];
+async function cdiCheck(c: Config, driver: string | null): Promise<Check> {
+  const stale: string[] = [], hookGone: string[] = [];
   let found = 0;
+  // A hook that is gone fails every container given a device of that spec (read by CDI's own rules).
+  const { loadSpecs, prepareYaml } = await import("../cdi/resolve.ts");
+  await prepareYaml(c.cdiSpecDirs);
+  for (const s of loadSpecs(c.cdiSpecDirs)) {
+    const edits = [s.spec.containerEdits, ...s.spec.devices.map((d) => d.containerEdits)];
+    const gone = [...new Set(edits.flatMap((e) => (e?.hooks ?? []).map((h) => h.path)))].filter((p) =>
+      !isExecutable(p)
+    );
+    for (const p of gone) hookGone.push(`${s.file} names the hook ${p}, which is gone`);
+  }
   for (const dir of c.cdiSpecDirs) {
     let names: string[] = [];
     try {
@@ -390,6 +423,13 @@ function cdiCheck(c: Config, driver: string | null): Check {
         if (gone !== undefined) stale.push(`${dir}/${n} names ${gone}, which is gone`);
       }
     }
+  }
+  if (hookGone.length > 0) {
+    return fail(
+      "cdi.specs",
+      `${hookGone.join("; ")}: every container given one of its devices fails`,
+      `gpuctl install --cdi --cdi-output ${hookGone[0]!.split(" ")[0]}`,
+    );
   }
   if (stale.length > 0) {
     return fail(

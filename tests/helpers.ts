@@ -27,6 +27,9 @@ export async function runGpuctl(
     cwd?: string;
   } = {},
 ): Promise<RunResult> {
+  if (opts.entry === undefined && opts.exe === undefined && opts.argv0 === undefined && artifactTarget()) {
+    opts = { ...opts, exe: artifact().exe };
+  }
   const program = opts.argv0 ?? opts.exe ?? DENO;
   const cmd = new Deno.Command(program, {
     args: opts.exe !== undefined
@@ -101,6 +104,14 @@ export async function bundleTo(out: string): Promise<string> {
   return out;
 }
 
+/**
+ * Whether tests run gpuctl as the artifact (`GPUCTL_TEST_TARGET=artifact`, as npm test's GPU-host pass does)
+ * wherever they do not name a target themselves; else from source.
+ */
+export function artifactTarget(): boolean {
+  return Deno.env.get("GPUCTL_TEST_TARGET") === "artifact";
+}
+
 /** The sources `deno task dist` builds from: what the artifact's cache key covers. */
 function distSources(): string[] {
   const out: string[] = [];
@@ -146,6 +157,9 @@ export function artifact(): { exe: string; js: string; dir: string } {
       stderr: "piped",
     }).outputSync();
     if (!o.success) throw new Error(`deno task dist failed: ${new TextDecoder().decode(o.stderr)}`);
+    // Marked as install marks its directories, so that it unpacks beside itself (in this cache), as an installed
+    // gpuctl does, and not in the host's /var/lib/gpuctl.
+    Deno.writeTextFileSync(`${tmp}/.installed-by-gpuctl`, "gpuctl's tests: an artifact built for them\n");
     Deno.writeTextFileSync(`${tmp}/ready`, "");
     Deno.renameSync(tmp, dir);
     // Builds of earlier sources (about 200 MB each, unpacked) go.

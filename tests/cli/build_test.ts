@@ -134,6 +134,8 @@ Deno.test("dist/gpuctl's launcher: a corrupt or cut-short file is refused in one
   const a = artifact();
   using t = tempDir();
   Deno.chmodSync(t.path, 0o755);
+  // Marked as an install directory: copies here unpack beside themselves (else in /var/lib/gpuctl, the host's).
+  Deno.writeTextFileSync(`${t.path}/.installed-by-gpuctl`, "");
   const run = (exe: string, env: Record<string, string> = {}) => sh(exe, ["--version"], { env });
 
   // One byte of the payload changed: the unpacked copy would differ from what was built.
@@ -162,8 +164,10 @@ Deno.test("dist/gpuctl's launcher: a corrupt or cut-short file is refused in one
   Deno.chmodSync(`${t.path}/open`, 0o777);
   const g = await run(a.exe, { GPUCTL_RUNTIME_DIR: `${t.path}/open` });
   assertEquals([g.code, g.stderr], [1, `gpuctl: GPUCTL_RUNTIME_DIR: ${t.path}/open is writable by others\n`]);
-  // A copy there unpacks in root's own place instead (/var/lib/gpuctl/runtime, this test's in a namespace).
+  // A copy there, even marked as installed, unpacks in root's own place instead (/var/lib/gpuctl/runtime, this
+  // test's in a namespace).
   Deno.copyFileSync(a.exe, `${t.path}/open/gpuctl`);
+  Deno.writeTextFileSync(`${t.path}/open/.installed-by-gpuctl`, "");
   const ns = privateMounts({ "/var/lib/gpuctl": `${t.path}/var-lib-gpuctl` }, `${t.path}/ns`);
   const o = await sh(ns[0]!, [...ns.slice(1), `${t.path}/open/gpuctl`, "--version"]);
   assertEquals(o.code, 0, o.stderr);

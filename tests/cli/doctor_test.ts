@@ -190,8 +190,32 @@ const CASES: Case[] = [
   {
     name: "hook-link-missing",
     breakIt: (h) => Deno.removeSync(`${h.dir}/bin/nvidia-container-runtime-hook`),
-    expect: { "gpuctl.links": "warn" },
-    code: 1,
+    // The CDI spec names that hook too.
+    expect: { "gpuctl.links": "warn", "cdi.specs": "fail" },
+    code: 2,
+  },
+  {
+    // The fronts were written by a gpuctl whose file is gone (a checkout deleted, a copy removed by hand).
+    name: "front-target-gone",
+    breakIt: (h) => {
+      for (const n of ["gpuctl-runtime", "nvidia-container-runtime-hook"]) {
+        const f = `${h.dir}/bin/${n}`;
+        const text = Deno.readTextFileSync(f);
+        const gpuctl = /^gpuctl\(\) \{ exec '([^']+)'/m.exec(text)![1]!;
+        Deno.writeTextFileSync(f, text.replaceAll(`'${gpuctl}'`, `'${h.dir}/deleted/gpuctl'`));
+      }
+    },
+    expect: { "gpuctl.links": "fail" },
+    code: 2,
+  },
+  {
+    name: "cdi-hook-gone",
+    breakIt: (h) => {
+      const f = `${h.dir}/cdi/nvidia.json`;
+      Deno.writeTextFileSync(f, Deno.readTextFileSync(f).replaceAll(`${h.dir}/bin/`, `${h.dir}/old-bin/`));
+    },
+    expect: { "cdi.specs": "fail" },
+    code: 2,
   },
   {
     name: "plugin-with-an-error",

@@ -634,7 +634,7 @@ for (const c of CASES) {
       }
       const r = await runGpuctl(c.args.map((a) => a.replaceAll("{{TMP}}", tmp.path)), {
         env,
-        ...(exe ? { exe } : {}),
+        ...(exe ? { exe } : { entry: `${PROJECT}/cli/main.ts` }),
         ...(argv0 ? { argv0 } : {}),
         ...(c.stdin !== undefined ? { stdin: c.stdin.replaceAll("{{TMP}}", tmp.path) } : {}),
       });

@@ -13,7 +13,8 @@ Deno.test("install from source: the two names, running Deno on this checkout (an
     config,
     JSON.stringify({ cacheDir: `${c.path}/cache`, cdiSpecDirs: [`${c.path}/cdi`] }),
   );
-  const runGpuctl = (args: string[]) => run(args, { env: { GPUCTL_CONFIG: config } });
+  const runGpuctl = (args: string[]) =>
+    run(args, { env: { GPUCTL_CONFIG: config }, entry: `${PROJECT}/cli/main.ts` });
   const r = await runGpuctl(["install", "--prefix", t.path]);
   assertStringIncludes(
     r.stderr,

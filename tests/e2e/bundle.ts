@@ -4,7 +4,7 @@
  * `ldconfig -p`, with a config.json from `runc spec`.
  * @module
  */
-import { PROJECT } from "../helpers.ts";
+import { artifact, artifactTarget, PROJECT } from "../helpers.ts";
 import { type FakeDriver, fixtureConfig } from "../fixtures/driver.ts";
 
 /**
@@ -66,24 +66,31 @@ export function gpuctlEnvList(config: string, ...extra: string[]): string[] {
  */
 export function hookLauncher(
   dir: string,
-  entry = `${PROJECT}/cli/main.ts`,
+  entry?: string,
   denoFlags: string[] = [],
 ): string {
   const path = `${dir}/bin/nvidia-container-runtime-hook`;
   Deno.mkdirSync(`${dir}/bin`, { recursive: true });
-  Deno.writeTextFileSync(
-    path,
-    `#!/bin/sh\nexec ${Deno.execPath()} run -A --quiet ${denoFlags.join(" ")} ${entry} hook "$@"\n`,
-    { mode: 0o755 },
-  );
+  Deno.writeTextFileSync(path, `#!/bin/sh\nexec ${gpuctlCommand(entry, denoFlags)} hook "$@"\n`, {
+    mode: 0o755,
+  });
   return path;
+}
+
+/**
+ * The command line that runs gpuctl in a launcher: Deno on `entry` (default: the source, or with
+ * GPUCTL_TEST_TARGET=artifact the artifact itself, unless Deno flags are wanted).
+ */
+function gpuctlCommand(entry: string | undefined, denoFlags: string[]): string {
+  if (entry === undefined && denoFlags.length === 0 && artifactTarget()) return artifact().exe;
+  return `${Deno.execPath()} run -A --quiet ${denoFlags.join(" ")} ${entry ?? `${PROJECT}/cli/main.ts`}`;
 }
 
 /** A launcher for the runtime shim: `gpuctl-runtime`, with `env` exported first. */
 export function runtimeLauncher(
   dir: string,
   env: Record<string, string> = {},
-  entry = `${PROJECT}/cli/main.ts`,
+  entry?: string,
   denoFlags: string[] = [],
 ): string {
   const path = `${dir}/bin/gpuctl-runtime`;
@@ -91,10 +98,10 @@ export function runtimeLauncher(
   const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v}'\n`).join("");
   Deno.writeTextFileSync(
     path,
-    `#!/bin/sh\n${exports}exec ${Deno.execPath()} run -A --quiet ${
-      denoFlags.join(" ")
-    } ${entry} runtime "$@"\n`,
-    { mode: 0o755 },
+    `#!/bin/sh\n${exports}exec ${gpuctlCommand(entry, denoFlags)} runtime "$@"\n`,
+    {
+      mode: 0o755,
+    },
   );
   return path;
 }
@@ -263,10 +270,11 @@ export async function startServe(
   bundleJs: string,
   env: Record<string, string>,
   dir: string,
-  opts: { stderr?: "inherit" | "null"; prefix?: string[] } = {},
+  opts: { stderr?: "inherit" | "null"; prefix?: string[]; exe?: string } = {},
 ): Promise<{ pid: number; stop(): Promise<void> }> {
   const stderr = opts.stderr ?? "null";
-  const argv = [...(opts.prefix ?? []), Deno.execPath(), "run", "-A", "--quiet", bundleJs, "serve"];
+  const gpuctl = opts.exe !== undefined ? [opts.exe] : [Deno.execPath(), "run", "-A", "--quiet", bundleJs];
+  const argv = [...(opts.prefix ?? []), ...gpuctl, "serve"];
   const p = new Deno.Command(argv[0]!, {
     args: argv.slice(1),
     env,

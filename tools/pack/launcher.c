@@ -6,9 +6,10 @@
  * On its first run the launcher unpacks the payload, checking the SHA-256 while it copies, into a directory
  * only its owner can write, and marks it complete; every later run only stats that mark and execs Deno on the
  * bundle. So it costs one exec after the first run, and nothing is ever run from a directory another user could
- * change: the directory is next to this file when every directory on that path is owned by root or the caller
- * and writable by no one else (or sticky), else /var/lib/gpuctl/runtime (root) or ~/.cache/gpuctl/runtime.
- * `GPUCTL_RUNTIME_DIR` names another, checked the same way.
+ * change: every directory on the way is owned by root or the caller and writable by no one else (or sticky).
+ * Where `gpuctl install` put this file (its directory holds install's mark), it unpacks beside it, and goes
+ * with it; anywhere else (a download) into /var/lib/gpuctl/runtime (root) or ~/.cache/gpuctl/runtime, by
+ * the payload's digest, which the installed copy of the same file shares. `GPUCTL_RUNTIME_DIR` names another.
  *
  * Deno runs with argv[0] as this program was called (gpuctl dispatches on it), with no configuration file
  * discovery (a deno.json in the working directory, an engine's bundle directory, is not gpuctl's), and with
@@ -187,13 +188,15 @@ static void choose_base(const char *self, char *base, size_t cap) {
     snprintf(base, cap, "%s", given);
     return;
   }
-  /* Next to this file, where that directory is safe to run from. */
-  char dir[PATH_MAX];
+  /* Next to this file where gpuctl install put it, and that directory is safe to run from. */
+  char dir[PATH_MAX], mark[PATH_MAX + 32];
   snprintf(dir, sizeof dir, "%s", self);
   char *slash = strrchr(dir, '/');
+  struct stat ms;
   if (slash && slash != dir) {
     *slash = 0;
-    if (secure_path(dir, why, sizeof why)) {
+    snprintf(mark, sizeof mark, "%s/.installed-by-gpuctl", dir);
+    if (lstat(mark, &ms) == 0 && S_ISREG(ms.st_mode) && secure_path(dir, why, sizeof why)) {
       char next[PATH_MAX];
       snprintf(next, sizeof next, "%s/.gpuctl-runtime", dir);
       if (mkdir(next, 0700) == 0 || errno == EEXIST) {
