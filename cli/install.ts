@@ -1,7 +1,7 @@
 /**
  * `gpuctl install`: gpuctl on a host, self-contained. The executable is copied to a place of its own,
  * `LIBDIR/<version>-<digest>/gpuctl`, and everything installed names only that copy: the `gpuctl` link and the sh
- * fronts (`oci/front.ts`) `gpuctl-runtime` and `nvidia-container-runtime-hook` in DIR, and with `--cdi` the CDI
+ * fronts (`serve/fronts.ts`) `gpuctl-runtime` and `nvidia-container-runtime-hook` in DIR, and with `--cdi` the CDI
  * spec's hook. The file it was run from can then go.
  *
  * An upgrade is the new gpuctl's install: every file is replaced by a rename, so a container starting meanwhile
@@ -15,7 +15,15 @@
  */
 import { createHash } from "node:crypto";
 import { GpuctlError } from "../errors/mod.ts";
-import { frontCommand, frontScript, hookFrontScript, INSTALL_MARK, type ServeClient } from "../oci/front.ts";
+import {
+  frontCommand,
+  hookFront,
+  INSTALL_MARK,
+  runtimeFront,
+  type ServeClient,
+  stampFront,
+} from "../serve/fronts.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import { answerTimeout, serveDir } from "../serve/server.ts";
 import { packTrailer, selfCommand, selfExecutable, VERSION } from "../version.ts";
 import { parse } from "./args.ts";
@@ -69,23 +77,46 @@ const VERSION_MARK = ".installed-by-gpuctl";
  */
 export function serveClient(config: Config): ServeClient | null {
   const dir = serveDir(config.cacheDir);
-  const find = (name: string) =>
-    ["/usr/bin", "/bin", "/usr/local/bin"].map((d) => `${d}/${name}`).find((p) => {
-      try {
-        return Deno.statSync(p).isFile;
-      } catch {
-        return false;
-      }
-    });
-  const [mkfifo, sleep, head] = ["mkfifo", "sleep", "head"].map(find);
-  if (dir === null || mkfifo === undefined || sleep === undefined || head === undefined) return null;
+  const mkfifo = tool("mkfifo"), sleep = tool("sleep"), head = tool("head");
+  if (dir === null || mkfifo === null || sleep === null || head === null) return null;
   return { dir, timeout: answerTimeout(config), mkfifo, sleep, head };
 }
 
-function frontText(config: Config, name: (typeof NAMES)[number], gpuctl: string[]): string {
-  const serve = serveClient(config);
-  if (name === "gpuctl-runtime") return frontScript([...gpuctl, "runtime"], config, VERSION, serve);
-  return hookFrontScript([...gpuctl, "hook"], VERSION, serve);
+/** A tool the fronts run, by absolute path: an engine may run them with any PATH, or none. */
+function tool(name: string): string | null {
+  return ["/usr/bin", "/bin", "/usr/local/bin"].map((d) => `${d}/${name}`).find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  }) ?? null;
+}
+
+/** The configuration file gpuctl runs with (`--config`, `$GPUCTL_CONFIG`, or the default), and its mtime. */
+function configStamp(ctx: Context): { file: string; mtime: Date | null } {
+  const file = ctx.globals.configPath ?? DEFAULT_CONFIG_PATH;
+  try {
+    return { file, mtime: Deno.statSync(file).mtime };
+  } catch {
+    return { file, mtime: null };
+  }
+}
+
+function frontText(ctx: Context, name: (typeof NAMES)[number], gpuctl: string[], self: string): string {
+  const serve = serveClient(ctx.config);
+  if (name === "nvidia-container-runtime-hook") return hookFront({ gpuctl, version: VERSION, serve });
+  const c = configStamp(ctx);
+  return runtimeFront({
+    gpuctl,
+    version: VERSION,
+    serve,
+    config: ctx.config,
+    configFile: c.file,
+    hadConfig: c.mtime !== null,
+    self,
+    grep: tool("grep"),
+  });
 }
 
 function lstat(path: string): Deno.FileInfo | null {
@@ -317,9 +348,14 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
 
   for (const name of NAMES) {
     const path = `${prefix}/${name}`;
-    const want = frontText(ctx.config, name, gpuctl);
+    const want = frontText(ctx, name, gpuctl, path);
     const s = frontState(path, want);
+    // The runtime front's modification time is its configuration's: it notices a change to that file itself.
+    const stampIt = () => {
+      if (name === "gpuctl-runtime") stampFront(path, configStamp(ctx).file);
+    };
     if (s === "same") {
+      stampIt();
       ctx.out(`${path}: already installed\n`);
       continue;
     }
@@ -333,6 +369,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     writeAtomically(path, (tmp) => {
       Deno.writeTextFileSync(tmp, want, { mode: 0o755, createNew: true });
       Deno.chmodSync(tmp, 0o755);
+      if (name === "gpuctl-runtime") stampFront(tmp, configStamp(ctx).file);
     });
     ctx.out(`${path} → front\n`);
   }

@@ -12,8 +12,9 @@ import { parseVersionFile } from "../devices/proc.ts";
 import { charLinkProblems, nodeState, wantedNodes } from "../system/nodes.ts";
 import { readLdCache } from "../driver/ldcache.ts";
 import { LIBRARY_DIRS_64 } from "../driver/locate.ts";
-import { PROTOCOL, serveDir } from "../serve/server.ts";
-import { frontCommand, shQuote } from "../oci/front.ts";
+import { PROTOCOL, runningServer, serveDir } from "../serve/server.ts";
+import { frontCommand, frontFresh, frontServe } from "../serve/fronts.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 
 export type Status = "ok" | "warn" | "fail" | "skip";
 
@@ -57,30 +58,17 @@ export function serveCheck(c: Config, fronts: readonly string[]): Check {
   if (dir === null) {
     return ok("gpuctl.serve", "not available: cacheDir is null; each GPU container starts gpuctl");
   }
-  let pid = "";
-  try {
-    pid = Deno.readTextFileSync(`${dir}/pid`).trim();
-  } catch { /* not running */ }
-  const alive = /^[0-9]+$/.test(pid) && (() => {
-    try {
-      return Deno.statSync(`/proc/${pid}`).isDirectory;
-    } catch {
-      return false;
-    }
-  })();
-  if (!alive) {
+  // Alive as the fronts see it: the process the pid file names, started when the server did.
+  const pid = runningServer(dir);
+  if (pid === null) {
     return ok(
       "gpuctl.serve",
       "not running: each GPU container starts a gpuctl process (optional: systemctl enable --now gpuctl-serve)",
     );
   }
   const stale = fronts.filter((f) => {
-    try {
-      const text = Deno.readTextFileSync(f);
-      return !text.includes(PROTOCOL) || !text.includes(`S=${shQuote(dir)}`);
-    } catch {
-      return true;
-    }
+    const s = frontServe(read(f) ?? "");
+    return s === null || s.protocol !== PROTOCOL || s.dir !== dir;
   });
   return stale.length === 0
     ? ok("gpuctl.serve", `running (pid ${pid}, in ${dir}): GPU containers start no gpuctl process`)
@@ -328,11 +316,19 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
     const gone = words.filter((w, k) => w.startsWith("/") && (k === 0 ? !isExecutable(w) : !exists(w)));
     return gone.length === 0 ? [] : [`${p} runs ${gone[0]}, which is gone`];
   });
+  const configFile = i.configFile ?? DEFAULT_CONFIG_PATH;
+  const stale = missing.includes(runtime) || frontFresh(runtime, configFile) ? null : runtime;
   out.push(
     dangling.length > 0
       ? fail(
         "gpuctl.links",
         `${dangling.join("; ")} (every GPU container through it fails)`,
+        `gpuctl install --prefix ${i.prefix}`,
+      )
+      : stale !== null
+      ? warn(
+        "gpuctl.links",
+        `${stale} was written for another configuration than ${configFile}, or before it changed: it sends every container to gpuctl (slower, never without its GPUs) until it is written again`,
         `gpuctl install --prefix ${i.prefix}`,
       )
       : missing.length === 0

@@ -49,6 +49,7 @@ export const LIBC = {
   flock: { params: ["i32", "i32"], result: "i32" },
   readlinkat: { params: ["i32", "cstring", "buffer", "u64"], result: "i64" },
   statx: { params: ["i32", "cstring", "i32", "u32", "buffer"], result: "i32" },
+  utimensat: { params: ["i32", "cstring", "buffer", "i32"], result: "i32" },
   setrlimit: { params: ["i32", "buffer"], result: "i32" },
   // syscall(2) is variadic; integer and pointer varargs pass like fixed ones on x86-64 and aarch64.
   sys_openat2: { symbol: "syscall", params: ["i64", "i32", "cstring", "buffer", "u64"], result: "i64" },
@@ -310,6 +311,21 @@ export function statx(dirfd: number, path: string, flags: number): Statx {
     devMajor: v.getUint32(136, true),
     devMinor: v.getUint32(140, true),
   };
+}
+
+/**
+ * Sets `path`'s modification time to `mtimeNs` (ns since the epoch) exactly, leaving its access time; relative
+ * to `dirfd` (AT_FDCWD for the working directory). Deno's own utime keeps milliseconds only.
+ */
+export function setMtimeNs(dirfd: number, path: string, mtimeNs: bigint): void {
+  const UTIME_OMIT = (1n << 30n) - 2n;
+  const b = new Uint8Array(32);
+  const v = new DataView(b.buffer);
+  v.setBigInt64(0, 0n, true);
+  v.setBigInt64(8, UTIME_OMIT, true);
+  v.setBigInt64(16, mtimeNs / 1_000_000_000n, true);
+  v.setBigInt64(24, mtimeNs % 1_000_000_000n, true);
+  check(`utimensat ${path}`, () => libc().utimensat(dirfd, path, b, 0));
 }
 
 /** The names in a directory opened for reading (`O_RDONLY | O_DIRECTORY`), at most `max` of them. */

@@ -1,6 +1,6 @@
 /**
  * `gpuctl serve`: gpuctl kept running, so that starting a GPU container starts no gpuctl process. The fronts that
- * `gpuctl install` writes (`oci/front.ts`: `gpuctl-runtime` and `nvidia-container-runtime-hook`, both POSIX sh)
+ * `gpuctl install` writes (`serve/fronts.ts`: `gpuctl-runtime` and `nvidia-container-runtime-hook`, both POSIX sh)
  * hand a GPU container's work to it when it runs, and run gpuctl themselves when it does not. What it does for a
  * container is exactly what that gpuctl process would do, by the same code: the shim's `create` in spec mode, and
  * the prestart hook. Everything else (CDI hooks, `run`, hook mode with the hook found on the caller's PATH) it
@@ -8,8 +8,10 @@
  *
  * The protocol, on one host and for root only, in `<cacheDir>/serve` (mode 0700):
  * - `lock`: held (flock) by the running server; `pid`: its pid, written once it listens, removed when it stops.
- * - `requests`: a FIFO. A request is one line (one atomic write), `<dir>/<caller pid>.<verb>`, the prefix of the
- *   caller's files:
+ * - `requests`: a FIFO. A request is one line (one atomic write), `<dir>/<caller pid>.<verb> <deadline>`: the
+ *   prefix of the caller's files, and when the caller stops waiting (seconds since boot, /proc/uptime's clock).
+ *   A request past its deadline, or whose caller no longer holds its reply FIFO open, is dropped unserved, so
+ *   that requests a stalled server left behind cost it nothing and delay no one. The caller's files:
  *   - `.argv`: NUL-terminated fields: {@link PROTOCOL}, `$GPUCTL_CONFIG` (empty for none), the caller's working
  *     directory, then the command's own arguments (verbs: `runtime` — runc's arguments; `view` — the runtime's
  *     path, then runc's arguments; `hook` — the hook's arguments);
@@ -62,13 +64,13 @@ import { VERSION } from "../version.ts";
  * Spoken by the fronts and the server, with gpuctl's version: a front written by another gpuctl (an upgrade not yet
  * followed by `gpuctl install` and a restart of the server) is sent back to run gpuctl itself.
  */
-export const PROTOCOL = `gpuctl-serve-1 ${VERSION}`;
+export const PROTOCOL = `gpuctl-serve-2 ${VERSION}`;
 const MAX_ARGV = 1 << 20;
 const MAX_STDIN = 1 << 20;
 /** A prepared container whose `view` is not asked for within this long is forgotten (its create failed). */
 const PENDING_MS = 10 * 60_000;
 const LOCK_EX = 2, LOCK_NB = 4;
-const REQUEST = /^([0-9]{1,10})\.(runtime|view|hook)$/;
+const REQUEST = /^([0-9]{1,10})\.(runtime|view|hook) ([0-9]{1,12})$/;
 const SUFFIXES = [".argv", ".stdin", ".reply"] as const;
 
 /** Where the server listens: `<cacheDir>/serve`, or nowhere without a cacheDir. */
@@ -113,6 +115,30 @@ function privateDir(path: string): number {
     throw new GpuctlError(path, "is not private to this user (it must be owned by it, mode 0700)");
   }
   return fd;
+}
+
+/** Seconds since boot, as the fronts read them from /proc/uptime (whole seconds). */
+function uptime(): number {
+  try {
+    return Math.floor(Number(Deno.readTextFileSync("/proc/uptime").split(" ")[0]));
+  } catch {
+    return 0;
+  }
+}
+
+/** Whether a caller holds its reply FIFO open (a non-blocking open for writing finds a reader). */
+function waiting(dirFd: number, reply: string): boolean {
+  let fd: number;
+  try {
+    fd = check(
+      "open reply",
+      () => libc().openat(dirFd, reply, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0),
+    );
+  } catch {
+    return false; // ENXIO: no reader; or no such FIFO
+  }
+  libc().close(fd);
+  return true;
 }
 
 /** A create answered `view`: what its view request finds. */
@@ -170,24 +196,52 @@ export class Server {
   async #handle(line: string): Promise<void> {
     this.#origin = performance.now();
     startRequest(this.#origin);
-    const base = line.startsWith(`${this.dir}/`) ? line.slice(this.dir.length + 1) : "";
-    const m = REQUEST.exec(base);
+    this.#checkDir();
+    const m = REQUEST.exec(line.startsWith(`${this.dir}/`) ? line.slice(this.dir.length + 1) : "");
     if (m === null) return; // not a front's: nobody to answer
-    let answer: Answer;
-    try {
-      answer = await this.#answer(m[2] as "runtime" | "view" | "hook", base);
-    } catch (e) {
-      answer = { code: e instanceof GpuctlError ? e.exitCode : 1, word: "fail", message: describe(e) };
+    const base = `${m[1]}.${m[2]}`, reply = `${m[1]}.reply`;
+    let answer: Answer | null;
+    if (Number(m[3]) < uptime() || !waiting(this.dirFd, reply)) {
+      answer = null; // its caller has given up: its container has failed already
+    } else {
+      try {
+        answer = await this.#answer(m[2] as "runtime" | "view" | "hook", base);
+      } catch (e) {
+        answer = { code: e instanceof GpuctlError ? e.exitCode : 1, word: "fail", message: describe(e) };
+      }
+      this.#reply(reply, answer);
     }
-    const reply = `${m[1]}.reply`;
-    this.#reply(reply, answer);
     libc().unlinkat(this.dirFd, `${base}.argv`, 0);
     libc().unlinkat(this.dirFd, `${base}.stdin`, 0);
-    if (answer.word !== "view") libc().unlinkat(this.dirFd, reply, 0);
+    if (answer?.word !== "view") libc().unlinkat(this.dirFd, reply, 0);
     // Work the caller need not wait for: it runs while the caller goes on, and before the next request.
     const later = this.#later;
     this.#later = null;
     later?.();
+  }
+
+  /**
+   * The directory the fronts write to must still be this server's: the same directory (not replaced since it
+   * started listening), owned by it and private. A front checks it too; a server whose directory was swapped
+   * under it stops, loudly, and the fronts then run gpuctl per container.
+   */
+  #checkDir(): void {
+    let why: string | null = null;
+    try {
+      const fd = statx(this.dirFd, "", AT_EMPTY_PATH);
+      const path = statx(-100, /* AT_FDCWD */ this.dir, 0x100 /* AT_SYMLINK_NOFOLLOW */);
+      if (path.ino !== fd.ino || path.devMajor !== fd.devMajor || path.devMinor !== fd.devMinor) {
+        why = "was replaced by another directory";
+      } else if (fd.uid !== libc().geteuid() || (fd.mode & 0o077) !== 0) {
+        why = "is no longer private to this user (owned by it, mode 0700)";
+      }
+    } catch (e) {
+      why = `cannot be checked (${describe(e)})`;
+    }
+    if (why !== null) {
+      Deno.stderr.writeSync(new TextEncoder().encode(`gpuctl: gpuctl serve: ${this.dir} ${why}; stopping\n`));
+      Deno.exit(70);
+    }
   }
 
   #logger(config: Config, component: string): Logger {
@@ -364,7 +418,7 @@ export function listen(dir: string): { server: (configPath: string | undefined) 
       if (e instanceof SyscallError && e.errno === 11 /* EWOULDBLOCK */) {
         let pid = "";
         try {
-          pid = ` (pid ${Deno.readTextFileSync(`${dir}/pid`).trim()})`;
+          pid = ` (pid ${Deno.readTextFileSync(`${dir}/pid`).split(" ")[0]!.trim()})`;
         } catch { /* not written yet */ }
         throw new GpuctlError("gpuctl serve", `another one is running${pid}, in ${dir}`);
       }
@@ -396,11 +450,40 @@ export function listen(dir: string): { server: (configPath: string | undefined) 
   };
 }
 
-/** Announces the server: its pid in `dir/pid`, written atomically (the fronts ask only a live pid). */
+/**
+ * A process's start time (field 22 of `/proc/PID/stat`, in clock ticks since boot), or null: with its pid, what
+ * tells one process from another given the same pid later.
+ */
+export function procStart(pid: number | "self"): string | null {
+  try {
+    const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return st.slice(st.lastIndexOf(") ") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Announces the server: `PID START` in `dir/pid`, written atomically. The fronts (serve/fronts/ask.sh), doctor and
+ * install take a server for alive only when that process lives and started then.
+ */
 export function announce(dir: string): void {
   const tmp = `${dir}/.pid.${Deno.pid}`;
-  Deno.writeTextFileSync(tmp, `${Deno.pid}\n`, { mode: 0o600 });
+  Deno.writeTextFileSync(tmp, `${Deno.pid} ${procStart("self")}\n`, { mode: 0o600 });
   Deno.renameSync(tmp, `${dir}/pid`);
+}
+
+/** The server listening in `dir`, if one is: the pid its pid file names, proven by that process's start time. */
+export function runningServer(dir: string): number | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dir}/pid`);
+  } catch {
+    return null;
+  }
+  const [pid, start] = text.trim().split(" ");
+  if (!/^[0-9]{1,10}$/.test(pid ?? "") || start === undefined) return null;
+  return procStart(Number(pid)) === start ? Number(pid) : null;
 }
 
 /** The heap size past which the server collects its garbage between requests. */

@@ -3,6 +3,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
 export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 export const DENO = Deno.execPath();
 
@@ -178,4 +179,46 @@ export function artifact(): { exe: string; js: string; dir: string } {
     }
   }
   return done;
+}
+
+/**
+ * Writes a gpuctl-runtime front to `path` as `gpuctl install` does: for the configuration file `configFile` (the
+ * one `$GPUCTL_CONFIG` must name when it runs), its modification time that file's, grep found as install finds it.
+ */
+export function writeRuntimeFront(
+  path: string,
+  o: {
+    gpuctl: string[];
+    config: Parameters<typeof runtimeFront>[0]["config"];
+    configFile: string;
+    serve?: ServeClient | null;
+  },
+): string {
+  let mtime: Date | null = null;
+  try {
+    mtime = Deno.statSync(o.configFile).mtime;
+  } catch { /* absent */ }
+  const grep = ["/usr/bin/grep", "/bin/grep"].find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  }) ?? null;
+  Deno.writeTextFileSync(
+    path,
+    runtimeFront({
+      gpuctl: o.gpuctl,
+      version: "test",
+      serve: o.serve ?? null,
+      config: o.config,
+      configFile: o.configFile,
+      hadConfig: mtime !== null,
+      self: path,
+      grep,
+    }),
+    { mode: 0o755 },
+  );
+  stampFront(path, o.configFile);
+  return path;
 }

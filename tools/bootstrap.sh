@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc libc6-dev runc busybox-static python3 docker.io containerd podman time
+APT_PACKAGES=(gcc libc6-dev runc busybox-static python3 docker.io containerd podman time shellcheck
   golang-github-container-orchestrated-devices-container-device-interface-dev)
 LOCK_WAIT=${GPUCTL_APT_LOCK_WAIT:-300}
 apt_only=0

@@ -1,17 +1,17 @@
 /**
- * The gpuctl-runtime front (`oci/front.ts`) against the shim's own reading of runc's command line
+ * The gpuctl-runtime front (`serve/fronts/runtime.sh`) against the shim's own reading of runc's command line
  * (`scanRuncArgs`) and of a request (`readRequest`): for every argument form, every pass-through command goes
  * straight to the runtime, every create/run of a container that asks for a GPU goes to gpuctl (a miss is a
  * failure here), and a create/run whose config.json mentions no request goes to the runtime. Run by a real
  * `/bin/sh` (dash on Debian), with stand-ins for the runtime and for gpuctl.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { frontScript } from "../../oci/front.ts";
+import { runtimeFront } from "../../serve/fronts.ts";
 import { scanRuncArgs } from "../../oci/runc_args.ts";
 import { readRequest } from "../../request/request.ts";
 import { parseSpec } from "../../oci/spec.ts";
 import { defaultConfig } from "../../config/schema.ts";
-import { tempDir } from "../helpers.ts";
+import { tempDir, writeRuntimeFront } from "../helpers.ts";
 
 const config = defaultConfig();
 
@@ -21,12 +21,11 @@ function setup(dir: string) {
       mode: 0o755,
     });
   }
-  const front = `${dir}/gpuctl-runtime`;
-  Deno.writeTextFileSync(
-    front,
-    frontScript([`${dir}/gpuctl`, "runtime"], { ...config, runtimes: [`${dir}/runc`] }, "test"),
-    { mode: 0o755 },
-  );
+  const front = writeRuntimeFront(`${dir}/gpuctl-runtime`, {
+    gpuctl: [`${dir}/gpuctl`],
+    config: { ...config, runtimes: [`${dir}/runc`] },
+    configFile: `${dir}/config.jsonc`,
+  });
   // Three bundles: one asking for a GPU, one without (markers nowhere), the working directory asking for one.
   const write = (b: string, env: string[], extra: Record<string, unknown> = {}) => {
     Deno.mkdirSync(b, { recursive: true });
@@ -58,6 +57,7 @@ async function front(path: string, args: string[], cwd: string) {
   const o = await new Deno.Command("/bin/sh", {
     args: [path, ...args],
     cwd,
+    env: { GPUCTL_CONFIG: `${path.slice(0, path.lastIndexOf("/"))}/config.jsonc` },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -225,7 +225,16 @@ Deno.test("front: runc's command, its global options and the container id, found
   // The front's own scan of the arguments, run alone: what it deletes a created container with when gpuctl serve
   // is gone before the /proc view (runc's global options, then `delete --force ID`) must be what runc was given.
   using t = tempDir();
-  const text = frontScript(["/bin/false"], config, "test");
+  const text = runtimeFront({
+    gpuctl: ["/bin/false"],
+    version: "test",
+    serve: null,
+    config,
+    configFile: "/nonexistent",
+    hadConfig: false,
+    self: "/nonexistent",
+    grep: null,
+  });
   const end = text.indexOf("\nruntime() {");
   assert(end > 0, "the front's scan ends before its runtime() function");
   const scan = `${t.path}/scan`;

@@ -290,7 +290,7 @@ export async function startServe(
   };
   for (let i = 0; i < 400; i++) {
     try {
-      if (Deno.readTextFileSync(`${dir}/pid`).trim() === String(p.pid)) return { pid: p.pid, stop };
+      if (Deno.readTextFileSync(`${dir}/pid`).split(" ")[0] === String(p.pid)) return { pid: p.pid, stop };
     } catch { /* not yet */ }
     await new Promise((res) => setTimeout(res, 50));
   }

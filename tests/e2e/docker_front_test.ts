@@ -5,8 +5,8 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, DENO, logLines } from "../helpers.ts";
-import { frontScript } from "../../oci/front.ts";
+import { bundleTo, DENO, logLines, writeRuntimeFront } from "../helpers.ts";
+
 import { defaultConfig } from "../../config/schema.ts";
 import { Dockerd } from "./docker.ts";
 import { startServe } from "./bundle.ts";
@@ -44,11 +44,11 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
     `#!/bin/sh\nfor a do [ "$a" = create ] && echo create >> ${dir}/creates; done\nexec runc "$@"\n`,
     { mode: 0o755 },
   );
-  Deno.writeTextFileSync(
-    `${dir}/bin/gpuctl-default`,
-    frontScript([`${dir}/fail`], { ...defaultConfig(), runtimes: [`${dir}/spy`] }, "test"),
-    { mode: 0o755 },
-  );
+  writeRuntimeFront(`${dir}/bin/gpuctl-default`, {
+    gpuctl: [`${dir}/fail`],
+    config: { ...defaultConfig(), runtimes: [`${dir}/spy`] },
+    configFile: config,
+  });
   const docker = await Dockerd.start(dir, {
     env: { GPUCTL_CONFIG: config },
     args: [

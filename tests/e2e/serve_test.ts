@@ -7,8 +7,8 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, DENO, logLines } from "../helpers.ts";
-import { frontScript, hookFrontScript } from "../../oci/front.ts";
+import { bundleTo, DENO, logLines, writeRuntimeFront } from "../helpers.ts";
+import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../cli/install.ts";
 import { readConfig } from "../../config/read.ts";
 import { serveCheck } from "../../doctor/checks.ts";
@@ -34,11 +34,16 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
   Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
     mode: 0o755,
   });
-  Deno.writeTextFileSync(`${dir}/bin/front`, frontScript([`${dir}/fail`, "runtime"], cfg, "test", client), {
-    mode: 0o755,
+  writeRuntimeFront(`${dir}/bin/front`, {
+    gpuctl: [`${dir}/fail`],
+    config: cfg,
+    configFile: config,
+    serve: client,
   });
   const hook = `${dir}/bin/nvidia-container-runtime-hook`;
-  Deno.writeTextFileSync(hook, hookFrontScript([`${dir}/fail`, "hook"], "test", client), { mode: 0o755 });
+  Deno.writeTextFileSync(hook, hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client }), {
+    mode: 0o755,
+  });
   // The engine's side: GPUCTL_CONFIG set, as for gpuctl itself.
   const withConfig = (name: string, target: string, cfgPath = config) => {
     Deno.writeTextFileSync(
@@ -233,7 +238,9 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
         Deno.mkdirSync(fake, { recursive: true, mode: 0o700 });
         Deno.writeTextFileSync(
           `${dir}/fake.sh`,
-          `#!/bin/sh\nmkfifo -m 600 ${fake}/requests\nexec 3<>${fake}/requests\necho $$ > ${fake}/pid\n` +
+          `#!/bin/sh\nmkfifo -m 600 ${fake}/requests\nexec 3<>${fake}/requests\n` +
+            // its pid and start time, as a server announces itself
+            `read -r st </proc/$$/stat; set -- \${st##*) }; shift 19; echo "$$ $1" > ${fake}/pid\n` +
             `read -r f <&3\nrm ${fake}/pid\nprintf '0 view\\n' 1<>"\${f%.*}.reply"\n`,
           { mode: 0o755 },
         );
@@ -247,11 +254,12 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
             }
           })()
         ) await new Promise((r) => setTimeout(r, 20));
-        Deno.writeTextFileSync(
-          `${dir}/bin/front-fake`,
-          frontScript([`${dir}/fail`, "runtime"], cfg, "test", { ...client, dir: fake }),
-          { mode: 0o755 },
-        );
+        writeRuntimeFront(`${dir}/bin/front-fake`, {
+          gpuctl: [`${dir}/fail`],
+          config: cfg,
+          configFile: config,
+          serve: { ...client, dir: fake },
+        });
         const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
         const r = await runcLifecycle(b, withConfig("rt-fake", `${dir}/bin/front-fake`));
         await server.status;

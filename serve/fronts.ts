@@ -1,0 +1,190 @@
+/**
+ * The fronts `gpuctl install` writes: POSIX sh programs kept as real files (`serve/fronts/*.sh`, checked by
+ * shellcheck in the tests), each written out after a preamble of quoted assignments that this module generates
+ * from the configuration and the tools found at install time.
+ *
+ * - `gpuctl-runtime` (`runtime.sh`): runc's commands, and a create or run whose config.json mentions no GPU
+ *   request, go straight to the low-level runtime; only what may ask for a GPU starts gpuctl, or reaches
+ *   `gpuctl serve`. It finds runc's command exactly as `scanRuncArgs` does (a differential test holds it to that).
+ * - `nvidia-container-runtime-hook` (`hook.sh`): the prestart hook, handed to `gpuctl serve`.
+ *
+ * Both speak the serve protocol through `ask.sh` (serve/server.ts is the other side).
+ * @module
+ */
+import type { Config } from "../config/schema.ts";
+import { SBIN_DIRS } from "../oci/runc_args.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
+import { PROTOCOL } from "./server.ts";
+import { GpuctlError } from "../errors/mod.ts";
+import { AT_FDCWD, setMtimeNs, statx } from "../ffi/libc.ts";
+import ASK from "./fronts/ask.sh" with { type: "text" };
+import RUNTIME from "./fronts/runtime.sh" with { type: "text" };
+import HOOK from "./fronts/hook.sh" with { type: "text" };
+
+/** Marks a file `gpuctl install` wrote (and may replace or remove). */
+export const INSTALL_MARK = "# gpuctl install launcher";
+
+/** Where the fronts reach `gpuctl serve`, and the tools they use for it (absolute paths, found at install). */
+export interface ServeClient {
+  dir: string;
+  timeout: number;
+  mkfifo: string;
+  sleep: string;
+  head: string;
+}
+
+/** What both fronts are written with. */
+export interface FrontOptions {
+  /** The command line that runs gpuctl, before its subcommand (the installed executable, or Deno on a module). */
+  gpuctl: readonly string[];
+  version: string;
+  serve: ServeClient | null;
+}
+
+/** What the runtime front is written with besides. */
+export interface RuntimeFrontOptions extends FrontOptions {
+  config: Pick<Config, "runtimes" | "swarmResource" | "cdiAnnotationPrefixes">;
+  /** The configuration file it is written from, and whether that file existed then. */
+  configFile: string;
+  hadConfig: boolean;
+  /** Where the front itself is (its modification time is the configuration's). */
+  self: string;
+  /** grep, by absolute path; without it every create and run goes to gpuctl. */
+  grep: string | null;
+}
+
+/** A word for sh: single-quoted. */
+export function shQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** What in a config.json makes it possibly a GPU request, as fixed strings. */
+export function requestMarkers(config: Pick<Config, "swarmResource" | "cdiAnnotationPrefixes">): string[] {
+  return [
+    "NVIDIA_VISIBLE_DEVICES",
+    "nvidia-container-devices",
+    "CUDA_VERSION",
+    ...config.cdiAnnotationPrefixes,
+    ...config.swarmResource,
+    // A JSON escape could spell any of them: let gpuctl read such a file.
+    "\\u",
+    "\\/",
+  ];
+}
+
+/** A list the front splits on newlines: none of its items may hold one. */
+function lines(what: string, items: readonly string[]): string {
+  for (const i of items) {
+    if (i.includes("\n") || i === "") {
+      throw new GpuctlError(what, `${JSON.stringify(i)}: empty, or holds a newline`);
+    }
+  }
+  return items.join("\n");
+}
+
+function header(
+  name: string,
+  version: string,
+  gpuctl: readonly string[],
+  vars: Record<string, string>,
+): string {
+  return `#!/bin/sh
+${INSTALL_MARK}
+# ${name} front, written by gpuctl ${version} install; 'gpuctl install' rewrites it, '--uninstall' removes it.
+${Object.entries(vars).map(([k, v]) => `${k}=${shQuote(v)}`).join("\n")}
+gpuctl() { exec ${gpuctl.map(shQuote).join(" ")} "$@"; }
+`;
+}
+
+function serveVars(c: ServeClient | null): Record<string, string> {
+  return c === null
+    ? { S: "", T: "0", PROTOCOL: "", MKFIFO: "", SLEEP: "", HEAD: "" }
+    : { S: c.dir, T: String(c.timeout), PROTOCOL, MKFIFO: c.mkfifo, SLEEP: c.sleep, HEAD: c.head };
+}
+
+/** The `gpuctl-runtime` front's text. */
+export function runtimeFront(o: RuntimeFrontOptions): string {
+  return header("gpuctl-runtime", o.version, [...o.gpuctl, "runtime"], {
+    SELF: o.self,
+    CONFIG: o.configFile,
+    HAD_CONFIG: o.hadConfig ? "1" : "0",
+    DEFAULT_CONFIG: DEFAULT_CONFIG_PATH,
+    GREP: o.grep ?? "",
+    MARKERS: lines("a request marker", requestMarkers(o.config)),
+    RUNTIMES: lines("runtimes", o.config.runtimes),
+    SBIN: SBIN_DIRS.join(":"),
+    ...serveVars(o.serve),
+  }) + ASK + RUNTIME;
+}
+
+/** The `nvidia-container-runtime-hook` front's text. */
+export function hookFront(o: FrontOptions): string {
+  return header("nvidia-container-runtime-hook", o.version, [...o.gpuctl, "hook"], serveVars(o.serve)) + ASK +
+    HOOK;
+}
+
+/**
+ * The command line a front (either kind) runs gpuctl with, read back from its text: the words of its
+ * `gpuctl() { exec … "$@"; }` line. Null for a file that is not a front.
+ */
+export function frontCommand(text: string): string[] | null {
+  if (!text.includes(INSTALL_MARK)) return null;
+  const line = /^gpuctl\(\) \{ exec (.*) "\$@"; \}$/m.exec(text)?.[1];
+  if (line === undefined) return null;
+  const words: string[] = [];
+  const word = /'((?:[^']|'\\'')*)'(?: |$)/gy;
+  for (let m; (m = word.exec(line)) !== null;) words.push(m[1]!.replaceAll(`'\\''`, "'"));
+  return words.length === 0 ? null : words;
+}
+
+/** One of a front's preamble assignments, read back from its text. */
+function assigned(text: string, name: string): string | undefined {
+  return new RegExp(`^${name}='((?:[^']|'\\\\'')*)'$`, "m").exec(text)?.[1]?.replaceAll(`'\\''`, "'");
+}
+
+/** Where a front reaches `gpuctl serve`, and in which protocol, read back from its text (for doctor). */
+export function frontServe(text: string): { dir: string; protocol: string } | null {
+  const dir = assigned(text, "S"), protocol = assigned(text, "PROTOCOL");
+  return dir === undefined || protocol === undefined || dir === "" ? null : { dir, protocol };
+}
+
+/** The configuration a runtime front was written from, read back from its text (for doctor). */
+export function frontConfig(text: string): { file: string; had: boolean } | null {
+  const file = assigned(text, "CONFIG"), had = assigned(text, "HAD_CONFIG");
+  return file === undefined || had === undefined ? null : { file, had: had === "1" };
+}
+
+/**
+ * Whether the runtime front at `path` was written from the configuration gpuctl now runs with, unchanged since:
+ * the front's own test (serve/fronts/runtime.sh's `fresh`), made here for doctor.
+ */
+export function frontFresh(path: string, configFile: string): boolean {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch {
+    return true; // no front: nothing stale
+  }
+  const c = frontConfig(text);
+  if (c === null || c.file !== configFile) return false;
+  const config = mtimeNs(configFile);
+  return c.had ? config !== null && config === mtimeNs(path) : config === null;
+}
+
+/** A file's modification time to the nanosecond (as the front's `test -nt` sees it), or null if it is absent. */
+function mtimeNs(path: string): bigint | null {
+  try {
+    return statx(AT_FDCWD, path, 0).mtimeNs;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Gives the runtime front at `front` the modification time of `configFile` (when it exists), to the nanosecond:
+ * what it compares against that file to notice a change.
+ */
+export function stampFront(front: string, configFile: string): void {
+  const t = mtimeNs(configFile);
+  if (t !== null) setMtimeNs(AT_FDCWD, front, t);
+}

@@ -1,0 +1,37 @@
+# The nvidia-container-runtime-hook front (serve/fronts.ts writes it, after a preamble of quoted assignments from
+# gpuctl install: the serve client's S, T, PROTOCOL, MKFIFO, SLEEP, HEAD, and the function gpuctl).
+#
+# The prestart hook goes to a running gpuctl serve; everything else (other stages, CDI's container-edits, no
+# server) runs gpuctl. As a gpuctl hook process does, it first drops the variables that change how programs load
+# and run (re-executing itself once without them), so that nothing it runs sees them.
+set -f
+IFS=' 	
+'
+again=
+for v in LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT LD_DEBUG LD_DEBUG_OUTPUT LD_PROFILE LD_PROFILE_OUTPUT \
+  LD_ORIGIN_PATH LD_DYNAMIC_WEAK LD_HWCAP_MASK LD_USE_LOAD_BIAS LD_SHOW_AUXV LD_BIND_NOT GCONV_PATH \
+  GETCONF_DIR GLIBC_TUNABLES HOSTALIASES LOCALDOMAIN LOCPATH MALLOC_CHECK_ MALLOC_PERTURB_ MALLOC_TRACE \
+  NIS_PATH NLSPATH RESOLV_HOST_CONF RES_OPTIONS NODE_OPTIONS NODE_PATH DENO_DIR DENO_V8_FLAGS; do
+  eval "[ -z \"\${$v+x}\" ]" || {
+    unset "$v"
+    again=1
+  }
+done
+[ -z "$again" ] || exec /bin/sh "$0" "$@"
+
+case ${1-} in
+prestart | createRuntime)
+  ask hook "$@"
+  s=$?
+  [ $s = 1 ] && gpuctl "$@"
+  [ $s = 2 ] && exit 1
+  answered "$a"
+  case $word in
+  ok) exit 0 ;;
+  direct) gpuctl "$@" <&5 ;;
+  esac
+  printf 'gpuctl: %s\n' "$msg" >&2
+  exit "$code"
+  ;;
+esac
+gpuctl "$@"
