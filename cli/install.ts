@@ -77,9 +77,9 @@ const VERSION_MARK = ".installed-by-gpuctl";
  */
 export function serveClient(config: Config): ServeClient | null {
   const dir = serveDir(config.cacheDir);
-  const mkfifo = tool("mkfifo"), sleep = tool("sleep"), head = tool("head");
-  if (dir === null || mkfifo === null || sleep === null || head === null) return null;
-  return { dir, timeout: answerTimeout(config), mkfifo, sleep, head };
+  const mkfifo = tool("mkfifo"), sleep = tool("sleep"), head = tool("head"), rm = tool("rm");
+  if (dir === null || mkfifo === null || sleep === null || head === null || rm === null) return null;
+  return { dir, timeout: answerTimeout(config), mkfifo, sleep, head, rm };
 }
 
 /** A tool the fronts run, by absolute path: an engine may run them with any PATH, or none. */

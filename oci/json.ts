@@ -219,13 +219,6 @@ export function at(node: JNode | undefined, path: readonly string[]): JNode | un
   return n;
 }
 
-/** A map member (Go `map[string]string`, like `annotations`): keys exact, the last duplicate wins. */
-export function exactMember(obj: JNode | undefined, key: string): JNode | undefined {
-  if (obj?.t !== "obj") return undefined;
-  for (let k = obj.members.length - 1; k >= 0; k--) if (obj.members[k]![0] === key) return obj.members[k]![1];
-  return undefined;
-}
-
 /** A string member's value (runc's matching), or `undefined` when absent or not a string. */
 export function str(obj: JNode | undefined, key: string): string | undefined {
   const v = member(obj, key);

@@ -6,7 +6,7 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { exactMember, type JNode, member, parseJson } from "./json.ts";
+import { type JNode, member, parseJson } from "./json.ts";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -132,10 +132,12 @@ export function parseSpec(text: string, file: string): OciSpec {
     }
   }
 
+  // One pass, in order: a later duplicate key overwrites an earlier one, as Go's decoder fills a map, and every
+  // value must be a string (Go's decoder refuses any that is not). Looking each key's last value up instead would
+  // be quadratic in the number of annotations, which the image's author chooses.
   const annotations = new Map<string, string>();
   const ann = obj(tree, "annotations", "annotations");
-  for (const [k] of ann?.t === "obj" ? ann.members : []) {
-    const v = exactMember(ann, k)!;
+  for (const [k, v] of ann?.t === "obj" ? ann.members : []) {
     if (v.t !== "str" && v.t !== "null") bad(`annotation "${k.slice(0, 64)}" is not a string`);
     annotations.set(k, v.t === "str" ? v.value : "");
   }

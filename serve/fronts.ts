@@ -31,6 +31,7 @@ export interface ServeClient {
   mkfifo: string;
   sleep: string;
   head: string;
+  rm: string;
 }
 
 /** What both fronts are written with. */
@@ -98,8 +99,8 @@ gpuctl() { exec ${gpuctl.map(shQuote).join(" ")} "$@"; }
 
 function serveVars(c: ServeClient | null): Record<string, string> {
   return c === null
-    ? { S: "", T: "0", PROTOCOL: "", MKFIFO: "", SLEEP: "", HEAD: "" }
-    : { S: c.dir, T: String(c.timeout), PROTOCOL, MKFIFO: c.mkfifo, SLEEP: c.sleep, HEAD: c.head };
+    ? { S: "", T: "0", PROTOCOL: "", MKFIFO: "", SLEEP: "", HEAD: "", RM: "" }
+    : { S: c.dir, T: String(c.timeout), PROTOCOL, MKFIFO: c.mkfifo, SLEEP: c.sleep, HEAD: c.head, RM: c.rm };
 }
 
 /** The `gpuctl-runtime` front's text. */

@@ -105,8 +105,40 @@ function ownMountNamespace(): string | null {
   }
 }
 
+/**
+ * The directory the serve directory is in (cacheDir) must be owned by root or this user, and writable by no one
+ * else unless sticky: else another user could swap the serve directory for one of theirs, and read and answer
+ * root's requests.
+ */
+function safeParent(path: string): void {
+  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  let st: ReturnType<typeof statx>;
+  try {
+    st = statx(-100, /* AT_FDCWD */ parent, 0x100 /* AT_SYMLINK_NOFOLLOW */);
+  } catch {
+    return; // made below, by this user
+  }
+  const me = libc().geteuid();
+  if ((st.mode & S_IFMT) !== 0o040000) {
+    throw new GpuctlError(parent, "is not a directory (cacheDir must be one)");
+  }
+  if (st.uid !== 0 && st.uid !== me) {
+    throw new GpuctlError(
+      parent,
+      `is owned by uid ${st.uid}: gpuctl serve listens only in a directory of root's (cacheDir)`,
+    );
+  }
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+    throw new GpuctlError(
+      parent,
+      "is writable by others: gpuctl serve listens only in a directory they cannot change (chmod go-w, or another cacheDir)",
+    );
+  }
+}
+
 /** A private directory of root's (the caller's), made if absent; its descriptor. */
 function privateDir(path: string): number {
+  safeParent(path);
   Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
   const fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0));
   const st = statx(fd, "", AT_EMPTY_PATH);

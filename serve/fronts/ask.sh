@@ -1,6 +1,6 @@
 # The client side of gpuctl serve's protocol (serve/server.ts), shared by both fronts. From the preamble:
 # S (the serve directory, empty for none), T (seconds to wait for an answer), PROTOCOL, and the tools MKFIFO,
-# SLEEP and HEAD by absolute path.
+# SLEEP, HEAD and RM by absolute path.
 
 # alive PID START: that process lives and is the one that started at START (field 22 of /proc/PID/stat), so a
 # pid the kernel has since given to another process is not taken for the server.
@@ -52,6 +52,8 @@ ask() {
   kill "$w" "$wp" 2>/dev/null
   exec 4<&-
   if [ -z "$a" ]; then
+    # Given up: its files go (a server that comes back drops the request, being past its deadline).
+    "$RM" -f "$f.$v.argv" "$f.$v.stdin" "$f.reply" 2>/dev/null
     printf 'gpuctl: gpuctl serve (pid %s, in %s) did not answer in %ss and may still act, so this stops here: restart it, or stop it to run gpuctl per container\n' "$sp" "$S" "$T" >&2
     return 2
   fi

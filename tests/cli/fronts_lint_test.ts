@@ -13,6 +13,7 @@ const serve: ServeClient = {
   mkfifo: "/usr/bin/mkfifo",
   sleep: "/bin/sleep",
   head: "/usr/bin/head",
+  rm: "/bin/rm",
 };
 
 Deno.test("fronts: shellcheck finds nothing in either front, with or without gpuctl serve", async () => {
