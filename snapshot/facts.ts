@@ -10,7 +10,15 @@ import type { DeviceRequest } from "../devices/select.ts";
 import { discoverIsolated } from "../devices/isolated.ts";
 import { locateDriverFiles } from "../driver/locate.ts";
 import { Registry } from "../plugins/registry.ts";
-import { type Facts, FORMAT, namesMigUuid, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.ts";
+import {
+  type Facts,
+  fileIdentities,
+  FORMAT,
+  namesMigUuid,
+  readSnapshot,
+  snapshotKey,
+  writeSnapshot,
+} from "./snapshot.ts";
 
 export type FactsProvider = (devices: DeviceRequest, registry: Registry) => Promise<Facts>;
 
@@ -42,7 +50,7 @@ export function snapshotFacts(
       capabilities,
     );
     const facts = { inventory: d.inventory, files, capabilities, warnings };
-    const unsaved = writeSnapshot(config, { format: FORMAT, key, ...facts });
+    const unsaved = writeSnapshot(config, { format: FORMAT, key, ...facts, fileIds: fileIdentities(files) });
     o.log.info("driver snapshot rebuilt", {
       why: r.why,
       ms: Math.round((performance.now() - t0) * 10) / 10,

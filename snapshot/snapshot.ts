@@ -8,7 +8,10 @@
  * (model, UUID, bus, minor), the MIG instances under `/proc/driver/nvidia/capabilities`, the identity (device,
  * inode, size, mtime) of the driver root's `ld.so.cache` (an installer runs ldconfig), and the kernel's firmware
  * path. A driver upgrade, a GPU removed or swapped, MIG reconfigured or a configuration changed gives another key,
- * and the snapshot is rebuilt once. A request that names a MIG device by UUID is always checked against NVML
+ * and the snapshot is rebuilt once. Every driver file the snapshot lists is checked too, before it is used, by its
+ * identity (device, inode, size, mtime): a program replaced by a wrapper script, or a library removed, while the
+ * linker cache stayed as it was, is noticed. Each configuration has a snapshot file of its own (named by a hash of
+ * the configuration), so that two configurations used in turn neither share one nor rebuild each other's. A request that names a MIG device by UUID is always checked against NVML
  * itself: MIG instances destroyed and made again in the same slots get new UUIDs without a trace in /proc.
  *
  * A snapshot file that is not a regular file owned by this user and private to it, that does not parse, or whose
@@ -41,7 +44,7 @@ import {
 import { VERSION } from "../version.ts";
 
 /** Bumped when the snapshot's shape changes. */
-export const FORMAT = 1;
+export const FORMAT = 2;
 const MAX_SNAPSHOT = 16 << 20;
 
 export interface Snapshot {
@@ -52,6 +55,8 @@ export interface Snapshot {
   files: DriverFiles;
   capabilities: string[];
   warnings: string[];
+  /** `<path> <identity>` of every driver file in `files` (see {@link fileIdentities}). */
+  fileIds: string[];
 }
 
 /** What a plan is built from: the inventory, and the located files when they are known. */
@@ -77,6 +82,29 @@ function identity(path: string): string {
   } catch {
     return "(absent)";
   }
+}
+
+/** `<path> <identity>` of each file (not directory, socket or link target other than the file) `files` lists. */
+export function fileIdentities(files: DriverFiles): string[] {
+  const paths = new Set<string>();
+  const add = (list: Record<string, { hostPath: string; dir?: boolean }[]>) => {
+    for (const found of Object.values(list)) for (const f of found) if (!f.dir) paths.add(f.hostPath);
+  };
+  add(files.libraries);
+  add(files.binaries);
+  add(files.files);
+  for (const f of files.firmware) paths.add(f.hostPath);
+  return [...paths].sort().map((p) => `${p} ${identity(p)}`);
+}
+
+/** The first driver file whose identity is not the one recorded, or null when all are. */
+function changedFile(recorded: readonly string[]): string | null {
+  for (const line of recorded) {
+    const at = line.lastIndexOf(" ");
+    const path = line.slice(0, at);
+    if (identity(path) !== line.slice(at + 1)) return path;
+  }
+  return null;
 }
 
 function listing(dir: string, depth: number): string[] {
@@ -128,8 +156,21 @@ function ownDir(path: string, euid: number): number | string {
   return fd;
 }
 
-/** The snapshot's file in `cacheDir`: one, for the host's one configuration (another one's key differs). */
-const FILE = "snapshot.json";
+/**
+ * The snapshot's file in `cacheDir` for a configuration: named by a hash of it (the key, which holds the whole
+ * configuration, is still compared in full). FNV-1a, twice: no cryptography on every container's start.
+ */
+function fileFor(config: Config): string {
+  const { logFile: _f, logLevel: _l, ...facts } = config;
+  const text = JSON.stringify(facts);
+  let a = 0x811c9dc5, b = 0x050c5d1f;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x01000193) >>> 0;
+  }
+  return `snapshot-${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}.json`;
+}
 
 /** The snapshot for `key`, or why there is none to use. */
 export function readSnapshot(config: Config, key: string): { snapshot: Snapshot } | { why: string } {
@@ -142,10 +183,17 @@ export function readSnapshot(config: Config, key: string): { snapshot: Snapshot 
     try {
       fd = check(
         "open snapshot",
-        () => libc().openat(dir, FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
+        () => libc().openat(dir, fileFor(config), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
       );
     } catch {
-      return { why: "no snapshot yet" };
+      // Another configuration's snapshot there: this one's is new (the configuration changed, or is another).
+      let others = false;
+      try {
+        others = [...Deno.readDirSync(config.cacheDir)].some((e) =>
+          /^snapshot-[0-9a-f]{16}\.json$/.test(e.name)
+        );
+      } catch { /* checked above */ }
+      return { why: others ? "no snapshot for this configuration yet" : "no snapshot yet" };
     }
     try {
       const st = statx(fd, "", AT_EMPTY_PATH);
@@ -161,6 +209,9 @@ export function readSnapshot(config: Config, key: string): { snapshot: Snapshot 
         return { why: "the snapshot file is not one this gpuctl wrote" };
       }
       if (s.key !== key) return { why: keyChange(s.key, key) };
+      if (!Array.isArray(s.fileIds)) return { why: "the snapshot file is not one this gpuctl wrote" };
+      const changed = changedFile(s.fileIds);
+      if (changed !== null) return { why: `a driver file changed (${changed})` };
       return { snapshot: s };
     } catch {
       return { why: "the snapshot file is corrupt" };
@@ -197,7 +248,7 @@ export function writeSnapshot(config: Config, s: Snapshot): string | null {
   } catch { /* there already, or not makeable: ownDir says */ }
   const dir = ownDir(config.cacheDir, libc().geteuid());
   if (typeof dir === "string") return dir;
-  const name = FILE, tmp = `.${name}.${Deno.pid}`;
+  const name = fileFor(config), tmp = `.${name}.${Deno.pid}`;
   try {
     const fd = check(
       "create snapshot",

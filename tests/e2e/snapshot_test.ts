@@ -86,7 +86,7 @@ Deno.test("snapshot: built once, then used; rebuilt after a driver upgrade, a GP
 
   // A configuration change.
   write({ binaryDirs: ["/usr/bin"] });
-  assertEquals((await list()).rebuilt, ["the configuration changed"]);
+  assertEquals((await list()).rebuilt, ["no snapshot for this configuration yet"]);
   assertEquals((await list()).rebuilt, []);
 });
 
@@ -153,4 +153,59 @@ Deno.test("NVML behind a timeout and in a child process: a hang or a crash is on
       assert(performance.now() - t0 < 8000, `${args} took ${performance.now() - t0} ms`);
     }
   }
+});
+
+const programs = (plan: { mounts: { kind: string; containerPath: string }[] }) =>
+  plan.mounts.filter((m) => m.kind === "binary").map((m) => m.containerPath);
+
+Deno.test("snapshot: a driver program replaced by a script, or a library removed, with ld.so.cache unchanged, is noticed", async () => {
+  using tmp = tempDir();
+  const { d, list } = await setup(tmp.path);
+  const first = await list();
+  assertEquals(first.rebuilt, ["no snapshot yet"]);
+  assert(programs(first.plan).includes("/usr/bin/nvidia-smi"));
+  const cache = `${d.root}/etc/ld.so.cache`, before = Deno.statSync(cache);
+  // An administrator's wrapper script in place of the program (a partial upgrade leaves such things too).
+  const smi = `${d.root}/usr/bin/nvidia-smi`;
+  Deno.removeSync(smi);
+  Deno.writeTextFileSync(smi, '#!/bin/sh\nexec /opt/real/nvidia-smi "$@"\n', { mode: 0o755 });
+  const wrapped = await list();
+  assertEquals(wrapped.code, 0, wrapped.stderr);
+  assertEquals(wrapped.rebuilt, [`a driver file changed (${smi})`]);
+  assertEquals(programs(wrapped.plan).includes("/usr/bin/nvidia-smi"), false, "a script is never mounted");
+  // A library removed.
+  const cfg = [...Deno.readDirSync(`${d.root}/usr/lib/x86_64-linux-gnu`)].find((e) =>
+    e.name.startsWith("libnvidia-cfg.so.5")
+  )!;
+  Deno.removeSync(`${d.root}/usr/lib/x86_64-linux-gnu/${cfg.name}`);
+  const removed = await list();
+  assertEquals(removed.code, 0, removed.stderr);
+  assertEquals(removed.rebuilt, [`a driver file changed (${d.root}/usr/lib/x86_64-linux-gnu/${cfg.name})`]);
+  assertEquals(JSON.stringify(removed.plan).includes(cfg.name), false);
+  assertEquals(Deno.statSync(cache).mtime, before.mtime, "the linker cache itself never changed");
+  assertEquals((await list()).rebuilt, [], "then used again");
+});
+
+Deno.test("snapshot: two configurations used in turn each have their own, and neither rebuilds the other's", async () => {
+  using tmp = tempDir();
+  const { d, list, write, cache } = await setup(tmp.path);
+  const a = () => write();
+  // B finds no programs: its binaryDirs hold none.
+  const b = () => write({ binaryDirs: ["/nonexistent"] });
+  const seen: [string[], boolean][] = [];
+  for (const [use, name] of [[a, "A"], [b, "B"], [a, "A"], [b, "B"], [a, "A"]] as const) {
+    use();
+    const r = await list();
+    assertEquals(r.code, 0, `${name}: ${r.stderr}`);
+    seen.push([r.rebuilt, programs(r.plan).includes("/usr/bin/nvidia-smi")]);
+  }
+  assertEquals(seen, [
+    [["no snapshot yet"], true],
+    [["no snapshot for this configuration yet"], false],
+    [[], true],
+    [[], false],
+    [[], true],
+  ]);
+  assertEquals([...Deno.readDirSync(cache)].filter((e) => e.name.startsWith("snapshot-")).length, 2);
+  void d;
 });
