@@ -6,15 +6,17 @@
  * conflict, as in CDI's own registry.
  * @module
  */
-import { GpuctlError, quote } from "../errors/mod.ts";
+import { describe, GpuctlError, quote } from "../errors/mod.ts";
 import type { CdiEdits, CdiHook, CdiSpec } from "./spec.ts";
-import { validateSpec } from "./spec.ts";
+import { nesting, validateSpec } from "./spec.ts";
 import type { ContainerEdits, MountEdit, NodeEdit } from "../edits/edits.ts";
 import { procGpusFor } from "../edits/edits.ts";
 import { devMajor, devMinor } from "../devices/nodes.ts";
 import { parseEditArgs } from "../apply/hook.ts";
 
 const MAX_SPEC = 4 << 20;
+/** Deeper than any CDI spec needs (they nest a handful of levels). */
+const MAX_NESTING = 64;
 
 /** A spec file read from a directory. */
 export interface LoadedSpec {
@@ -46,16 +48,25 @@ export function loadSpecs(dirs: readonly string[], errors: string[] = []): Loade
         const info = Deno.statSync(file);
         if (info.size > MAX_SPEC) throw new GpuctlError(file, `is larger than ${MAX_SPEC} bytes`);
         const text = Deno.readTextFileSync(file);
+        if (nesting(text) > MAX_NESTING) {
+          throw new GpuctlError(file, `nests deeper than ${MAX_NESTING} levels: not a CDI spec; ignored`);
+        }
         let spec: CdiSpec;
         try {
           spec = n.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
         } catch (e) {
-          throw new GpuctlError(file, `is not a valid CDI spec (${(e as Error).message.split("\n")[0]})`);
+          throw new GpuctlError(
+            file,
+            `is not valid ${n.endsWith(".json") ? "JSON" : "YAML"} (${describe(e)})`,
+          );
         }
         validateSpec(spec, file);
         out.push({ file, spec, priority });
       } catch (e) {
-        errors.push(e instanceof Error ? e.message : String(e));
+        // One line naming the file, whatever went wrong in reading it.
+        errors.push(
+          e instanceof GpuctlError ? e.message : `${file}: cannot be read as a CDI spec (${describe(e)})`,
+        );
       }
     }
   });

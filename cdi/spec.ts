@@ -108,6 +108,7 @@ export function validateSpec(spec: CdiSpec, file: string): void {
   const bad = (why: string): never => {
     throw new GpuctlError(file, why);
   };
+  checkShape(spec, bad);
   if (!CDI_VERSIONS.includes(spec.cdiVersion)) {
     bad(`cdiVersion ${quote(spec.cdiVersion)} is not a CDI version`);
   }
@@ -126,6 +127,74 @@ export function validateSpec(spec: CdiSpec, file: string): void {
     checkEdits(d.containerEdits, `device ${d.name}`, bad);
   }
   if (spec.containerEdits) checkEdits(spec.containerEdits, "containerEdits", bad);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * The spec's shape, before anything reads it: objects where objects go, lists of objects where lists go, strings
+ * where strings go. A spec file is anyone's (another vendor's, or a broken one): nothing of it is read before this.
+ */
+function checkShape(spec: unknown, bad: (why: string) => never): void {
+  if (!isObject(spec)) bad("is not a CDI spec (not an object at the top)");
+  const s = spec as Record<string, unknown>;
+  if (typeof s.cdiVersion !== "string") bad('has no "cdiVersion" string');
+  if (typeof s.kind !== "string") bad('has no "kind" string');
+  if (!Array.isArray(s.devices)) bad('"devices" is not a list');
+  const edits = (e: unknown, where: string) => {
+    if (e === undefined) return;
+    if (!isObject(e)) bad(`${where}: containerEdits is not an object`);
+    for (const k of ["env", "deviceNodes", "mounts", "hooks"]) {
+      const list = (e as Record<string, unknown>)[k];
+      if (list === undefined || list === null) continue;
+      if (!Array.isArray(list)) bad(`${where}: "${k}" is not a list`);
+      for (const item of list as unknown[]) {
+        if (k === "env" ? typeof item !== "string" : !isObject(item)) {
+          bad(`${where}: an item of "${k}" is not ${k === "env" ? "a string" : "an object"}`);
+        }
+        if (k === "hooks" && isObject(item) && item.args !== undefined && !Array.isArray(item.args)) {
+          bad(`${where}: a hook's "args" is not a list`);
+        }
+      }
+    }
+  };
+  for (const d of s.devices as unknown[]) {
+    if (!isObject(d)) bad("a device is not an object");
+    const name = typeof d.name === "string" ? d.name : "?";
+    if (!isObject(d.containerEdits)) bad(`device ${quote(name)}: containerEdits is not an object`);
+    edits(d.containerEdits, `device ${name}`);
+  }
+  edits(s.containerEdits, "containerEdits");
+}
+
+/**
+ * How deeply `text` (JSON or YAML) nests, found in one pass before it is parsed: brackets and braces outside
+ * quotes, and indentation. A parser given a spec nested a million deep takes a gigabyte and seconds.
+ */
+export function nesting(text: string): number {
+  let depth = 0, max = 0, quote: string | null = null, lineStart = true, indent = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote !== null) {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (lineStart) {
+      if (c === " ") {
+        indent++;
+        continue;
+      }
+      max = Math.max(max, indent >> 1);
+      lineStart = false;
+    }
+    if (c === "\n") lineStart = true, indent = 0;
+    else if (c === '"' || c === "'") quote = c;
+    else if (c === "[" || c === "{") max = Math.max(max, ++depth);
+    else if (c === "]" || c === "}") depth--;
+  }
+  return max;
 }
 
 function checkEdits(e: CdiEdits, where: string, bad: (why: string) => never): void {

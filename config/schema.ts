@@ -40,6 +40,10 @@ export interface Config {
   swarmResource: string[];
   /** Annotation prefixes whose values are CDI device names (Kubernetes device plugins). */
   cdiAnnotationPrefixes: string[];
+  /** CDI kinds a request may name anywhere: the environment, volume mounts, annotations. */
+  cdiKinds: string[];
+  /** Further CDI kinds only annotations may name ("*": any), as an orchestrator's device plugin sets them. */
+  cdiAnnotationKinds: string[];
   /** Where CDI specs are read from (a later directory wins over an earlier one). */
   cdiSpecDirs: string[];
   /** Let an image's newer CUDA forward-compatibility libraries take precedence over the driver's. */
@@ -116,6 +120,16 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
     type: "strings",
     default: ["cdi.k8s.io/"],
     doc: "annotation prefixes whose values are CDI device names",
+  },
+  cdiKinds: {
+    type: "strings",
+    default: ["nvidia.com/gpu"],
+    doc: "CDI kinds a request may name from the environment, volume mounts or annotations",
+  },
+  cdiAnnotationKinds: {
+    type: "strings",
+    default: [],
+    doc: 'further CDI kinds only annotations may name ("*": any)',
   },
   cdiSpecDirs: {
     type: "paths",

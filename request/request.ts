@@ -23,6 +23,44 @@ export interface RequestPolicy {
   swarmResource: readonly string[];
   /** Annotation prefixes whose values are CDI device names (Kubernetes device plugins). */
   cdiAnnotationPrefixes: readonly string[];
+  /** CDI kinds any request may name (the environment, volume mounts, annotations). */
+  cdiKinds: readonly string[];
+  /** Further CDI kinds only annotations may name ("*": any). */
+  cdiAnnotationKinds: readonly string[];
+}
+
+/**
+ * A CDI name's kind must be one the request's source may name. The image chooses its environment (and a volume
+ * list), so from there only gpuctl's own kinds: another vendor's spec may mount anything, run a hook on the host,
+ * set any variable, and engines trust specs because only the orchestrator chooses devices. Other kinds come only
+ * from annotations, which the orchestrator sets, and only those the operator lists.
+ */
+function checkCdiKinds(
+  ids: readonly string[],
+  source: string,
+  policy: RequestPolicy,
+  annotated: boolean,
+): void {
+  for (const id of ids) {
+    if (!isCdiName(id)) continue;
+    const kind = id.slice(0, id.indexOf("="));
+    if (policy.cdiKinds.includes(kind)) continue;
+    if (annotated && (policy.cdiAnnotationKinds.includes("*") || policy.cdiAnnotationKinds.includes(kind))) {
+      continue;
+    }
+    throw new GpuctlError(
+      source,
+      annotated
+        ? `names the CDI kind ${
+          quote(kind)
+        }, which is not in cdiKinds or cdiAnnotationKinds (add it to cdiAnnotationKinds to allow it from annotations)`
+        : `names the CDI kind ${
+          quote(kind)
+        }: the environment and volume mounts may name only the kinds in cdiKinds (${
+          policy.cdiKinds.join(", ") || "none"
+        }); other kinds come from an orchestrator's annotations`,
+    );
+  }
 }
 
 export interface GpuRequest {
@@ -174,6 +212,7 @@ export function readRequest(spec: OciSpec, policy: RequestPolicy): GpuRequest | 
     devices = !set && legacy ? { kind: "all" } : parseVisibleDevices(set ? value : undefined);
   }
   if (devices.kind === "void") return null;
+  if (devices.kind === "list") checkCdiKinds(devices.ids, devicesSource, policy, annotatedNames.length > 0);
 
   // 2. Everything else, for a GPU container only.
   const mig = (name: string): boolean => {

@@ -206,7 +206,7 @@ const CASES: Case[] = [
     config: () => '{\n  // typo\n  "driverroot": "/"\n}\n',
     stdout: "",
     stderr:
-      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, sysRoot, nvmlLibrary, logFile, logLevel, pluginsDir, libraryDirs, binaryDirs, acceptEnvWhenUnprivileged, acceptVolumeMounts, disableRequire, swarmResource, cdiAnnotationPrefixes, cdiSpecDirs, cudaCompat, noCgroups, nvmlTimeout, cacheDir, mode, runtimes, hookPath)\n',
+      'gpuctl: {{TMP}}/config.jsonc:3:3: unknown key "driverroot" (known keys: driverRoot, devRoot, procRoot, sysRoot, nvmlLibrary, logFile, logLevel, pluginsDir, libraryDirs, binaryDirs, acceptEnvWhenUnprivileged, acceptVolumeMounts, disableRequire, swarmResource, cdiAnnotationPrefixes, cdiKinds, cdiAnnotationKinds, cdiSpecDirs, cudaCompat, noCgroups, nvmlTimeout, cacheDir, mode, runtimes, hookPath)\n',
     code: 1,
   },
   {

@@ -23,6 +23,8 @@ const policy: RequestPolicy = {
   disableRequire: false,
   swarmResource: [],
   cdiAnnotationPrefixes: ["cdi.k8s.io/"],
+  cdiKinds: ["nvidia.com/gpu"],
+  cdiAnnotationKinds: [],
 };
 const spec = (
   env: string[],
@@ -468,4 +470,44 @@ Deno.test("the shim passes runc the caller's environment, without what Deno adds
     "PATH=/usr/bin:/bin",
     "GPUCTL_CONFIG=/c",
   ]);
+});
+
+Deno.test("readRequest(): CDI kinds from the environment and volumes are gpuctl's own; others only from annotations the operator allows", () => {
+  // An unprivileged image's own environment naming another vendor's device (its spec may mount the host's /).
+  assertThrows(
+    () => readRequest(spec(["NVIDIA_VISIBLE_DEVICES=example.com/disk=x"]), policy),
+    GpuctlError,
+    'NVIDIA_VISIBLE_DEVICES: names the CDI kind "example.com/disk": the environment and volume mounts may name only the kinds in cdiKinds (nvidia.com/gpu); other kinds come from an orchestrator\'s annotations',
+  );
+  // Privileged or not, the environment is the image's.
+  assertThrows(
+    () =>
+      readRequest(
+        spec(["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0,example.com/disk=x"], { privileged: true }),
+        policy,
+      ),
+    GpuctlError,
+    "example.com/disk",
+  );
+  assertThrows(
+    () =>
+      readRequest(spec([], { mounts: ["cdi/example.com/disk/x"] }), {
+        ...policy,
+        acceptVolumeMounts: true,
+      }),
+    GpuctlError,
+    'volume mounts under /var/run/nvidia-container-devices: names the CDI kind "example.com/disk"',
+  );
+  assertEquals(readRequest(spec(["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]), policy)?.devices, {
+    kind: "list",
+    ids: ["nvidia.com/gpu=0"],
+  });
+  // Annotations: gpuctl's kinds, and others only as listed.
+  const annotated = spec([], { annotations: { "cdi.k8s.io/disk": "example.com/disk=x" } });
+  assertThrows(() => readRequest(annotated, policy), GpuctlError, "add it to cdiAnnotationKinds");
+  assertEquals(
+    readRequest(annotated, { ...policy, cdiAnnotationKinds: ["example.com/disk"] })?.devices.kind,
+    "list",
+  );
+  assertEquals(readRequest(annotated, { ...policy, cdiAnnotationKinds: ["*"] })?.devices.kind, "list");
 });
