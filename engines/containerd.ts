@@ -173,8 +173,13 @@ ${toToml({ version: BigInt(version), plugins: { [key]: cri } })}`;
 function topLevelKey(text: string, key: string): { line: number; valueAt: number } | null {
   let offset = 0;
   const lines = text.split("\n");
+  const inString = linesInString(lines);
   for (const [i, line] of lines.entries()) {
     const t = line.trimStart();
+    if (inString[i]) {
+      offset += line.length + 1;
+      continue;
+    }
     if (t.startsWith("[")) return null;
     if (t.startsWith(key)) {
       const rest = t.slice(key.length).trimStart();
@@ -188,6 +193,36 @@ function topLevelKey(text: string, key: string): { line: number; valueAt: number
     offset += line.length + 1;
   }
   return null;
+}
+
+/**
+ * For each line, whether it begins inside a multi-line string (`"""` or `'''`): such a line holds no key, whatever
+ * its text looks like.
+ */
+function linesInString(lines: readonly string[]): boolean[] {
+  const out: boolean[] = [];
+  let open: string | null = null;
+  for (const line of lines) {
+    out.push(open !== null);
+    for (let i = 0; i < line.length;) {
+      if (open !== null) {
+        if (open === '"""' && line[i] === "\\") i += 2;
+        else if (line.startsWith(open, i)) i += 3, open = null;
+        else i++;
+        continue;
+      }
+      const c = line[i]!;
+      if (c === "#") break;
+      if (line.startsWith('"""', i) || line.startsWith("'''", i)) {
+        open = line.slice(i, i + 3);
+        i += 3;
+      } else if (c === '"' || c === "'") {
+        for (i++; i < line.length && line[i] !== c; i += c === '"' && line[i] === "\\" ? 2 : 1);
+        i++;
+      } else i++;
+    }
+  }
+  return out;
 }
 
 /** The `[`…`]` span of the array value starting at `from` (strings and comments skipped), or `null`. */
@@ -344,6 +379,12 @@ export function containerdChanges(o: ContainerdOptions): FileChange[] {
   main = withImport(main, doc, o);
   return [
     { file: o.file, before: mainText, after: main, check: check(o.file) },
-    { file: o.dropIn, before: dropText, after: dropInText(doc, version, o), check: check(o.dropIn) },
+    {
+      file: o.dropIn,
+      before: dropText,
+      after: dropInText(doc, version, o),
+      check: check(o.dropIn),
+      like: o.file,
+    },
   ];
 }

@@ -21,6 +21,8 @@ export interface FileChange {
   restored?: boolean;
   /** An undo: the old content is not backed up (it is gpuctl's configuration). */
   undo?: boolean;
+  /** A new file gets this file's mode and owner (a drop-in carrying the main file's settings, secrets included). */
+  like?: string;
 }
 
 /**
@@ -30,13 +32,75 @@ export interface FileChange {
 export const createdMark = (file: string) => `${file}.gpuctl-created`;
 const DIR_MADE = ", and its directory";
 
-/** The file's text, or `null` when it does not exist. */
+/**
+ * The file's text, exactly (a byte-order mark kept, so that the text written back is the same bytes), or `null` when
+ * it does not exist. A file that is not UTF-8 is refused, naming the first bad byte: an engine reads such bytes as
+ * something else, and an edit could not keep them.
+ */
 export function readIfExists(file: string): string | null {
+  let bytes: Uint8Array;
   try {
-    return Deno.readTextFileSync(file);
+    bytes = Deno.readFileSync(file);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
-    throw new GpuctlError(file, `cannot be read: ${(e as Error).message}`);
+    throw new GpuctlError(file, `cannot be read: ${(e as Error).message}`, 1, { cause: e });
+  }
+  const bad = invalidUtf8(bytes);
+  if (bad !== null) {
+    throw new GpuctlError(
+      file,
+      `is not UTF-8 text (byte ${bad} is not): the engine reads such bytes as something else, and gpuctl could not keep them; fix the file (nothing was changed)`,
+    );
+  }
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
+}
+
+/** The offset of the first byte that is not well-formed UTF-8, or null. */
+export function invalidUtf8(b: Uint8Array): number | null {
+  for (let i = 0; i < b.length;) {
+    const c = b[i]!;
+    const n = c < 0x80
+      ? 0
+      : c >= 0xc2 && c <= 0xdf
+      ? 1
+      : c >= 0xe0 && c <= 0xef
+      ? 2
+      : c >= 0xf0 && c <= 0xf4
+      ? 3
+      : -1;
+    if (n < 0) return i;
+    for (let k = 1; k <= n; k++) if (((b[i + k] ?? 0) & 0xc0) !== 0x80) return i;
+    // Overlong forms, surrogates, and beyond U+10FFFF.
+    const d = b[i + 1] ?? 0;
+    if (
+      (c === 0xe0 && d < 0xa0) || (c === 0xed && d > 0x9f) || (c === 0xf0 && d < 0x90) ||
+      (c === 0xf4 && d > 0x8f)
+    ) {
+      return i;
+    }
+    i += n + 1;
+  }
+  return null;
+}
+
+/**
+ * Where a write to `file` goes: the file a symbolic link names (configuration management often links the engine's
+ * file to its own), so that the link stays a link.
+ */
+function target(file: string): string {
+  try {
+    if (Deno.lstatSync(file).isSymlink) return Deno.realPathSync(file);
+  } catch { /* absent: written as named */ }
+  return file;
+}
+
+/** Mode and owner of `file`, if it exists. */
+function modeOf(file: string): { mode: number; uid: number; gid: number } | undefined {
+  try {
+    const s = Deno.statSync(file);
+    return { mode: (s.mode ?? 0o644) & 0o7777, uid: s.uid ?? 0, gid: s.gid ?? 0 };
+  } catch {
+    return undefined;
   }
 }
 
@@ -67,14 +131,18 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
       }
       continue;
     }
+    const file = target(c.file);
+    // What gpuctl writes is as private as what it came from: the file itself, or (a new drop-in) the file it
+    // carries settings of; a backup as private as the file it keeps.
+    const like = modeOf(file) ?? (c.like !== undefined ? modeOf(target(c.like)) : undefined);
     if (c.before !== null && !owned(c.before) && !c.undo) {
       try {
         Deno.lstatSync(`${c.file}.gpuctl-backup`);
       } catch {
-        writeAtomic(`${c.file}.gpuctl-backup`, c.before);
+        writeAtomic(`${c.file}.gpuctl-backup`, c.before, like ? { like } : {});
       }
     }
-    const dir = c.file.slice(0, c.file.lastIndexOf("/")) || "/";
+    const dir = file.slice(0, file.lastIndexOf("/")) || "/";
     let dirMade = false;
     try {
       Deno.statSync(dir);
@@ -82,7 +150,7 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
       dirMade = true;
     }
     Deno.mkdirSync(dir, { recursive: true });
-    writeAtomic(c.file, c.after);
+    writeAtomic(file, c.after, like ? { like } : {});
     if (c.before === null && !owned(c.after)) {
       writeAtomic(
         createdMark(c.file),

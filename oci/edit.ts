@@ -86,13 +86,19 @@ export function addToLists(text: string, tree: JNode, additions: readonly ListAd
  * skips the fsync, for a file that does not outlive a crash anyway (a bundle's config.json): readers still see the
  * old file or the new one, whole.
  */
-export function writeAtomic(file: string, text: string, opts: { durable?: boolean } = {}): void {
+export function writeAtomic(
+  file: string,
+  text: string,
+  opts: { durable?: boolean; like?: { mode: number; uid: number; gid: number } } = {},
+): void {
   const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const base = file.slice(file.lastIndexOf("/") + 1);
-  let mode = 0o644;
-  try {
-    mode = (Deno.statSync(file).mode ?? 0o644) & 0o7777;
-  } catch { /* new file */ }
+  let mode = opts.like?.mode ?? 0o644;
+  if (opts.like === undefined) {
+    try {
+      mode = (Deno.statSync(file).mode ?? 0o644) & 0o7777;
+    } catch { /* new file */ }
+  }
   const tmp = `${dir}/.${base}.gpuctl-${Deno.pid}-${Math.random().toString(36).slice(2, 10)}`;
   const f = Deno.openSync(tmp, { write: true, createNew: true, mode });
   try {
@@ -107,6 +113,7 @@ export function writeAtomic(file: string, text: string, opts: { durable?: boolea
   }
   f.close();
   try {
+    if (opts.like !== undefined) Deno.chownSync(tmp, opts.like.uid, opts.like.gid);
     Deno.chmodSync(tmp, mode);
     Deno.renameSync(tmp, file);
   } catch (e) {
