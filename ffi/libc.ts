@@ -37,6 +37,7 @@ export const LIBC = {
   mkdirat: { params: ["i32", "cstring", "u32"], result: "i32" },
   symlinkat: { params: ["cstring", "i32", "cstring"], result: "i32" },
   fchownat: { params: ["i32", "cstring", "u32", "u32", "i32"], result: "i32" },
+  fchmodat: { params: ["i32", "cstring", "u32", "i32"], result: "i32" },
   execve: { params: ["cstring", "buffer", "buffer"], result: "i32" },
   access: { params: ["cstring", "i32"], result: "i32" },
   read: { params: ["i32", "buffer", "u64"], result: "i64" },

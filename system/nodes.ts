@@ -7,7 +7,57 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { check, libc, makedev } from "../ffi/libc.ts";
+import {
+  AT_EMPTY_PATH,
+  check,
+  libc,
+  makedev,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
+  readlinkat,
+  statx,
+  SyscallError,
+} from "../ffi/libc.ts";
+
+const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/**
+ * A directory the repairs make things in, opened by descriptor and never through a link; refused unless root owns it
+ * and no one else can write it (a user who could would swap a name for a link to root's files between two steps).
+ * Made (mode 0755) when `make` and it is absent. Everything is then made relative to the descriptor.
+ */
+function safeDir(parent: number, name: string, shown: string, make: boolean): number {
+  const open = () => libc().openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+  let fd = open();
+  if (fd < 0 && make) {
+    libc().mkdirat(parent, name, 0o755);
+    fd = open();
+  }
+  if (fd < 0) {
+    throw new GpuctlError(
+      shown,
+      "is not a directory (a symbolic link, or absent): refusing to make device files there",
+    );
+  }
+  const st = statx(fd, "", AT_EMPTY_PATH);
+  if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
+    libc().close(fd);
+    throw new GpuctlError(
+      shown,
+      `is ${
+        st.uid !== 0 ? `owned by uid ${st.uid}` : "writable by others"
+      }: refusing to make device files there (chown root, chmod go-w)`,
+    );
+  }
+  return fd;
+}
+
+/** `devRoot` itself, by descriptor (see {@link safeDir}). */
+function devRootFd(devRoot: string): number {
+  return safeDir(-100, /* AT_FDCWD */ devRoot.replace(/\/+$/, "") || "/", devRoot, false);
+}
 import { devMajor, devMinor, parseProcDevices } from "../devices/nodes.ts";
 import { parseInformation } from "../devices/proc.ts";
 
@@ -134,18 +184,34 @@ export function createDeviceNodes(
       });
     } else {
       if (!dryRun) {
-        Deno.mkdirSync(at.slice(0, at.lastIndexOf("/")), { recursive: true });
-        const S_IFCHR = 0o020000;
-        check(
-          `mknod ${at}`,
-          () => libc().mknodat(-100, at, S_IFCHR | facts.mode, makedev(n.major!, n.minor)),
-        );
-        check(
-          `chown ${at}`,
-          () => libc().fchownat(-100, at, facts.uid, facts.gid, 0x100 /* AT_SYMLINK_NOFOLLOW */),
-        );
-        // mknod applies the umask: set the mode the driver asks for.
-        Deno.chmodSync(at, facts.mode);
+        const root = devRootFd(devRoot);
+        const parts = n.path.replace(/^\/dev\//, "").split("/");
+        const name = parts.pop()!;
+        let dir = root;
+        try {
+          for (const p of parts) {
+            const next = safeDir(
+              dir,
+              p,
+              `${devRoot}/${parts.slice(0, parts.indexOf(p) + 1).join("/")}`,
+              true,
+            );
+            if (dir !== root) libc().close(dir);
+            dir = next;
+          }
+          const S_IFCHR = 0o020000;
+          check(
+            `mknod ${at}`,
+            () => libc().mknodat(dir, name, S_IFCHR | facts.mode, makedev(n.major!, n.minor)),
+          );
+          check(`chown ${at}`, () => libc().fchownat(dir, name, facts.uid, facts.gid, AT_SYMLINK_NOFOLLOW));
+          // mknod applies the umask: set the mode the driver asks for (the node just made, in a directory only
+          // root can change).
+          check(`chmod ${at}`, () => libc().fchmodat(dir, name, facts.mode, 0));
+        } finally {
+          if (dir !== root) libc().close(dir);
+          libc().close(root);
+        }
       }
       out.push({ path: at, done: "created", why: `${n.major}:${n.minor} mode ${facts.mode.toString(8)}` });
     }
@@ -188,27 +254,41 @@ export function nvidiaNodes(devRoot: string): { rel: string; major: number; mino
 export function createDevCharSymlinks(devRoot: string, dryRun: boolean): Step[] {
   const root = devRoot.replace(/\/+$/, "");
   const out: Step[] = [];
-  for (const n of nvidiaNodes(root)) {
-    const link = `${root}/char/${n.major}:${n.minor}`, target = `../${n.rel}`;
-    let have: string | null = null;
-    try {
-      have = Deno.readLinkSync(link);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        out.push({ path: link, done: "refused", why: "exists and is not a symlink" });
-        continue;
-      }
-    }
-    if (have === target) out.push({ path: link, done: "present", why: `→ ${target}` });
-    else if (have !== null) {
-      out.push({ path: link, done: "refused", why: `points at ${have}, not ${target}` });
+  const nodes = nvidiaNodes(root);
+  if (nodes.length === 0) return out;
+  // Looked at (and made) through descriptors: a `char` that is a link to elsewhere is refused, never followed.
+  let rootFd = -1, charFd = -1;
+  try {
+    if (!dryRun) {
+      rootFd = devRootFd(devRoot);
+      charFd = safeDir(rootFd, "char", `${root}/char`, true);
     } else {
-      if (!dryRun) {
-        Deno.mkdirSync(`${root}/char`, { recursive: true });
-        Deno.symlinkSync(target, link);
-      }
-      out.push({ path: link, done: "created", why: `→ ${target}` });
+      charFd = libc().open(`${root}/char`, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
     }
+    for (const n of nodes) {
+      const name = `${n.major}:${n.minor}`, link = `${root}/char/${name}`, target = `../${n.rel}`;
+      let have: string | null = null;
+      if (charFd >= 0) {
+        try {
+          have = readlinkat(charFd, name);
+        } catch (e) {
+          if (!(e instanceof SyscallError && e.errno === 2 /* ENOENT */)) {
+            out.push({ path: link, done: "refused", why: "exists and is not a symlink" });
+            continue;
+          }
+        }
+      }
+      if (have === target) out.push({ path: link, done: "present", why: `→ ${target}` });
+      else if (have !== null) {
+        out.push({ path: link, done: "refused", why: `points at ${have}, not ${target}` });
+      } else {
+        if (!dryRun) check(`symlink ${link}`, () => libc().symlinkat(target, charFd, name));
+        out.push({ path: link, done: "created", why: `→ ${target}` });
+      }
+    }
+  } finally {
+    if (charFd >= 0) libc().close(charFd);
+    if (rootFd >= 0) libc().close(rootFd);
   }
   return out;
 }
