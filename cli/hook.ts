@@ -5,6 +5,7 @@
  */
 import { GpuctlError, quote, UsageError } from "../errors/mod.ts";
 import type { Context } from "./context.ts";
+import { MAX_SPEC_BYTES } from "../oci/spec.ts";
 
 export const HELP = `Usage: gpuctl hook prestart|poststart|poststop
        gpuctl hook container-edits --driver-version V [--link PATH::TARGET]... [--lib SONAME::PATH[::32]]...
@@ -71,18 +72,27 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }
   await sanitizeEnvironment();
   const { runHook, runEditsHook } = await import("../apply/hook.ts");
-  const stdin = readStdin(1 << 20);
+  // The state holds the container's annotations, as config.json does: the same bound.
+  const stdin = readStdin(MAX_SPEC_BYTES);
   if (stage === "container-edits") {
     await runEditsHook(ctx.config, stdin, args.slice(args.indexOf(stage) + 1), ctx.log);
   } else await runHook(ctx.config, stdin, ctx.log, ctx.globals.configPath);
   return 0;
 }
 
-/** Reads all of stdin synchronously (web streams would cost a lazy module load on every container start). */
+/**
+ * Reads all of stdin synchronously (web streams would cost a lazy module load on every container start), into a
+ * buffer that grows as needed (a state is a few hundred bytes; `max` is for hostile ones).
+ */
 function readStdin(max: number): string {
-  const buf = new Uint8Array(max + 1);
+  let buf = new Uint8Array(64 << 10);
   let n = 0;
   for (;;) {
+    if (n === buf.length) {
+      const grown = new Uint8Array(Math.min(buf.length * 2, max + 1));
+      grown.set(buf);
+      buf = grown;
+    }
     const r = Deno.stdin.readSync(buf.subarray(n));
     if (r === null || r === 0) break;
     n += r;

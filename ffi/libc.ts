@@ -127,9 +127,12 @@ export function strerror(n: number): string {
  * ```
  */
 export function check(what: string, call: () => number): number {
-  const r = call();
+  let r = call(), e = 0;
+  // errno is read by a second call, after the first has returned through the FFI layer, which may itself have
+  // failed a libc call meanwhile (seen: EAGAIN after a statx that found no file). A failure read as EINTR or
+  // EAGAIN is tried again: a real one (flock with LOCK_NB, a signal) comes back the same.
+  for (let tries = 0; r === -1 && ((e = errno()) === 4 || e === 11) && tries < 3; tries++) r = call();
   if (r === -1) {
-    const e = errno();
     const sp = what.indexOf(" ");
     throw new SyscallError(sp < 0 ? what : what.slice(0, sp), e, sp < 0 ? "" : what.slice(sp + 1));
   }

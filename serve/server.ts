@@ -57,6 +57,7 @@ import {
 } from "../ffi/libc.ts";
 import { fileLogger, type Logger, phases, startRequest } from "../log/log.ts";
 import { scanRuncArgs } from "../oci/runc_args.ts";
+import { MAX_SPEC_BYTES } from "../oci/spec.ts";
 import type { ViewToMake } from "../apply/shim_edit.ts";
 import { VERSION } from "../version.ts";
 
@@ -66,7 +67,8 @@ import { VERSION } from "../version.ts";
  */
 export const PROTOCOL = `gpuctl-serve-2 ${VERSION}`;
 const MAX_ARGV = 1 << 20;
-const MAX_STDIN = 1 << 20;
+/** The hook's state holds the container's annotations, as config.json does: the same bound. */
+const MAX_STDIN = MAX_SPEC_BYTES;
 /** A prepared container whose `view` is not asked for within this long is forgotten (its create failed). */
 const PENDING_MS = 10 * 60_000;
 const LOCK_EX = 2, LOCK_NB = 4;

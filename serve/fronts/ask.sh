@@ -17,7 +17,8 @@ alive() {
 # ask VERB ARGS...: hands the call to a running gpuctl serve, leaving its answer line in a. Status 1, having done
 # nothing (stdin untouched), when none runs or its directory is not root's own; 2, having said why, when it does
 # not answer in time: it may still act on the container, so gpuctl must not run behind it. For hook, stdin (the
-# container's state, at most 1 MiB read) goes with the request and stays readable on fd 5 for a direct answer.
+# container's state, at most 16 MiB read, config.json's bound) goes with the request and stays readable on fd 5
+# for a direct answer.
 #
 # Every wait is bounded: the request line is written in the background (a stopped server's full FIFO blocks only
 # that writer, which is killed), and the answer is read from the reply FIFO, which a background sleep holds open
@@ -37,7 +38,7 @@ ask() {
   set -C
   printf '%s\0' "$PROTOCOL" "${GPUCTL_CONFIG-}" "$PWD" "$@" 2>/dev/null >"$f.$v.argv" || return 1
   if [ "$v" = hook ]; then
-    "$HEAD" -c 1048577 2>/dev/null >"$f.$v.stdin" || return 1
+    "$HEAD" -c 16777217 2>/dev/null >"$f.$v.stdin" || return 1
     exec 5<"$f.$v.stdin"
   fi
   set +C
