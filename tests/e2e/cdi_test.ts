@@ -25,6 +25,7 @@ Deno.test("CDI: gpuctl cdi generate validates against the CDI schema; Podman app
   const config = `${dir}/gpuctl.jsonc`;
   const hook = hookLauncher(dir);
   const podman = new Podman(`${dir}/podman`);
+  const vendor = `gpuctl-${Deno.pid}.test`, kind = `${vendor}/gpu`;
   Deno.writeTextFileSync(
     config,
     fixtureConfig(d, {
@@ -32,9 +33,10 @@ Deno.test("CDI: gpuctl cdi generate validates against the CDI schema; Podman app
       logFile: `${dir}/gpuctl.log`,
       hookPath: hook,
       cdiSpecDirs: [podman.cdiDir],
+      // The test's own vendor, named from the environment below as gpuctl's own kind would be.
+      cdiKinds: [kind],
     }),
   );
-  const vendor = `gpuctl-${Deno.pid}.test`, kind = `${vendor}/gpu`;
   const specFile = `${podman.cdiDir}/gpuctl-test.json`;
   let docker: Dockerd | null = null;
   try {

@@ -65,10 +65,12 @@ Deno.test({
     let n = 0;
     const bundle = (env: string[], args = ["/bin/true"]) => makeBundle(`${dir}/b${++n}`, { args, env });
     /** One container's lifecycle through the front, as an engine with GPUCTL_CONFIG set (and `env`) runs it. */
+    let w = 0;
     const lifecycle = (b: string, env: Record<string, string> = {}) => {
       const vars = Object.entries({ GPUCTL_CONFIG: config, ...env }).map(([k, v]) => `${k}='${v}'`).join(" ");
-      Deno.writeTextFileSync(`${dir}/bin/rt${n}`, `#!/bin/sh\n${vars} exec ${front} "$@"\n`, { mode: 0o755 });
-      return runcLifecycle(b, `${dir}/bin/rt${n}`);
+      const rt = `${dir}/bin/rt-${++w}`; // one per call: calls run at once
+      Deno.writeTextFileSync(rt, `#!/bin/sh\n${vars} exec ${front} "$@"\n`, { mode: 0o755 });
+      return runcLifecycle(b, rt);
     };
     let server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
     try {

@@ -35,6 +35,8 @@ Deno.test("renderings: the hook, the shim and the CDI spec give a container the 
     fixtureConfig(d, {
       cacheDir: `${tmp.path}/cache`,
       cdiSpecDirs: [`${tmp.path}/cdi`],
+      // The test's own vendor, named from the environment below as gpuctl's own kind would be.
+      cdiKinds: ["example.test/gpu"],
       hookPath: hookLauncher(tmp.path),
     }),
   );
