@@ -93,9 +93,45 @@ export async function prepareYaml(dirs: readonly string[]): Promise<void> {
   if (any) yamlParse = (await import("./yaml.ts")).parse;
 }
 
-/** Every device name the specs define, qualified (`nvidia.com/gpu=0`), in spec order. */
-export function deviceNames(specs: readonly LoadedSpec[]): string[] {
-  return [...new Set(specs.flatMap((s) => s.spec.devices.map((d) => `${s.spec.kind}=${d.name}`)))];
+/** The devices the specs define, as CDI's own cache reads them. */
+export interface CdiRegistry {
+  /** Each resolvable name (`nvidia.com/gpu=0`), in spec order, with the spec that wins it. */
+  devices: Map<string, { s: LoadedSpec; edits: CdiEdits }>;
+  /**
+   * Names that two specs in one directory both define, with those specs' files. CDI's cache drops such a name
+   * whatever a later directory says (Podman: "unresolvable CDI devices"), and so does gpuctl.
+   */
+  conflicts: Map<string, string[]>;
+}
+
+/** The registry of `specs`: a later directory wins a name; two specs in one directory make it unresolvable. */
+export function cdiRegistry(specs: readonly LoadedSpec[]): CdiRegistry {
+  const devices: CdiRegistry["devices"] = new Map();
+  const conflicts: CdiRegistry["conflicts"] = new Map();
+  for (const s of specs) {
+    for (const d of s.spec.devices) {
+      const name = `${s.spec.kind}=${d.name}`;
+      const have = devices.get(name);
+      if (have !== undefined && have.s.priority === s.priority) {
+        const files = conflicts.get(name) ?? [have.s.file];
+        if (!files.includes(s.file)) files.push(s.file);
+        conflicts.set(name, files);
+        continue;
+      }
+      if (have === undefined || have.s.priority < s.priority) {
+        devices.set(name, { s, edits: d.containerEdits });
+      }
+    }
+  }
+  for (const name of conflicts.keys()) devices.delete(name);
+  return { devices, conflicts };
+}
+
+/** One line for a name two specs in one directory define. */
+export function conflictText(name: string, files: readonly string[]): string {
+  return `${name}: defined by ${files.length} CDI specs in one directory (${
+    files.join(", ")
+  }), so no engine can resolve it (Podman: "unresolvable CDI devices"); remove all but one`;
 }
 
 /** The edits the named devices bring: each spec's common edits once, then each device's own. */
@@ -110,26 +146,15 @@ export function resolveCdi(
   names: readonly string[],
   specs = loadSpecs(dirs),
 ): ResolvedCdi {
-  const byDevice = new Map<string, { s: LoadedSpec; edits: CdiEdits }>();
-  for (const s of specs) {
-    for (const d of s.spec.devices) {
-      const name = `${s.spec.kind}=${d.name}`;
-      const have = byDevice.get(name);
-      if (have !== undefined && have.s.priority === s.priority) {
-        throw new GpuctlError(
-          name,
-          `is defined by two CDI specs of equal priority: ${have.s.file} and ${s.file}`,
-        );
-      }
-      if (have === undefined || have.s.priority < s.priority) {
-        byDevice.set(name, { s, edits: d.containerEdits });
-      }
-    }
-  }
+  const { devices, conflicts } = cdiRegistry(specs);
   const edits: CdiEdits[] = [];
   const commons = new Set<LoadedSpec>();
   for (const n of names) {
-    const hit = byDevice.get(n);
+    const hit = devices.get(n);
+    const clash = conflicts.get(n);
+    if (clash !== undefined) {
+      throw new GpuctlError(`CDI device ${quote(n)}`, conflictText(n, clash).slice(n.length + 2));
+    }
     if (hit === undefined) {
       throw new GpuctlError(
         `CDI device ${quote(n)}`,

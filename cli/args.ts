@@ -24,3 +24,38 @@ export async function parse<O extends Options>(
     throw new UsageError(command, `${msg} (see 'gpuctl ${command} --help')`);
   }
 }
+
+/**
+ * NVIDIA's flag names (nvidia-ctk's) rewritten as gpuctl's: `--from` and `--from=VALUE` become `--to`, `--to=VALUE`;
+ * a boolean given as `--flag=true` or `--flag=false` (as NVIDIA's parser allows) becomes `--flag`, or nothing.
+ * Arguments after `--` are left as they are.
+ */
+export function nvidiaFlags(
+  args: readonly string[],
+  names: Readonly<Record<string, string>>,
+  booleans: readonly string[] = [],
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)(?:=(.*))?$/s.exec(a);
+    if (m === null) {
+      out.push(a);
+      continue;
+    }
+    const name = names[m[1]!] ?? m[1]!;
+    if (booleans.includes(name) && m[2] !== undefined) {
+      if (/^(1|t|true|yes)$/i.test(m[2])) out.push(`--${name}`);
+      else if (!/^(0|f|false|no)$/i.test(m[2])) {
+        throw new UsageError(`--${m[1]}`, `is true or false, not "${m[2]}"`);
+      }
+      continue;
+    }
+    out.push(m[2] === undefined ? `--${name}` : `--${name}=${m[2]}`);
+  }
+  return out;
+}

@@ -4,14 +4,16 @@
  * @module
  */
 import { GpuctlError, UsageError } from "../errors/mod.ts";
-import { parse } from "./args.ts";
+import { nvidiaFlags, parse } from "./args.ts";
 import type { Context } from "./context.ts";
 
 export const HELP =
   `Usage: gpuctl cdi generate [--output FILE|-] [--format json|yaml] [--vendor VENDOR] [--class CLASS]
                            [--device-name-strategy index|uuid|type-index]... [--capabilities CAPS]
                            [--hook-path PATH] [--no-cuda-compat]
-       gpuctl cdi list [--json]
+                           [--driver-root DIR] [--dev-root DIR] [--library-search-path DIR]...
+       gpuctl cdi list [--json] [--spec-dir DIR]...
+       gpuctl cdi transform-root --from DIR --to DIR [--input FILE|-] [--output FILE|-]
 
 generate writes a CDI spec for this host's GPUs: a device per GPU and per MIG device, named by index
 (0, 1:0) and by UUID (GPU-..., MIG-...) unless --device-name-strategy says otherwise, and "all". Each device
@@ -25,11 +27,49 @@ written atomically; cdiVersion is the lowest that expresses it.
   --format FORMAT    json (default, or from the file's name) or yaml
   --vendor VENDOR    default nvidia.com           --class CLASS   default gpu
   --hook-path PATH   the hook's executable (default: this gpuctl, or nvidia-container-runtime-hook on PATH)
+  --capabilities CAPS  the driver's files for these (default utility,compute; all; gated ones by name: gds,
+                     mofed, gdrcopy, nvswitch)
+  --no-cuda-compat   no CUDA forward compatibility in the hook
+  --driver-root DIR, --dev-root DIR, --library-search-path DIR   this run's driverRoot, devRoot, libraryDirs
+NVIDIA's names work too: --nvidia-cdi-hook-path (--nvidia-ctk-path) for --hook-path, and --mode auto|nvml
+(the default) or gds|mofed|gdrcopy|nvswitch (that capability added).
 
 list prints the fully qualified device names the specs in cdiSpecDirs define (default /etc/cdi and
-/var/run/cdi). Use a name as: podman run --device nvidia.com/gpu=0 ...; docker run --device ... (Docker
+/var/run/cdi; --spec-dir, repeated, for others). Use a name as: podman run --device nvidia.com/gpu=0 ...; docker run --device ... (Docker
 25+ with CDI on); or NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0 through gpuctl-runtime.
+
+transform-root rewrites a spec's host paths from one root to another (a spec made for a containerized
+driver at /run/nvidia/driver, used from the host's view, say), as nvidia-ctk cdi transform root does.
 `;
+
+/**
+ * Where `--output` writes: relative to the working directory, a file whose name a CDI engine reads (`.json`,
+ * `.yaml`, `.yml`), not a directory.
+ */
+function outputFile(given: string): string {
+  const path = given.startsWith("/") ? given : `${Deno.cwd()}/${given}`;
+  let dir = false;
+  try {
+    dir = Deno.statSync(path).isDirectory;
+  } catch { /* a new file */ }
+  if (dir || path.endsWith("/")) {
+    throw new UsageError(
+      `cdi generate --output ${given}`,
+      "is a directory: name the file (e.g. /var/run/cdi/nvidia.json)",
+    );
+  }
+  if (!/\.(json|ya?ml)$/.test(path)) {
+    throw new UsageError(
+      `cdi generate --output ${given}`,
+      "must end in .json, .yaml or .yml: CDI engines read no other file from a spec directory",
+    );
+  }
+  return path;
+}
+
+/** nvidia-ctk cdi generate's flags, as gpuctl's. */
+const NVIDIA = { "nvidia-cdi-hook-path": "hook-path", "nvidia-ctk-path": "hook-path" };
+const GATED = ["gds", "mofed", "gdrcopy", "nvswitch"];
 
 const STRATEGIES = ["index", "uuid", "type-index"] as const;
 
@@ -40,10 +80,15 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   if (sub === "list") return await list(ctx, args.slice(1));
+  if (sub === "transform-root") return await transformRoot(ctx, args.slice(1));
   if (sub !== "generate") {
-    throw new UsageError("cdi", `unknown subcommand ${JSON.stringify(sub)} (generate, list)`);
+    throw new UsageError("cdi", `unknown subcommand ${JSON.stringify(sub)} (generate, list, transform-root)`);
   }
-  const { values } = await parse("cdi", args.slice(1), {
+  const { values } = await parse("cdi", nvidiaFlags(args.slice(1), NVIDIA), {
+    "driver-root": { type: "string" },
+    "dev-root": { type: "string" },
+    "library-search-path": { type: "string", multiple: true },
+    mode: { type: "string" },
     output: { type: "string" },
     format: { type: "string" },
     vendor: { type: "string" },
@@ -58,7 +103,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     ctx.out(HELP);
     return 0;
   }
-  const output = values.output === "-" ? undefined : values.output;
+  const output = values.output === "-" || values.output === undefined ? undefined : outputFile(values.output);
   const format = values.format ?? (output !== undefined && /\.ya?ml$/.test(output) ? "yaml" : "json");
   if (format !== "json" && format !== "yaml") {
     throw new UsageError("cdi generate --format", "must be json or yaml");
@@ -72,10 +117,25 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       );
     }
   }
-  if (output !== undefined && !output.startsWith("/")) {
-    throw new UsageError("cdi generate --output", "must be an absolute path (or -)");
+  const mode = values.mode ?? "auto";
+  let capabilities = values.capabilities;
+  if (GATED.includes(mode)) capabilities = `${capabilities ?? "utility,compute"},${mode}`;
+  else if (mode !== "auto" && mode !== "nvml") {
+    throw new UsageError(
+      "cdi generate --mode",
+      `${JSON.stringify(mode)}: gpuctl's specs are NVIDIA's nvml mode (auto, nvml), or a gated capability (${
+        GATED.join(", ")
+      }); MIG management goes through the runtime (NVIDIA_MIG_CONFIG_DEVICES), WSL and Tegra (csv) are not supported`,
+    );
   }
-  const config = ctx.config;
+  const config = {
+    ...ctx.config,
+    ...(values["driver-root"] !== undefined ? { driverRoot: values["driver-root"] } : {}),
+    ...(values["dev-root"] !== undefined ? { devRoot: values["dev-root"] } : {}),
+    ...(values["library-search-path"] !== undefined
+      ? { libraryDirs: values["library-search-path"].flatMap((p) => p.split(":")).filter((p) => p !== "") }
+      : {}),
+  };
   const { hookExecutable, hookEnv } = await import("../apply/shim_edit.ts");
   const hook = values["hook-path"] !== undefined
     ? { path: values["hook-path"], argv0: "nvidia-container-runtime-hook" }
@@ -96,7 +156,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     vendor: values.vendor ?? "nvidia.com",
     class: values.class ?? "gpu",
     strategies: strategies as (typeof STRATEGIES)[number][],
-    capabilities: values.capabilities,
+    capabilities,
     hook: { path: hook.path, argv: [hook.argv0, "container-edits"], env: hookEnv(ctx.globals.configPath) },
     cudaCompat: config.cudaCompat && !values["no-cuda-compat"],
     facts: (await import("../snapshot/facts.ts")).snapshotFacts(config, {
@@ -121,18 +181,21 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
 async function list(ctx: Context, args: string[]): Promise<number> {
   const { values } = await parse("cdi", args, {
     json: { type: "boolean" },
+    "spec-dir": { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     ctx.out(HELP);
     return 0;
   }
-  const dirs = ctx.config.cdiSpecDirs;
-  const { deviceNames, loadSpecs, prepareYaml } = await import("../cdi/resolve.ts");
+  const dirs = values["spec-dir"] ?? ctx.config.cdiSpecDirs;
+  const { cdiRegistry, conflictText, loadSpecs, prepareYaml } = await import("../cdi/resolve.ts");
   await prepareYaml(dirs);
   const errors: string[] = [];
   const specs = loadSpecs(dirs, errors);
   for (const e of errors) ctx.warn(e);
+  const registry = cdiRegistry(specs);
+  for (const [name, files] of registry.conflicts) ctx.warn(conflictText(name, files));
   if (values.json) {
     ctx.out(
       JSON.stringify(
@@ -141,17 +204,66 @@ async function list(ctx: Context, args: string[]): Promise<number> {
           kind: s.spec.kind,
           cdiVersion: s.spec.cdiVersion,
           devices: s.spec.devices.map((d) => d.name),
+          conflicts: s.spec.devices.map((d) => `${s.spec.kind}=${d.name}`).filter((n) =>
+            registry.conflicts.get(n)?.includes(s.file)
+          ),
         })),
         null,
         2,
       ) + "\n",
     );
-    return 0;
+    return registry.conflicts.size > 0 ? 1 : 0;
   }
-  const names = deviceNames(specs);
+  const names = [...registry.devices.keys()];
   if (names.length === 0) {
     ctx.warn(`no CDI devices in ${dirs.join(", ")} (gpuctl cdi generate --output /var/run/cdi/nvidia.json)`);
   }
   ctx.out(names.map((n) => `${n}\n`).join(""));
+  return registry.conflicts.size > 0 ? 1 : 0;
+}
+
+/** `cdi transform-root`: every host path under `--from` moved under `--to`, the rest of the spec as it was. */
+async function transformRoot(ctx: Context, args: string[]): Promise<number> {
+  const { values } = await parse("cdi", args, {
+    from: { type: "string" },
+    to: { type: "string" },
+    input: { type: "string" },
+    output: { type: "string" },
+    format: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    ctx.out(HELP);
+    return 0;
+  }
+  const from = (values.from ?? "/").replace(/\/+$/, "") || "/",
+    to = (values.to ?? "/").replace(/\/+$/, "") || "/";
+  const input = values.input === "-" ? undefined : values.input;
+  const output = values.output === "-" ? undefined : values.output;
+  const read = input === undefined
+    ? new TextDecoder().decode(await new Response(Deno.stdin.readable).arrayBuffer())
+    : Deno.readTextFileSync(input);
+  const yamlish = (f: string | undefined) => f !== undefined && /\.ya?ml$/.test(f);
+  const yaml = await import("../cdi/yaml.ts");
+  const { validateSpec } = await import("../cdi/spec.ts");
+  const spec = (yamlish(input) ? yaml.parse(read) : JSON.parse(read)) as import("../cdi/spec.ts").CdiSpec;
+  validateSpec(spec, input ?? "standard input");
+  const move = (p: string | undefined) =>
+    p === undefined || !(p === from || p.startsWith(from === "/" ? "/" : `${from}/`))
+      ? p
+      : `${to === "/" ? "" : to}${from === "/" ? p : p.slice(from.length)}` || "/";
+  for (const e of [spec.containerEdits, ...spec.devices.map((d) => d.containerEdits)]) {
+    if (e === undefined) continue;
+    for (const m of e.mounts ?? []) m.hostPath = move(m.hostPath)!;
+    for (const n of e.deviceNodes ?? []) if (n.hostPath !== undefined) n.hostPath = move(n.hostPath)!;
+    for (const h of e.hooks ?? []) h.path = move(h.path)!;
+  }
+  const format = values.format ??
+    (yamlish(output) || (output === undefined && yamlish(input)) ? "yaml" : "json");
+  const text = format === "yaml"
+    ? yaml.stringify(spec, { lineWidth: 0 })
+    : JSON.stringify(spec, null, 2) + "\n";
+  if (output === undefined) ctx.out(text);
+  else (await import("../oci/edit.ts")).writeAtomic(output, text);
   return 0;
 }

@@ -47,6 +47,11 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: "install gpuctl-runtime (a sh front) and nvidia-container-runtime-hook; --cdi: the CDI spec",
     load: () => import("./install.ts"),
   },
+  ctk: {
+    summary: "NVIDIA's nvidia-ctk command line (also as nvidia-ctk): runtime configure, cdi, system, config",
+    hidden: true,
+    load: () => import("./ctk.ts"),
+  },
   __discover: {
     summary: "the inventory as JSON, for a gpuctl that runs NVML in a child process",
     hidden: true,
@@ -64,4 +69,5 @@ export const ARGV0_COMMANDS: Readonly<Record<string, string>> = {
   "nvidia-container-runtime": "runtime",
   "nvidia-container-runtime-hook": "hook",
   "nvidia-container-toolkit": "hook",
+  "nvidia-ctk": "ctk",
 };

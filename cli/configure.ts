@@ -5,7 +5,7 @@
  * @module
  */
 import { UsageError } from "../errors/mod.ts";
-import { parse } from "./args.ts";
+import { nvidiaFlags, parse } from "./args.ts";
 import type { Context } from "./context.ts";
 import { applyChanges, type FileChange, readIfExists } from "../engines/files.ts";
 import { DOCKER_CONFIG, dockerChange } from "../engines/docker.ts";
@@ -18,7 +18,7 @@ export const HELP =
                                    [--runtime-path PATH] [--set-default] [--remove] [--dry-run]
        gpuctl configure crio       [--config FILE] [--name NAME] [--runtime-path PATH] [--set-default] [--remove] [--dry-run]
 
-Registers gpuctl-runtime as a runtime named NAME (default "gpu"):
+Registers gpuctl-runtime as a runtime named NAME (default "nvidia", as NVIDIA's toolkit names it):
   docker      sets runtimes.NAME.path in daemon.json (default ${DOCKER_CONFIG}), which must be strict
               JSON as dockerd reads it; the rest of the file, and of that runtime's entry, is kept as it is
   containerd  writes the drop-in FILE (default ${CONTAINERD_DROPIN}) with the CRI plugin's table and
@@ -36,9 +36,13 @@ Options:
   --name NAME           the runtime's name (docker run --runtime NAME; RuntimeClass handler NAME)
   --runtime-path PATH   gpuctl-runtime (default: the installed one, /usr/local/bin or /usr/bin)
   --set-default         make it the default runtime
+  --cdi                 also let the engine apply CDI specs itself (docker: features.cdi; containerd:
+                        enable_cdi and cdi_spec_dirs from cdiSpecDirs)
   --remove              undo: remove the runtime (and the default, the import, gpuctl's drop-in)
   --dry-run             print the new files, write nothing
   -h, --help            this help
+NVIDIA's flag names work too (nvidia-ctk runtime configure's): --runtime=ENGINE, --nvidia-runtime-name,
+--nvidia-set-as-default, --cdi.enabled; and so does 'gpuctl runtime configure ...'.
 `;
 
 /** The installed front: where `gpuctl install` puts it by default, or where the package does. */
@@ -53,30 +57,49 @@ function defaultRuntimePath(): string {
 
 const ENGINES = ["docker", "containerd", "crio"] as const;
 
+/** nvidia-ctk runtime configure's flags, as gpuctl's. */
+const NVIDIA = {
+  runtime: "engine",
+  "nvidia-runtime-name": "name",
+  "runtime-name": "name",
+  "nvidia-set-as-default": "set-default",
+  "set-as-default": "set-default",
+  "cdi.enabled": "cdi",
+  "enable-cdi": "cdi",
+};
+
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values, positionals } = await parse("configure", args, {
-    config: { type: "string" },
-    "drop-in": { type: "string" },
-    "config-version": { type: "string" },
-    name: { type: "string" },
-    "runtime-path": { type: "string" },
-    "set-default": { type: "boolean" },
-    remove: { type: "boolean" },
-    "dry-run": { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, true);
+  const { values, positionals } = await parse(
+    "configure",
+    nvidiaFlags(args, NVIDIA, ["set-default", "cdi", "dry-run"]),
+    {
+      engine: { type: "string" },
+      cdi: { type: "boolean" },
+      config: { type: "string" },
+      "drop-in": { type: "string" },
+      "config-version": { type: "string" },
+      name: { type: "string" },
+      "runtime-path": { type: "string" },
+      "set-default": { type: "boolean" },
+      remove: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    true,
+  );
   if (values.help) {
     ctx.out(HELP);
     return 0;
   }
-  const engine = positionals[0] as (typeof ENGINES)[number] | undefined;
-  if (engine === undefined || !ENGINES.includes(engine) || positionals.length > 1) {
+  const engine = (values.engine ?? positionals[0]) as (typeof ENGINES)[number] | undefined;
+  if (engine === undefined || !ENGINES.includes(engine) || positionals.length > (values.engine ? 0 : 1)) {
     throw new UsageError(
       "configure",
       `name one engine: docker, containerd or crio (see 'gpuctl configure --help')`,
     );
   }
-  const name = values.name ?? "gpu";
+  // NVIDIA's name, which every guide, Compose file and Helm chart uses: `docker run --runtime nvidia`.
+  const name = values.name ?? "nvidia";
   // A name any engine takes, and a TOML key or a JSON member without surprises.
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
     throw new UsageError(
@@ -87,13 +110,14 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   const path = values["runtime-path"] ?? defaultRuntimePath();
   if (!path.startsWith("/")) throw new UsageError("configure --runtime-path", "must be an absolute path");
   const common = { name, path, setDefault: values["set-default"] ?? false, remove: values.remove ?? false };
+  if (common.remove && values.cdi) throw new UsageError("configure", "--remove and --cdi do not go together");
   if (common.remove && common.setDefault) {
     throw new UsageError("configure", "--remove and --set-default do not go together");
   }
   let changes: FileChange[];
   if (engine === "docker") {
     const file = values.config ?? DOCKER_CONFIG;
-    changes = [dockerChange(readIfExists(file), { ...common, file })];
+    changes = [dockerChange(readIfExists(file), { ...common, file, cdi: values.cdi ?? false })];
   } else if (engine === "containerd") {
     const v = values["config-version"] ?? "2";
     if (!["1", "2", "3"].includes(v)) throw new UsageError("configure --config-version", "must be 1, 2 or 3");
@@ -102,6 +126,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       file: values.config ?? CONTAINERD_CONFIG,
       dropIn: values["drop-in"] ?? CONTAINERD_DROPIN,
       newVersion: Number(v),
+      ...(values.cdi ? { cdi: { dirs: ctx.config.cdiSpecDirs } } : {}),
     });
   } else {
     changes = crioChanges({ ...common, file: values.config ?? CRIO_DROPIN });

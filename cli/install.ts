@@ -24,6 +24,7 @@ import {
   stampFront,
 } from "../serve/fronts.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
+import { nvidiaConfigPath } from "../config/nvidia.ts";
 import { answerTimeout, serveDir } from "../serve/server.ts";
 import { packTrailer, selfCommand, selfExecutable, VERSION } from "../version.ts";
 import { parse } from "./args.ts";
@@ -31,7 +32,7 @@ import type { Context } from "./context.ts";
 import type { Config } from "../config/schema.ts";
 
 export const HELP =
-  `Usage: gpuctl install [--prefix DIR] [--lib-dir LIBDIR] [--link] [--cdi [--cdi-output FILE]]
+  `Usage: gpuctl install [--prefix DIR] [--lib-dir LIBDIR] [--link] [--nvidia-names] [--cdi [--cdi-output FILE]]
        gpuctl install --uninstall [--force] [--prefix DIR] [--lib-dir LIBDIR]
 
 Installs this gpuctl on the host:
@@ -42,6 +43,8 @@ Installs this gpuctl on the host:
                                      asks for no GPU, go straight to the runtime without starting gpuctl
   DIR/nvidia-container-runtime-hook  a small sh front too, the name Docker's --gpus looks for
 Both fronts hand a GPU container's work to 'gpuctl serve' when it runs, and run gpuctl otherwise.
+With --nvidia-names, also NVIDIA's other names, as links (never over a file that is there): nvidia-ctk
+(gpuctl, answering to NVIDIA's command line), nvidia-container-runtime and nvidia-container-toolkit.
 With --link, the copy is a hard link where it can be (for a package manager's file, which it replaces
 by a rename, never in place). With --cdi, also writes the CDI spec (gpuctl cdi generate) to FILE (default /var/run/cdi/nvidia.json),
 its hook being DIR/nvidia-container-runtime-hook.
@@ -66,6 +69,18 @@ Deno on this checkout, for development; build dist/gpuctl (deno task dist) for a
 `;
 
 export const NAMES = ["gpuctl-runtime", "nvidia-container-runtime-hook"] as const;
+
+/**
+ * NVIDIA's other names, linked with --nvidia-names (never over a file that is there: NVIDIA's toolkit, still
+ * installed, keeps its own): what each links to.
+ */
+function nvidiaNames(prefix: string, gpuctl: string | null): Record<string, string> {
+  return {
+    ...(gpuctl !== null ? { "nvidia-ctk": gpuctl } : {}),
+    "nvidia-container-runtime": `${prefix}/gpuctl-runtime`,
+    "nvidia-container-toolkit": `${prefix}/nvidia-container-runtime-hook`,
+  };
+}
 
 /** The file in a version directory that says install made it (so uninstall may remove it). */
 const VERSION_MARK = ".installed-by-gpuctl";
@@ -93,14 +108,26 @@ function tool(name: string): string | null {
   }) ?? null;
 }
 
-/** The configuration file gpuctl runs with (`--config`, `$GPUCTL_CONFIG`, or the default), and its mtime. */
-function configStamp(ctx: Context): { file: string; mtime: Date | null } {
+/**
+ * The configuration file gpuctl runs with (`--config`, `$GPUCTL_CONFIG`, or the default; or NVIDIA's config.toml
+ * when gpuctl has none of its own and the host has that), and its mtime.
+ */
+function configStamp(ctx: Context): { file: string; mtime: Date | null; fromNvidia: boolean } {
+  const stat = (f: string) => {
+    try {
+      return Deno.statSync(f).mtime;
+    } catch {
+      return null;
+    }
+  };
   const file = ctx.globals.configPath ?? DEFAULT_CONFIG_PATH;
-  try {
-    return { file, mtime: Deno.statSync(file).mtime };
-  } catch {
-    return { file, mtime: null };
+  const mtime = stat(file);
+  if (mtime === null && ctx.globals.configPath === undefined) {
+    const nv = nvidiaConfigPath((k) => Deno.env.get(k));
+    const nvTime = stat(nv);
+    if (nvTime !== null) return { file: nv, mtime: nvTime, fromNvidia: true };
   }
+  return { file, mtime, fromNvidia: false };
 }
 
 function frontText(ctx: Context, name: (typeof NAMES)[number], gpuctl: string[], self: string): string {
@@ -114,6 +141,7 @@ function frontText(ctx: Context, name: (typeof NAMES)[number], gpuctl: string[],
     config: ctx.config,
     configFile: c.file,
     hadConfig: c.mtime !== null,
+    fromNvidia: c.fromNvidia,
     self,
     grep: tool("grep"),
   });
@@ -226,6 +254,12 @@ function isOurGpuctl(path: string, libDir: string): boolean {
   }
 }
 
+/** Whether the link at `path` is one --nvidia-names made: to a front in `prefix`, or into `libDir`. */
+function isOurs(path: string, prefix: string, libDir: string): boolean {
+  const to = Deno.readLinkSync(path);
+  return to.startsWith(`${libDir}/`) || NAMES.some((n) => to === `${prefix}/${n}`);
+}
+
 /** Points `link` at `target`, atomically. */
 function linkTo(link: string, target: string): void {
   writeAtomically(link, (tmp) => Deno.symlinkSync(target, tmp));
@@ -286,6 +320,7 @@ function options(args: string[]) {
     "docker-config": { type: "string" },
     "containerd-config": { type: "string" },
     "crio-config": { type: "string" },
+    "nvidia-names": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
 }
@@ -374,6 +409,20 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     ctx.out(`${path} → front\n`);
   }
 
+  if (values["nvidia-names"]) {
+    for (const [name, to] of Object.entries(nvidiaNames(prefix, exe !== null ? gpuctl[0]! : null))) {
+      const path = `${prefix}/${name}`;
+      const info = lstat(path);
+      if (info === null) {
+        Deno.symlinkSync(to, path);
+        ctx.out(`${path} → ${to}\n`);
+      } else if (info.isSymlink && Deno.readLinkSync(path) === to) ctx.out(`${path}: already installed\n`);
+      else if (info.isSymlink && isOurs(path, prefix, libDir)) {
+        linkTo(path, to);
+        ctx.out(`${path} → ${to}\n`);
+      } else ctx.warn(`${path} exists and is not gpuctl's (NVIDIA's own?): left in place`);
+    }
+  }
   if (exe !== null) {
     // Older copies go, but the one the link named until now: containers already started may still run it.
     const current = gpuctl[0]!.slice(0, gpuctl[0]!.lastIndexOf("/"));
@@ -413,6 +462,10 @@ async function uninstall(ctx: Context, values: Values, prefix: string, libDir: s
   }
   const link = `${prefix}/gpuctl`;
   if (lstat(link)?.isSymlink && isOurGpuctl(link, libDir)) files.push(link);
+  for (const name of Object.keys(nvidiaNames(prefix, ""))) {
+    const path = `${prefix}/${name}`;
+    if (lstat(path)?.isSymlink && isOurs(path, prefix, libDir)) files.push(path);
+  }
   const dirs = versionDirs(libDir);
 
   const { engineReferences, namesAny } = await import("../engines/references.ts");

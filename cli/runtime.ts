@@ -65,6 +65,12 @@ function checkLoop(): void {
 }
 
 const isHelp = (args: string[]) => args.length === 1 && (args[0] === "--help" || args[0] === "-h");
+/**
+ * What NVIDIA's runtime answers itself rather than passing to runc: `--version` (its version, then runc's) and
+ * `configure` (as `nvidia-ctk runtime configure`, which its install guide types as `… runtime configure`).
+ */
+const isOwn = (args: string[]) =>
+  (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) || args[0] === "configure";
 const readsBundle = (command: string | undefined) => command === "create" || command === "run";
 
 /** The low-level runtime the configuration names, found. */
@@ -93,7 +99,9 @@ function execRuntime(runtime: string, args: string[]): never {
  * command line then starts over with {@link run}, which does the same or says why not.
  */
 export function passThrough(args: string[]): void {
-  if (isHelp(args) || Deno.env.get("GPUCTL_FFI") === "koffi" || Deno.env.get(RUNTIME_GUARD)) return;
+  if (isHelp(args) || isOwn(args) || Deno.env.get("GPUCTL_FFI") === "koffi" || Deno.env.get(RUNTIME_GUARD)) {
+    return;
+  }
   try {
     if (readsBundle(scanRuncArgs(args, Deno.cwd()).command)) return;
     const config = plainConfig(envConfigPath((k) => Deno.env.get(k)), exists);
@@ -105,6 +113,19 @@ export function passThrough(args: string[]): void {
 export async function run(ctx: Context, args: string[]): Promise<number> {
   if (isHelp(args)) {
     ctx.out(HELP);
+    return 0;
+  }
+  if (args[0] === "configure") return await (await import("./configure.ts")).run(ctx, args.slice(1));
+  if (isOwn(args)) {
+    // As NVIDIA's runtime (and as the front): its own version, then the low-level runtime's, whose "version"
+    // line comes last, the one dockerd's `docker info` reads.
+    const { VERSION } = await import("../version.ts");
+    ctx.out(`gpuctl-runtime version ${VERSION} (gpuctl)\n\n`);
+    const runtime = findRuntime(ctx.config.runtimes, Deno.env.get("PATH"), selfPath);
+    if (runtime === null) return 0;
+    const o = await new Deno.Command(runtime, { args, stdout: "piped", stderr: "null" })
+      .output();
+    ctx.out(new TextDecoder().decode(o.stdout));
     return 0;
   }
   const r = scanRuncArgs(args, Deno.cwd());

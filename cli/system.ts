@@ -3,9 +3,9 @@
  * `system/nodes.ts`).
  * @module
  */
-import { parse } from "./args.ts";
+import { nvidiaFlags, parse } from "./args.ts";
 import type { Context } from "./context.ts";
-import { UsageError } from "../errors/mod.ts";
+import { GpuctlError, UsageError } from "../errors/mod.ts";
 import {
   assertRoot,
   createDevCharSymlinks,
@@ -15,8 +15,9 @@ import {
 } from "../system/nodes.ts";
 
 export const HELP =
-  `Usage: gpuctl system create-device-nodes [--gpus] [--control] [--uvm] [--modeset] [--dry-run]
-       gpuctl system create-dev-char-symlinks [--dry-run]
+  `Usage: gpuctl system create-device-nodes [--gpus] [--control] [--uvm] [--modeset] [--load-kernel-modules]
+                                          [--dev-root DIR] [--dry-run]
+       gpuctl system create-dev-char-symlinks [--dev-root DIR] [--dry-run]
 
 create-device-nodes      creates the NVIDIA device nodes the kernel's drivers call for and the host lacks, with
                          mknod: majors from /proc/devices, GPU minors from /proc/driver/nvidia/gpus, mode and
@@ -26,8 +27,36 @@ create-device-nodes      creates the NVIDIA device nodes the kernel's drivers ca
 create-dev-char-symlinks creates /dev/char/<major>:<minor> → ../nvidia… for every NVIDIA node, which systemd needs
                          to keep a container's device access across 'systemctl daemon-reload'.
 Both change nothing that is already right, and never replace anything else (they say so and exit 1).
-devRoot and procRoot come from the configuration.
+devRoot (or --dev-root) and procRoot come from the configuration. --load-kernel-modules first loads nvidia,
+nvidia-uvm and nvidia-modeset with modprobe. NVIDIA's --control-devices means --control --uvm --modeset.
 `;
+
+/** Loads the NVIDIA kernel modules with the host's modprobe (nvidia-ctk's --load-kernel-modules). */
+async function loadModules(ctx: Context): Promise<void> {
+  const modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe"].find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (modprobe === undefined) {
+    throw new GpuctlError("system --load-kernel-modules", "modprobe is not in /usr/sbin or /sbin");
+  }
+  for (const m of ["nvidia", "nvidia-uvm", "nvidia-modeset"]) {
+    const o = await new Deno.Command(modprobe, {
+      args: [m],
+      stdout: "null",
+      stderr: "piped",
+      env: {},
+      clearEnv: true,
+    })
+      .output();
+    if (!o.success) {
+      ctx.warn(`modprobe ${m}: ${new TextDecoder().decode(o.stderr).trim() || `exit ${o.code}`}`);
+    }
+  }
+}
 
 function report(ctx: Context, steps: Step[], dryRun: boolean): number {
   for (const s of steps) {
@@ -38,14 +67,22 @@ function report(ctx: Context, steps: Step[], dryRun: boolean): number {
 }
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values, positionals } = await parse("system", args, {
-    gpus: { type: "boolean" },
-    control: { type: "boolean" },
-    uvm: { type: "boolean" },
-    modeset: { type: "boolean" },
-    "dry-run": { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, true);
+  const { values, positionals } = await parse(
+    "system",
+    nvidiaFlags(args, {}, ["dry-run", "control-devices", "load-kernel-modules"]),
+    {
+      "control-devices": { type: "boolean" },
+      "load-kernel-modules": { type: "boolean" },
+      "dev-root": { type: "string" },
+      gpus: { type: "boolean" },
+      control: { type: "boolean" },
+      uvm: { type: "boolean" },
+      modeset: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    true,
+  );
   if (values.help) {
     ctx.out(HELP);
     return 0;
@@ -59,13 +96,15 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     );
   }
   if (!dryRun) assertRoot(`system ${sub}`);
+  const devRoot = values["dev-root"] ?? ctx.config.devRoot;
+  if (values["load-kernel-modules"] && !dryRun) await loadModules(ctx);
   if (sub === "create-dev-char-symlinks") {
-    return report(ctx, createDevCharSymlinks(ctx.config.devRoot, dryRun), dryRun);
+    return report(ctx, createDevCharSymlinks(devRoot, dryRun), dryRun);
   }
   const kinds = new Set<NodeKind>();
   if (values.gpus) kinds.add("gpu");
-  if (values.control) kinds.add("control");
-  if (values.uvm) kinds.add("uvm");
-  if (values.modeset) kinds.add("modeset");
-  return report(ctx, createDeviceNodes(ctx.config.procRoot, ctx.config.devRoot, kinds, dryRun), dryRun);
+  if (values.control || values["control-devices"]) kinds.add("control");
+  if (values.uvm || values["control-devices"]) kinds.add("uvm");
+  if (values.modeset || values["control-devices"]) kinds.add("modeset");
+  return report(ctx, createDeviceNodes(ctx.config.procRoot, devRoot, kinds, dryRun), dryRun);
 }

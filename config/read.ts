@@ -149,7 +149,21 @@ export function envConfigPath(env: (k: string) => string | undefined): string | 
 export function plainConfig(explicit: string | undefined, exists?: (path: string) => boolean): Config | null {
   try {
     const r = readConfigText(explicit, exists);
-    return r === null ? defaultConfig() : quickConfig(r.text);
+    if (r !== null) return quickConfig(r.text);
+    // NVIDIA's file instead: read by readConfig(), which loads a TOML parser.
+    return nvidiaFile(exists) === null ? defaultConfig() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** NVIDIA's config.toml, when it exists (read only when gpuctl has no configuration of its own). */
+function nvidiaFile(exists?: (path: string) => boolean): string | null {
+  const env = (k: string) => Deno.env.get(k);
+  const given = env("NVIDIA_CTK_CONFIG_FILE_PATH");
+  const file = given || `${env("XDG_CONFIG_HOME") || "/etc"}/nvidia-container-runtime/config.toml`;
+  try {
+    return (exists ? exists(file) : Deno.statSync(file).isFile) ? file : null;
   } catch {
     return null;
   }
@@ -164,7 +178,13 @@ export async function readConfig(
   exists?: (path: string) => boolean,
 ): Promise<{ config: Config; file: string | null }> {
   const r = readConfigText(explicit, exists);
-  if (r === null) return { config: defaultConfig(), file: null };
+  if (r === null) {
+    // No configuration of gpuctl's own: NVIDIA's, where the host has one (an operator switching over).
+    const nv = nvidiaFile(exists);
+    if (nv === null) return { config: defaultConfig(), file: null };
+    const { fromNvidia } = await import("./nvidia.ts");
+    return { config: fromNvidia(Deno.readTextFileSync(nv), nv).config, file: nv };
+  }
   const quick = quickConfig(r.text);
   if (quick !== null) return { config: quick, file: r.file };
   const { parseConfig } = await import("./config.ts");

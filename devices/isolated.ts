@@ -23,12 +23,18 @@ export async function discoverIsolated(
   configPath: string | undefined,
 ): Promise<Discovered> {
   const [exe, ...pre] = selfCommand();
+  // The child works with this process's configuration exactly, given on its stdin: not the file again, which a
+  // command line's overrides (cdi generate --driver-root), or NVIDIA's config.toml read instead, would not be.
+  void configPath;
   const child = new Deno.Command(exe!, {
-    args: [...pre, ...(configPath !== undefined ? ["--config", configPath] : []), "__discover", source],
-    stdin: "null",
+    args: [...pre, "__discover", source, "--config-on-stdin"],
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(JSON.stringify(config)));
+  await w.close();
   const out = new Response(child.stdout).text();
   const err = new Response(child.stderr).text();
   let timer: ReturnType<typeof setTimeout> | undefined;

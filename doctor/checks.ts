@@ -383,9 +383,11 @@ async function cdiCheck(c: Config, driver: string | null): Promise<Check> {
   const stale: string[] = [], hookGone: string[] = [];
   let found = 0;
   // A hook that is gone fails every container given a device of that spec (read by CDI's own rules).
-  const { loadSpecs, prepareYaml } = await import("../cdi/resolve.ts");
+  const { cdiRegistry, conflictText, loadSpecs, prepareYaml } = await import("../cdi/resolve.ts");
   await prepareYaml(c.cdiSpecDirs);
-  for (const s of loadSpecs(c.cdiSpecDirs)) {
+  const specs = loadSpecs(c.cdiSpecDirs);
+  const conflicts = [...cdiRegistry(specs).conflicts];
+  for (const s of specs) {
     const edits = [s.spec.containerEdits, ...s.spec.devices.map((d) => d.containerEdits)];
     const gone = [...new Set(edits.flatMap((e) => (e?.hooks ?? []).map((h) => h.path)))].filter((p) =>
       !isExecutable(p)
@@ -419,6 +421,16 @@ async function cdiCheck(c: Config, driver: string | null): Promise<Check> {
         if (gone !== undefined) stale.push(`${dir}/${n} names ${gone}, which is gone`);
       }
     }
+  }
+  if (conflicts.length > 0) {
+    const [name, files] = conflicts[0]!;
+    return fail(
+      "cdi.specs",
+      `${conflicts.length > 1 ? `${conflicts.length} CDI names are defined twice; the first: ` : ""}${
+        conflictText(name, files)
+      }`,
+      `rm ${files.slice(1).join(" ")}`,
+    );
   }
   if (hookGone.length > 0) {
     return fail(
@@ -488,7 +500,7 @@ function dockerChecks(i: DoctorInputs): Check[] {
           broken.map(([n, r]) => `runtime "${n}" → ${r.path}, which does not exist`).join("; ") +
             " (docker run: OCI runtime create failed: no such file or directory)",
           `gpuctl install && gpuctl configure docker${
-            broken[0]![0] === "gpu" ? "" : ` --name ${broken[0]![0]}`
+            broken[0]![0] === "nvidia" ? "" : ` --name ${broken[0]![0]}`
           }`,
         ),
       );
@@ -550,7 +562,7 @@ async function containerdCheck(i: DoctorInputs): Promise<Check> {
         "engine.containerd",
         `runtime "${name}" lacks SystemdCgroup = true, which runc has: its pods would use cgroupfs while the kubelet uses systemd`,
         `gpuctl configure containerd${
-          name === "gpu" ? "" : ` --name ${name}`
+          name === "nvidia" ? "" : ` --name ${name}`
         } && systemctl restart containerd`,
       );
     }

@@ -124,6 +124,8 @@ export interface ContainerdOptions {
   remove: boolean;
   /** The config version of a main file gpuctl creates. */
   newVersion: number;
+  /** Also let containerd (1.7 and later) apply CDI specs itself, from these directories. */
+  cdi?: { dirs: readonly string[] };
 }
 
 /**
@@ -161,6 +163,10 @@ export function dropInText(doc: Table, version: number, o: ContainerdOptions): s
   }
   runtimes[o.name] = rt;
   if (o.setDefault) ctrd.default_runtime_name = o.name;
+  if (o.cdi) {
+    cri.enable_cdi = true;
+    cri.cdi_spec_dirs = [...o.cdi.dirs];
+  }
   return `${OWNED_MARK} containerd: the runtime "${o.name}" (gpuctl-runtime).
 # containerd lets a plugin's table in an imported file replace the main file's whole table, so this file holds
 # the complete CRI plugin table (${key}) as containerd saw it, plus that runtime. After changing the CRI

@@ -50,7 +50,7 @@ export function parseDaemonJson(text: string, file: string): Json {
   ) {
     throw new GpuctlError(
       `${file}: "runtimes"`,
-      'must be an object of runtime names, like {"gpu": {"path": "/usr/local/bin/gpuctl-runtime"}}; fix it, then run gpuctl configure docker again',
+      'must be an object of runtime names, like {"nvidia": {"path": "/usr/local/bin/gpuctl-runtime"}}; fix it, then run gpuctl configure docker again',
     );
   }
   for (const [n, r] of Object.entries((runtimes ?? {}) as Json)) {
@@ -85,6 +85,8 @@ export interface DockerOptions {
   path: string;
   setDefault: boolean;
   remove: boolean;
+  /** Also let dockerd apply CDI specs itself (`features.cdi`, Docker 25 to 28.1; on by default from 28.2). */
+  cdi?: boolean;
 }
 
 /** The change to daemon.json that registers (or, with `remove`, unregisters) the runtime. */
@@ -105,7 +107,10 @@ export function dockerChange(text: string | null, o: DockerOptions): FileChange 
     const backup = undoByBackup(
       o.file,
       text,
-      (b) => [false, true].map((setDefault) => dockerChange(b, { ...o, setDefault, remove: false }).after),
+      (b) =>
+        [false, true].flatMap((setDefault) =>
+          [false, true].map((cdi) => dockerChange(b, { ...o, setDefault, cdi, remove: false }).after)
+        ),
       sameJson,
     );
     if (backup !== null) {
@@ -140,6 +145,7 @@ export function dockerChange(text: string | null, o: DockerOptions): FileChange 
   if (text === null || text.trim() === "") {
     const fresh: Json = { runtimes: { [o.name]: { path: o.path } } };
     if (o.setDefault) fresh["default-runtime"] = o.name;
+    if (o.cdi) fresh.features = { cdi: true };
     return { file: o.file, before: text, after: JSON.stringify(fresh, null, 2) + "\n", check };
   }
   let out = text;
@@ -154,6 +160,11 @@ export function dockerChange(text: string | null, o: DockerOptions): FileChange 
   if (o.setDefault && doc["default-runtime"] !== o.name) {
     out = set(out, ["default-runtime"], o.name);
     expected["default-runtime"] = o.name;
+  }
+  const features = (doc.features ?? {}) as Json;
+  if (o.cdi && features.cdi !== true) {
+    out = set(out, ["features", "cdi"], true);
+    expected.features = { ...features, cdi: true };
   }
   assertMeans(out, expected, o.file);
   return { file: o.file, before: text, after: out, check };

@@ -18,7 +18,7 @@ export interface Reference {
   file: string;
   /** The program's path, as written. */
   path: string;
-  /** What names it, in words (`Docker's runtime "gpu", its default runtime`). */
+  /** What names it, in words (`Docker's runtime "nvidia", its default runtime`). */
   what: string;
   /** The command that removes the reference. */
   fix: string;
@@ -43,7 +43,7 @@ function docker(file: string, errors: string[]): Reference[] {
     return Object.entries(isTable(doc.runtimes) ? doc.runtimes : {}).flatMap(([name, r]) => {
       const path = isTable(r) ? r.path : undefined;
       if (typeof path !== "string") return [];
-      const flag = name === "gpu" ? "" : ` --name ${name}`;
+      const flag = name === "nvidia" ? "" : ` --name ${name}`;
       return [{
         file,
         path,
@@ -77,7 +77,7 @@ function containerd(file: string, errors: string[]): Reference[] {
         if (!isTable(r)) continue;
         const bin = (r.options as Table | undefined)?.BinaryName ?? r.runtime_engine;
         if (typeof bin !== "string" || bin === "") continue;
-        const flag = name === "gpu" ? "" : ` --name ${name}`;
+        const flag = name === "nvidia" ? "" : ` --name ${name}`;
         out.push({
           file: f,
           path: bin,
@@ -103,7 +103,7 @@ function crio(file: string, errors: string[]): Reference[] {
     return Object.entries(runtimes).flatMap(([name, r]) => {
       const path = isTable(r) ? r.runtime_path : undefined;
       if (typeof path !== "string") return [];
-      const flag = name === "gpu" ? "" : ` --name ${name}`;
+      const flag = name === "nvidia" ? "" : ` --name ${name}`;
       return [{
         file,
         path,

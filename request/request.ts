@@ -146,20 +146,34 @@ function cdiFromVolume(id: string): string {
   throw new GpuctlError(`volume mount ${VOLUME_ROOT}/${id}`, "is not a valid CDI device request");
 }
 
-/** The legacy image's `cuda>=MAJOR.MINOR`, from `CUDA_VERSION` read as NVIDIA reads it (a loose semver). */
+/**
+ * `CUDA_VERSION` as NVIDIA reads it: Go's semver (an optional `v`; `MAJOR`, `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`,
+ * no leading zeros; a pre-release and build only after a patch; pre-release numbers without leading zeros).
+ */
+const NUM = "(0|[1-9][0-9]*)";
+const PRE = "(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)";
+const BUILD = "[0-9A-Za-z-]+";
+const SEMVER = new RegExp(
+  `^v?${NUM}(?:\\.${NUM}(?:\\.${NUM}(?:-${PRE}(?:\\.${PRE})*)?(?:\\+${BUILD}(?:\\.${BUILD})*)?)?)?$`,
+);
+const UINT32_MAX = 4294967295;
+
+/**
+ * The legacy image's `cuda>=MAJOR.MINOR`, from `CUDA_VERSION` read as NVIDIA reads it, with its bound: a major or
+ * minor number above 2^32-1 is refused (`9.4294967296` must not read as a requirement every host meets).
+ */
 export function legacyCudaRequirement(cudaVersion: string): string {
-  const m =
-    /^v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/
-      .exec(cudaVersion);
-  if (m === null) {
+  const bad = (why: string): never => {
     throw new GpuctlError(
       "CUDA_VERSION",
-      `${
-        quote(cudaVersion)
-      } is not a version (a legacy CUDA image; set NVIDIA_REQUIRE_CUDA or fix CUDA_VERSION)`,
+      `${quote(cudaVersion)} ${why} (a legacy CUDA image; set NVIDIA_REQUIRE_CUDA or fix CUDA_VERSION)`,
     );
-  }
-  return `cuda>=${Number(m[1])}.${Number(m[2] ?? 0)}`;
+  };
+  const m = SEMVER.exec(cudaVersion) ?? bad("is not a version");
+  const major = m[1]!, minor = m[2] ?? "0";
+  if (Number(major) > UINT32_MAX) bad(`has a major version larger than ${UINT32_MAX}`);
+  if (Number(minor) > UINT32_MAX) bad(`has a minor version larger than ${UINT32_MAX}`);
+  return `cuda>=${major}.${minor}`;
 }
 
 /** IMEX channel ids (`N` or `channelN`) as numbers; `name` says where they came from. */

@@ -48,6 +48,8 @@ export interface RuntimeFrontOptions extends FrontOptions {
   /** The configuration file it is written from, and whether that file existed then. */
   configFile: string;
   hadConfig: boolean;
+  /** `configFile` is NVIDIA's config.toml, read because gpuctl has no configuration of its own. */
+  fromNvidia?: boolean;
   /** Where the front itself is (its modification time is the configuration's). */
   self: string;
   /** grep, by absolute path; without it every create and run goes to gpuctl. */
@@ -106,9 +108,11 @@ function serveVars(c: ServeClient | null): Record<string, string> {
 /** The `gpuctl-runtime` front's text. */
 export function runtimeFront(o: RuntimeFrontOptions): string {
   return header("gpuctl-runtime", o.version, [...o.gpuctl, "runtime"], {
+    VERSION: o.version,
     SELF: o.self,
     CONFIG: o.configFile,
     HAD_CONFIG: o.hadConfig ? "1" : "0",
+    FROM_NVIDIA: o.fromNvidia ? "1" : "0",
     DEFAULT_CONFIG: DEFAULT_CONFIG_PATH,
     GREP: o.grep ?? "",
     MARKERS: lines("a request marker", requestMarkers(o.config)),
@@ -168,6 +172,7 @@ export function frontFresh(path: string, configFile: string): boolean {
   }
   const c = frontConfig(text);
   if (c === null || c.file !== configFile) return false;
+  if (assigned(text, "FROM_NVIDIA") === "1" && mtimeNs(DEFAULT_CONFIG_PATH) !== null) return false;
   const config = mtimeNs(configFile);
   return c.had ? config !== null && config === mtimeNs(path) : config === null;
 }

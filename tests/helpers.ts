@@ -36,7 +36,12 @@ export async function runGpuctl(
     args: opts.exe !== undefined
       ? args
       : ["run", "-A", "--quiet", opts.entry ?? `${PROJECT}/cli/main.ts`, ...args],
-    env: { NO_COLOR: "1", ...opts.env },
+    // A host's NVIDIA configuration is not the test's (gpuctl reads it when it has none of its own).
+    env: {
+      NO_COLOR: "1",
+      NVIDIA_CTK_CONFIG_FILE_PATH: "/nonexistent/nvidia-container-runtime/config.toml",
+      ...opts.env,
+    },
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -1,5 +1,5 @@
 # The gpuctl-runtime front (serve/fronts.ts writes it, after a preamble of quoted assignments from gpuctl install:
-# SELF, CONFIG, HAD_CONFIG, DEFAULT_CONFIG, GREP, MARKERS, RUNTIMES, SBIN, the serve client's S, T, PROTOCOL,
+# VERSION, SELF, CONFIG, HAD_CONFIG, FROM_NVIDIA, DEFAULT_CONFIG, GREP, MARKERS, RUNTIMES, SBIN, the serve client's S, T, PROTOCOL,
 # MKFIFO, SLEEP, HEAD, and the function gpuctl).
 #
 # runc's commands go straight to the low-level runtime, and so does a create or run whose config.json mentions no
@@ -10,6 +10,8 @@ set -f
 IFS=' 	
 '
 [ -n "${GPUCTL_RUNTIME_EXEC-}" ] && gpuctl "$@"
+# `configure` is nvidia-ctk's, which NVIDIA's runtime answers itself.
+[ "${1-}" = configure ] && gpuctl "$@"
 
 # cmd: runc's command; gn: how many arguments precede it (its global options); id: the container.
 cmd='' bundle='' want='' phase=global i=0 gn=0 id=
@@ -85,9 +87,13 @@ runtime() {
 }
 
 # fresh: the configuration is the one this front was written from, unchanged (its modification time is the
-# front's own, set by gpuctl install).
+# front's own, set by gpuctl install): gpuctl's own file, or NVIDIA's config.toml while gpuctl has none.
 fresh() {
-  [ "${GPUCTL_CONFIG:-$DEFAULT_CONFIG}" = "$CONFIG" ] || return 1
+  if [ "$FROM_NVIDIA" = 1 ]; then
+    [ -z "${GPUCTL_CONFIG-}" ] && ! [ -e "$DEFAULT_CONFIG" ] || return 1
+  else
+    [ "${GPUCTL_CONFIG:-$DEFAULT_CONFIG}" = "$CONFIG" ] || return 1
+  fi
   if [ "$HAD_CONFIG" = 1 ]; then
     # shellcheck disable=SC3013 # -nt and -ot: not in POSIX, but in every /bin/sh (dash, bash, busybox)
     [ -e "$CONFIG" ] && ! [ "$CONFIG" -nt "$SELF" ] && ! [ "$CONFIG" -ot "$SELF" ]
@@ -113,6 +119,17 @@ undo() {
   shift $n
   GPUCTL_RUNTIME_EXEC=$r "$r" "$@" delete --force "$id" >/dev/null 2>&1
 }
+
+# --version: this front's version, then the runtime's (the last "version" line is the one dockerd reads). Answered
+# here, not by gpuctl: dockerd asks its default runtime on every `docker info`.
+if [ $# = 1 ]; then
+  case $1 in --version | -v)
+    printf 'gpuctl-runtime version %s (gpuctl)\n\n' "$VERSION"
+    runtime && GPUCTL_RUNTIME_EXEC=$r exec "$r" "$@"
+    exit 0
+    ;;
+  esac
+fi
 
 case $cmd in
 create | run)

@@ -28,7 +28,7 @@ Deno.test("configure docker: a daemon.json that is a link: its target is edited,
   ]);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(Deno.lstatSync(`${t.path}/daemon.json`).isSymlink, true, "still a link");
-  assertStringIncludes(Deno.readTextFileSync(`${t.path}/cm/daemon.json`), '"gpu"');
+  assertStringIncludes(Deno.readTextFileSync(`${t.path}/cm/daemon.json`), '"nvidia"');
   const u = await run(["docker", "--config", `${t.path}/daemon.json`, "--remove"]);
   assertEquals(u.code, 0, u.stderr);
   assertEquals(Deno.lstatSync(`${t.path}/daemon.json`).isSymlink, true);

@@ -175,7 +175,7 @@ const CASES: Case[] = [
     breakIt: (h) => {
       const f = `${h.dir}/conf.d/99-gpuctl.toml`;
       const t = Deno.readTextFileSync(f);
-      const at = t.indexOf("runtimes.gpu.options]");
+      const at = t.indexOf("runtimes.nvidia.options]");
       Deno.writeTextFileSync(f, t.slice(0, at) + t.slice(at).replace("SystemdCgroup = true\n", ""));
     },
     expect: { "engine.containerd": "fail" },

@@ -42,6 +42,9 @@ function setup(dir: string) {
 
 /** What the shim decides for `args` run in `cwd`: the runtime, or gpuctl (a create/run asking for a GPU). */
 function expected(args: string[], cwd: string): "runc" | "gpuctl" {
+  // What NVIDIA's runtime answers itself, gpuctl answers too: `configure` (and `--version`, which the front
+  // answers with a line of its own before runc's).
+  if (args[0] === "configure") return "gpuctl";
   const r = scanRuncArgs(args, cwd);
   if (r.command !== "create" && r.command !== "run") return "runc";
   let text: string;
@@ -61,7 +64,11 @@ async function front(path: string, args: string[], cwd: string) {
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const out = new TextDecoder().decode(o.stdout).trim();
+  const all = new TextDecoder().decode(o.stdout).trim();
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
+    assert(all.startsWith("gpuctl-runtime version "), `${args[0]}: the front's own line first: ${all}`);
+  }
+  const out = all.slice(all.lastIndexOf("\n") + 1);
   return { who: out.split(" ")[0], args: out.split(" ").slice(2).join(" "), loop: out.split(" ")[1], out };
 }
 
@@ -74,6 +81,9 @@ Deno.test("front: the shim's cases, each decided as the shim decides, with the a
     ["start", "c1"],
     ["delete", "--force", "c1"],
     ["--version"],
+    ["-v"],
+    ["--version", "extra"],
+    ["configure", "--runtime=docker"],
     ["features"],
     [
       "--root",

@@ -600,6 +600,133 @@ const CASES: Case[] = [
     code: 0,
   },
   { name: "config-default", args: ["config", "--default"], stdout: "golden", stderr: "", code: 0 },
+  // NVIDIA's command line (nvidia-ctk's forms, from its install guide and reference), as gpuctl answers it.
+  { name: "nvidia-config-default", args: ["config", "default"], stdout: "golden", stderr: "", code: 0 },
+  {
+    name: "nvidia-ctk-config-default",
+    args: ["config", "default"],
+    argv0: "nvidia-ctk",
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+    after: (_tmp, out) => assertEquals(out, Deno.readTextFileSync(`${GOLDEN}/config-default.out`)),
+  },
+  {
+    name: "nvidia-ctk-version",
+    args: ["--version"],
+    argv0: "nvidia-ctk",
+    stdout: /^gpuctl \d+\.\d+\.\d+\n/,
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "nvidia-ctk-runtime-configure-docker",
+    args: ["runtime", "configure", "--runtime=docker", "--config={{TMP}}/daemon.json", "--set-as-default"],
+    argv0: "nvidia-ctk",
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+    after: (tmp) =>
+      assertEquals(JSON.parse(Deno.readTextFileSync(`${tmp}/daemon.json`)), {
+        runtimes: { nvidia: { path: "/usr/local/bin/gpuctl-runtime" } },
+        "default-runtime": "nvidia",
+      }),
+  },
+  {
+    name: "nvidia-runtime-configure-containerd",
+    args: [
+      "runtime",
+      "configure",
+      "--runtime=containerd",
+      "--config={{TMP}}/config.toml",
+      "--drop-in={{TMP}}/conf.d/99-gpuctl.toml",
+      "--nvidia-runtime-name",
+      "nvidia",
+      "--nvidia-set-as-default=true",
+      "--cdi.enabled",
+      "--dry-run",
+    ],
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "nvidia-cdi-generate-flags",
+    args: [
+      "cdi",
+      "generate",
+      "--driver-root={{FIXTURE}}/root",
+      "--dev-root={{FIXTURE}}/dev",
+      "--nvidia-cdi-hook-path=/bin/true",
+      "--format=yaml",
+      "--device-name-strategy=index",
+    ],
+    argv0: "nvidia-ctk",
+    // The driver's root and device directory from the flags alone.
+    config: (d) => JSON.stringify({ procRoot: d.proc, cacheDir: null, pluginsDir: `${d.dir}/plugins.d` }),
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "nvidia-cdi-generate-mode-management",
+    args: ["cdi", "generate", "--mode=management"],
+    argv0: "nvidia-ctk",
+    stdout: "",
+    stderr:
+      "gpuctl: cdi generate --mode: \"management\": gpuctl's specs are NVIDIA's nvml mode (auto, nvml), or a gated capability (gds, mofed, gdrcopy, nvswitch); MIG management goes through the runtime (NVIDIA_MIG_CONFIG_DEVICES), WSL and Tegra (csv) are not supported\n",
+    code: 2,
+  },
+  {
+    name: "cdi-generate-output-directory",
+    args: ["cdi", "generate", "--output", "{{TMP}}"],
+    stdout: "",
+    stderr:
+      "gpuctl: cdi generate --output {{TMP}}: is a directory: name the file (e.g. /var/run/cdi/nvidia.json)\n",
+    code: 2,
+  },
+  {
+    name: "cdi-generate-output-not-a-spec-name",
+    args: ["cdi", "generate", "--output", "{{TMP}}/nvidia.txt"],
+    stdout: "",
+    stderr:
+      "gpuctl: cdi generate --output {{TMP}}/nvidia.txt: must end in .json, .yaml or .yml: CDI engines read no other file from a spec directory\n",
+    code: 2,
+  },
+  {
+    name: "nvidia-system-create-device-nodes",
+    args: ["system", "create-device-nodes", "--control-devices", "--dry-run"],
+    argv0: "nvidia-ctk",
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "nvidia-ctk-hook-refused",
+    args: ["hook", "update-ldcache", "--folder", "/usr/lib/x86_64-linux-gnu"],
+    argv0: "nvidia-ctk",
+    stdout: "",
+    stderr:
+      "gpuctl: nvidia-ctk hook update-ldcache: is a hook of a CDI spec that NVIDIA's nvidia-ctk wrote, which gpuctl does not run: write the spec again with gpuctl cdi generate --output FILE\n",
+    code: 2,
+  },
+  {
+    name: "nvidia-config-set",
+    args: ["config", "--set", "nvidia-container-cli.root=/run/nvidia/driver", "--set", "noCgroups=true"],
+    config: () => '{\n  // ours\n  "logLevel": "warn"\n}\n',
+    stdout: "golden",
+    stderr: "",
+    code: 0,
+  },
+  {
+    name: "nvidia-config-set-in-place",
+    args: ["config", "--set", "mode=legacy", "--in-place"],
+    config: () => "{}\n",
+    stdout: "",
+    stderr: 'gpuctl: config --set mode=legacy: "mode" must be one of "spec", "hook", not "legacy"\n',
+    code: 2,
+    after: (tmp) => assertEquals(Deno.readTextFileSync(`${tmp}/config.jsonc`), "{}\n", "nothing written"),
+  },
   {
     name: "config-broken-file",
     args: ["config"],
@@ -632,12 +759,15 @@ for (const c of CASES) {
         argv0 = `${tmp.path}/${c.argv0}`;
         Deno.symlinkSync(exe ?? DENO, argv0);
       }
-      const r = await runGpuctl(c.args.map((a) => a.replaceAll("{{TMP}}", tmp.path)), {
-        env,
-        ...(exe ? { exe } : { entry: `${PROJECT}/cli/main.ts` }),
-        ...(argv0 ? { argv0 } : {}),
-        ...(c.stdin !== undefined ? { stdin: c.stdin.replaceAll("{{TMP}}", tmp.path) } : {}),
-      });
+      const r = await runGpuctl(
+        c.args.map((a) => a.replaceAll("{{TMP}}", tmp.path).replaceAll("{{FIXTURE}}", d.dir)),
+        {
+          env,
+          ...(exe ? { exe } : { entry: `${PROJECT}/cli/main.ts` }),
+          ...(argv0 ? { argv0 } : {}),
+          ...(c.stdin !== undefined ? { stdin: c.stdin.replaceAll("{{TMP}}", tmp.path) } : {}),
+        },
+      );
       const sub = (s: string) => s.replaceAll("{{FIXTURE}}", d.dir).replaceAll("{{TMP}}", tmp.path);
       const unsub = (s: string) => s.replaceAll(d.dir, "{{FIXTURE}}").replaceAll(tmp.path, "{{TMP}}");
       if (typeof c.stderr === "string") assertEquals(r.stderr, sub(c.stderr), "stderr");

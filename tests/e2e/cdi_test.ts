@@ -160,6 +160,36 @@ Deno.test("CDI: gpuctl cdi generate validates against the CDI schema; Podman app
         assertEquals(r.stdout, podmanView);
       },
     );
+
+    await t.step(
+      "a second spec in the directory defining the same names: Podman, gpuctl-runtime, cdi list and doctor all refuse",
+      async () => {
+        const copy = `${podman.cdiDir}/gpuctl-test2.json`; // read after gpuctl-test.json
+        Deno.copyFileSync(specFile, copy);
+        try {
+          const p = await podman.run(["--device", `${kind}=1`, IMAGE, "true"], false);
+          assert(p.code !== 0, "Podman refuses the clash");
+          assertStringIncludes(p.stderr, "unresolvable CDI devices");
+          const r = await docker!.docker(
+            ["run", "--rm", "--runtime", "gpu", "-e", `NVIDIA_VISIBLE_DEVICES=${kind}=1`, IMAGE, "true"],
+            { check: false },
+          );
+          assert(r.code !== 0, "gpuctl-runtime refuses it too");
+          assertStringIncludes(r.stderr, `defined by 2 CDI specs in one directory (${specFile}, ${copy})`);
+          const list = await runGpuctl(["cdi", "list"], { env: gpuctlEnv(config) });
+          assertEquals(list.code, 1, "cdi list: a clash is an error");
+          assertStringIncludes(list.stderr, `${kind}=1: defined by 2 CDI specs in one directory`);
+          assertEquals(list.stdout, "", "no name of the clashing specs resolves");
+          const doctor = await runGpuctl(["doctor", "--json"], { env: gpuctlEnv(config) });
+          const check = JSON.parse(doctor.stdout).checks.find((c: { id: string }) => c.id === "cdi.specs");
+          assertEquals(check.status, "fail", doctor.stdout);
+          assertStringIncludes(check.saw, "CDI names are defined twice");
+          assertEquals(check.fix, `rm ${copy}`);
+        } finally {
+          Deno.removeSync(copy);
+        }
+      },
+    );
   } finally {
     if (docker !== null) {
       await (docker as Dockerd).stop();

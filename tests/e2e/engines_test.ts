@@ -70,7 +70,7 @@ Deno.test("containerd 1.6 loads every config gpuctl configure writes, and runs a
         assertEquals(dump.code, 0, dump.stderr);
         assertStringIncludes(dump.stdout, `BinaryName = "${shim}"`);
         if (text.includes("SystemdCgroup")) {
-          const gpu = dump.stdout.slice(dump.stdout.indexOf("runtimes.gpu.options]"));
+          const gpu = dump.stdout.slice(dump.stdout.indexOf("runtimes.nvidia.options]"));
           assertStringIncludes(
             gpu.slice(0, gpu.indexOf("[")),
             "SystemdCgroup = true",
@@ -147,7 +147,7 @@ Deno.test("dockerd 20.10 starts with every daemon.json gpuctl configure writes; 
     "other runtimes and runtimeArgs": `{
     "runtimes": {
         "other": {"path": "/usr/bin/runc", "runtimeArgs": ["--debug"]},
-        "gpu": {"path": "/old/path", "runtimeArgs": ["--systemd-cgroup"]}
+        "nvidia": {"path": "/old/path", "runtimeArgs": ["--systemd-cgroup"]}
     },
     "debug": false
 }
@@ -176,9 +176,9 @@ Deno.test("dockerd 20.10 starts with every daemon.json gpuctl configure writes; 
             string,
             { path: string; runtimeArgs?: string[] }
           >;
-          assertEquals(runtimes.gpu?.path, "/usr/sbin/runc");
+          assertEquals(runtimes.nvidia?.path, "/usr/sbin/runc");
           if (text !== null) {
-            assertEquals(runtimes.gpu?.runtimeArgs, ["--systemd-cgroup"], "the runtime's other keys kept");
+            assertEquals(runtimes.nvidia?.runtimeArgs, ["--systemd-cgroup"], "the runtime's other keys kept");
             assertEquals(runtimes.other?.runtimeArgs, ["--debug"]);
           }
         } finally {

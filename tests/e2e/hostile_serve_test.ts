@@ -72,7 +72,7 @@ Deno.test({
       Deno.writeTextFileSync(rt, `#!/bin/sh\n${vars} exec ${front} "$@"\n`, { mode: 0o755 });
       return runcLifecycle(b, rt);
     };
-    let server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
+    const server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
     try {
       await t.step(
         "an engine's IFS=/ and a PATH without grep: a plain container goes to runc, a GPU one is served",

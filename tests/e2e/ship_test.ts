@@ -158,7 +158,7 @@ cat /tmp/install.out; rm /root/gpuctl2`);
         assertStringIncludes(r2.stdout, "gpuctl-runtime");
         assertStringIncludes(
           r2.stderr,
-          `gpuctl: /etc/docker/daemon.json: Docker's runtime "gpu", its default runtime → /usr/local/bin/gpuctl-runtime; run: gpuctl configure docker --remove\n`,
+          `gpuctl: /etc/docker/daemon.json: Docker's runtime "nvidia", its default runtime → /usr/local/bin/gpuctl-runtime; run: gpuctl configure docker --remove\n`,
         );
         const r3 = await sh("gpuctl configure docker --remove && gpuctl install --uninstall");
         assertEquals(r3.code, 0, r3.stderr);

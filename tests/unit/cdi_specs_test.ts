@@ -2,9 +2,10 @@
  * CDI spec files are anyone's (another vendor's, a broken one): each one that cannot be used is one line naming
  * the file, whatever its shape, and one nested a million deep is refused before a parser sees it.
  */
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { tempDir } from "../helpers.ts";
-import { loadSpecs, prepareYaml } from "../../cdi/resolve.ts";
+import { cdiRegistry, loadSpecs, prepareYaml, resolveCdi } from "../../cdi/resolve.ts";
+import { GpuctlError } from "../../errors/mod.ts";
 
 const GOOD = {
   cdiVersion: "0.5.0",
@@ -63,4 +64,30 @@ Deno.test("CDI specs: one nested a million deep is refused before parsing, in on
     `${t.path}/deep.yaml: nests deeper than 64 levels: not a CDI spec; ignored`,
   ]);
   assert(Deno.memoryUsage().rss - before < 64 << 20, "no parser ran over it");
+});
+
+Deno.test("CDI registry: two specs in one directory make a name unresolvable, whatever a later directory says", () => {
+  using t = tempDir();
+  const [a, b, c] = ["a", "b", "c"].map((d) => `${t.path}/${d}`) as [string, string, string];
+  for (const d of [a, b, c]) Deno.mkdirSync(d);
+  const spec = (names: string[], env: string) => ({
+    ...GOOD,
+    devices: names.map((name) => ({ name, containerEdits: { env: [env] } })),
+  });
+  // a: one spec; b: two specs that both define "1" (and one each of "0" and "2"); c: a later one defining "1".
+  Deno.writeTextFileSync(`${a}/nvidia.json`, JSON.stringify(spec(["0", "1", "3"], "FROM=a")));
+  Deno.writeTextFileSync(`${b}/one.json`, JSON.stringify(spec(["0", "1"], "FROM=b1")));
+  Deno.writeTextFileSync(`${b}/two.json`, JSON.stringify(spec(["1", "2"], "FROM=b2")));
+  Deno.writeTextFileSync(`${c}/late.json`, JSON.stringify(spec(["1"], "FROM=c")));
+  const r = cdiRegistry(loadSpecs([a, b, c]));
+  assertEquals([...r.devices.keys()], ["nvidia.com/gpu=0", "nvidia.com/gpu=3", "nvidia.com/gpu=2"]);
+  assertEquals(r.devices.get("nvidia.com/gpu=0")!.edits.env, ["FROM=b1"], "a later directory wins");
+  assertEquals([...r.conflicts], [["nvidia.com/gpu=1", [`${b}/one.json`, `${b}/two.json`]]]);
+  const e = assertThrows(() => resolveCdi([a, b, c], ["nvidia.com/gpu=1"]), GpuctlError);
+  assertEquals(
+    e.message,
+    `CDI device "nvidia.com/gpu=1": defined by 2 CDI specs in one directory (${b}/one.json, ${b}/two.json), so no engine can resolve it (Podman: "unresolvable CDI devices"); remove all but one`,
+  );
+  // The names that do not clash still resolve.
+  assertEquals(resolveCdi([a, b, c], ["nvidia.com/gpu=2"]).edits.map((x) => x.env), [["FROM=b2"]]);
 });

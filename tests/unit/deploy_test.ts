@@ -26,7 +26,7 @@ function load(name: string): Obj[] {
 
 Deno.test("deploy/kubernetes/runtimeclass.yaml: node.k8s.io/v1 RuntimeClass, handler gpu", () => {
   const [rc, pod] = load("runtimeclass.yaml");
-  assertEquals([rc!.apiVersion, rc!.kind, rc!.handler], ["node.k8s.io/v1", "RuntimeClass", "gpu"]);
+  assertEquals([rc!.apiVersion, rc!.kind, rc!.handler], ["node.k8s.io/v1", "RuntimeClass", "nvidia"]);
   assertEquals(get(pod, "spec.runtimeClassName"), get(rc, "metadata.name"));
   const containers = get(pod, "spec.containers") as Obj[];
   assert(containers.every((c) => typeof c.name === "string" && typeof c.image === "string"));

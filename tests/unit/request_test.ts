@@ -239,7 +239,7 @@ Deno.test("readRequest(): a legacy CUDA image gets all devices and capabilities 
   assertEquals([e.devices, e.capabilities], [{ kind: "list", ids: ["1"] }, "utility"]);
 });
 
-Deno.test("legacyCudaRequirement() reads CUDA_VERSION as NVIDIA's loose semver does", () => {
+Deno.test("legacyCudaRequirement() reads CUDA_VERSION as NVIDIA's Go semver does, numbers bounded to 32 bits", () => {
   for (
     const [v, want] of [
       ["8", "cuda>=8.0"],
@@ -248,12 +248,41 @@ Deno.test("legacyCudaRequirement() reads CUDA_VERSION as NVIDIA's loose semver d
       ["12.4.1", "cuda>=12.4"],
       ["10.0.130", "cuda>=10.0"],
       ["11.0.3-rc1", "cuda>=11.0"],
-      ["9.2+build", "cuda>=9.2"],
+      ["11.0.3-rc.1.x-y", "cuda>=11.0"],
+      ["11.0.3+build.01", "cuda>=11.0"],
+      ["11.0.3-0", "cuda>=11.0"],
+      ["0.0", "cuda>=0.0"],
+      ["4294967295.4294967295", "cuda>=4294967295.4294967295"],
     ]
   ) assertEquals(legacyCudaRequirement(v!), want, v);
-  for (const v of ["9.0.bar", "foo", "-9", "9..0", "1.2.3.4", " 9"]) {
+  for (
+    const v of [
+      "9.0.bar",
+      "foo",
+      "-9",
+      "9..0",
+      "1.2.3.4",
+      " 9",
+      "9.2+build", // a build only after a patch
+      "9-rc1", // and a pre-release too
+      "011.0", // no leading zeros
+      "11.01",
+      "11.0.3-01", // nor in a numeric pre-release
+      "11.0.3-",
+      "11.0.3+",
+      "vv11.0",
+      "9.4294967296", // a 32-bit number each
+      "4294967296",
+      "99999999999999999999.0",
+    ]
+  ) {
     assertThrows(() => legacyCudaRequirement(v), GpuctlError, "CUDA_VERSION");
   }
+  assertThrows(
+    () => legacyCudaRequirement("9.4294967296"),
+    GpuctlError,
+    "minor version larger than 4294967295",
+  );
   assertThrows(() => gpu(["CUDA_VERSION=9.0.bar"]), GpuctlError, '"9.0.bar" is not a version');
 });
 
