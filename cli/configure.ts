@@ -11,6 +11,7 @@ import { applyChanges, type FileChange, readIfExists } from "../engines/files.ts
 import { DOCKER_CONFIG, dockerChange } from "../engines/docker.ts";
 import { CONTAINERD_CONFIG, CONTAINERD_DROPIN, containerdChanges } from "../engines/containerd.ts";
 import { CRIO_DROPIN, crioChanges } from "../engines/crio.ts";
+import { frontCommand } from "../serve/fronts.ts";
 
 export const HELP =
   `Usage: gpuctl configure docker     [--config FILE] [--name NAME] [--runtime-path PATH] [--set-default] [--remove] [--dry-run]
@@ -34,7 +35,8 @@ Options:
   --drop-in FILE        containerd: gpuctl's drop-in
   --config-version N    containerd: the version of a config.toml gpuctl creates (default 2; 3 for containerd 2.x)
   --name NAME           the runtime's name (docker run --runtime NAME; RuntimeClass handler NAME)
-  --runtime-path PATH   gpuctl-runtime (default: the installed one, /usr/local/bin or /usr/bin)
+  --runtime-path PATH   gpuctl-runtime (default: the one installed beside this command, else in
+                        /usr/local/bin or /usr/bin)
   --set-default         make it the default runtime
   --cdi                 also let the engine apply CDI specs itself (docker: features.cdi; containerd:
                         enable_cdi and cdi_spec_dirs from cdiSpecDirs)
@@ -45,11 +47,40 @@ NVIDIA's flag names work too (nvidia-ctk runtime configure's): --runtime=ENGINE,
 --nvidia-set-as-default, --cdi.enabled; and so does 'gpuctl runtime configure ...'.
 `;
 
-/** The installed front: where `gpuctl install` puts it by default, or where the package does. */
-function defaultRuntimePath(): string {
-  for (const p of ["/usr/local/bin/gpuctl-runtime", "/usr/bin/gpuctl-runtime"]) {
+/**
+ * Where this command was run from, as the shell found it: argv[0] when it names a path, else the first
+ * directory of PATH that has it (the link `gpuctl install` made: `nvidia-ctk`, `gpuctl`).
+ */
+function invokedFrom(): string | null {
+  let argv0: string;
+  try {
+    const raw = Deno.readTextFileSync("/proc/self/cmdline");
+    argv0 = raw.slice(0, raw.indexOf("\0") < 0 ? raw.length : raw.indexOf("\0"));
+  } catch {
+    return null;
+  }
+  if (argv0.includes("/")) return argv0.startsWith("/") ? argv0 : `${Deno.cwd()}/${argv0}`;
+  for (const d of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!d.startsWith("/")) continue;
     try {
-      if (Deno.statSync(p).isFile) return p;
+      if (Deno.statSync(`${d}/${argv0}`).isFile) return `${d}/${argv0}`;
+    } catch { /* not here */ }
+  }
+  return null;
+}
+
+/**
+ * The installed front: the one beside the gpuctl (or nvidia-ctk) that was run, when `gpuctl install` wrote one
+ * there; else where `gpuctl install` puts it by default, or where the package does.
+ */
+function defaultRuntimePath(): string {
+  const from = invokedFrom();
+  const beside = from === null ? [] : [`${from.slice(0, from.lastIndexOf("/"))}/gpuctl-runtime`];
+  for (const p of [...beside, "/usr/local/bin/gpuctl-runtime", "/usr/bin/gpuctl-runtime"]) {
+    try {
+      if (Deno.statSync(p).isFile && (p !== beside[0] || frontCommand(Deno.readTextFileSync(p)) !== null)) {
+        return p;
+      }
     } catch { /* not installed there */ }
   }
   return "/usr/local/bin/gpuctl-runtime";

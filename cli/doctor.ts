@@ -104,15 +104,22 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     }
   });
   const prefix = (values.prefix ?? installed ?? "/usr/local/bin").replace(/\/+$/, "");
-  const { readConfigText } = await import("../config/read.ts");
+  const { nvidiaFile, readConfigText } = await import("../config/read.ts");
   let configFile: string | null = null;
+  let nvidiaConfig: { file: string; unmapped: { key: string; why: string }[] } | null = null;
   try {
     configFile = readConfigText(ctx.globals.configPath)?.file ?? null;
+    const nv = configFile === null && configError === null ? nvidiaFile() : null;
+    if (nv !== null) {
+      const { fromNvidia } = await import("../config/nvidia.ts");
+      nvidiaConfig = { file: nv, unmapped: fromNvidia(Deno.readTextFileSync(nv), nv).unmapped };
+    }
   } catch { /* reported as configError */ }
   const checks = await runChecks({
     config,
     configFile,
     configError,
+    nvidiaConfig,
     prefix,
     engines,
     dockerConfig: docker,

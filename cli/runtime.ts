@@ -25,7 +25,7 @@ container without a GPU request is left byte-identical. Every other command is e
 'gpuctl install' writes gpuctl-runtime as a small sh front that execs runc itself for every command but
 create/run and for containers whose config.json asks for no GPU, so only GPU containers start gpuctl;
 with 'gpuctl serve' running, not even those.
-Register: dockerd --add-runtime gpu=/usr/local/bin/gpuctl-runtime, or 'gpuctl configure docker'.
+Register: dockerd --add-runtime nvidia=/usr/local/bin/gpuctl-runtime, or 'gpuctl configure docker'.
 Configuration: GPUCTL_CONFIG (default /etc/gpuctl/config.jsonc): mode, runtimes, hookPath, and the keys
 shown by 'gpuctl --help'. Errors go to stderr and to runc's --log file in its format.
 `;

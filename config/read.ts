@@ -158,7 +158,7 @@ export function plainConfig(explicit: string | undefined, exists?: (path: string
 }
 
 /** NVIDIA's config.toml, when it exists (read only when gpuctl has no configuration of its own). */
-function nvidiaFile(exists?: (path: string) => boolean): string | null {
+export function nvidiaFile(exists?: (path: string) => boolean): string | null {
   const env = (k: string) => Deno.env.get(k);
   const given = env("NVIDIA_CTK_CONFIG_FILE_PATH");
   const file = given || `${env("XDG_CONFIG_HOME") || "/etc"}/nvidia-container-runtime/config.toml`;

@@ -8,7 +8,7 @@ import { GpuctlError } from "../errors/mod.ts";
 import { readLdCache } from "../driver/ldcache.ts";
 import { hostPath, statInRoot } from "../driver/rootfs.ts";
 import { LIBRARY_DIRS_64 } from "../driver/locate.ts";
-import { inventoryFromNvml, openNvml } from "./nvml.ts";
+import { driverNotLoaded, inventoryFromNvml, openNvml } from "./nvml.ts";
 import { inventoryFromProc, kernelDriverLoaded } from "./proc.ts";
 import type { Inventory } from "./types.ts";
 
@@ -52,7 +52,11 @@ export function resolveNvmlLibrary(config: Config): string {
   return found;
 }
 
-/** Reads the inventory. With `auto`, a missing NVML falls back to `/proc` and says so through `warn`. */
+/**
+ * Reads the inventory. With `auto`, NVML that is missing, or that cannot reach the kernel driver ("driver not
+ * loaded": no usable control node) while `/proc` shows the driver loaded, falls back to `/proc` and says so
+ * through `warn`. Any other NVML failure (a version mismatch, a lost GPU) is an error.
+ */
 export function discover(
   config: Config,
   source: SourceChoice,
@@ -64,9 +68,9 @@ export function discover(
   try {
     nvml = openNvml(resolveNvmlLibrary(config), onCall);
   } catch (e) {
-    const missing = e instanceof GpuctlError && e.what === "NVIDIA driver not found";
+    const missing = (e instanceof GpuctlError && e.what === "NVIDIA driver not found") || driverNotLoaded(e);
     if (source === "auto" && missing && kernelDriverLoaded(config.procRoot)) {
-      warn(`${e.message}; reading ${config.procRoot}/driver/nvidia instead`);
+      warn(`${(e as Error).message}; reading ${config.procRoot}/driver/nvidia instead`);
       return inventoryFromProc(config.procRoot);
     }
     throw e;

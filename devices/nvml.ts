@@ -15,12 +15,22 @@ const HINTS: Record<number, string> = {
   18: "the user-space driver and the kernel module differ in version; reboot or reload the module",
 };
 
+/** NVML_ERROR_DRIVER_NOT_LOADED: NVML could not reach the kernel driver (no usable /dev/nvidiactl). */
+export const DRIVER_NOT_LOADED = 9;
+
 function nvmlFailure(what: string, e: unknown): never {
   if (e instanceof NvmlError) {
     const hint = HINTS[e.code];
-    throw new GpuctlError(what, `${e.call} failed: ${e.nvmlMessage}${hint ? ` (${hint})` : ""}`);
+    throw new GpuctlError(what, `${e.call} failed: ${e.nvmlMessage}${hint ? ` (${hint})` : ""}`, 1, {
+      cause: e,
+    });
   }
   throw e;
+}
+
+/** Whether `e` is NVML's own "driver not loaded" from its initialisation. */
+export function driverNotLoaded(e: unknown): boolean {
+  return e instanceof GpuctlError && e.cause instanceof NvmlError && e.cause.code === DRIVER_NOT_LOADED;
 }
 
 /** Opens NVML, or fails with the one message every command uses for a missing driver. */

@@ -12,6 +12,7 @@ import { parseVersionFile } from "../devices/proc.ts";
 import { charLinkProblems, nodeState, wantedNodes } from "../system/nodes.ts";
 import { readLdCache } from "../driver/ldcache.ts";
 import { LIBRARY_DIRS_64 } from "../driver/locate.ts";
+import { hostPath, statInRoot } from "../driver/rootfs.ts";
 import { PROTOCOL, runningServer, serveDir } from "../serve/server.ts";
 import { frontCommand, frontFresh, frontServe } from "../serve/fronts.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
@@ -32,6 +33,8 @@ export interface DoctorInputs {
   /** The config file in use, or null for defaults. */
   configFile: string | null;
   configError: string | null;
+  /** NVIDIA's config.toml, when it is what was read (gpuctl having none), with its keys that did not carry over. */
+  nvidiaConfig?: { file: string; unmapped: { key: string; why: string }[] } | null;
   /** Where gpuctl-runtime and nvidia-container-runtime-hook should be. */
   prefix: string;
   engines: ReadonlySet<Engine>;
@@ -156,22 +159,35 @@ const isExecutable = (p: string) => {
   }
 };
 
-/** The version in the real name of the driver root's libnvidia-ml.so.1 (`libnvidia-ml.so.580.95.05`). */
+/**
+ * The version in the real name of the NVML library gpuctl loads (`libnvidia-ml.so.580.95.05`): `nvmlLibrary` as
+ * given when it is a path, else that name looked up in the driver root as its loader would (its linker cache,
+ * then the usual directories), every link resolved inside the driver root (Debian's `/etc/alternatives` links
+ * are absolute: read from the host, they would name the host's files).
+ */
 export function userSpaceVersion(config: Config): { version: string; file: string } | null {
-  const root = config.driverRoot.replace(/\/+$/, "");
+  const version = (real: string) => /\.so\.(\d+\.\d+(?:\.\d+)?)$/.exec(real)?.[1];
+  const lib = config.nvmlLibrary;
+  if (lib.includes("/")) {
+    try {
+      const v = version(Deno.realPathSync(lib));
+      return v === undefined ? null : { version: v, file: lib };
+    } catch {
+      return null;
+    }
+  }
+  const root = config.driverRoot.replace(/\/+$/, "") || "/";
   const candidates: string[] = [];
   try {
-    for (const e of readLdCache(`${root}/etc/ld.so.cache`)) {
-      if (e.soname === "libnvidia-ml.so.1" && e.is64) candidates.push(e.path);
+    for (const e of readLdCache(hostPath(root, "/etc/ld.so.cache"))) {
+      if (e.soname === lib && e.is64) candidates.push(e.path);
     }
   } catch { /* no cache: the usual directories */ }
-  for (const d of [...config.libraryDirs, ...LIBRARY_DIRS_64]) candidates.push(`${d}/libnvidia-ml.so.1`);
+  for (const d of [...config.libraryDirs, ...LIBRARY_DIRS_64]) candidates.push(`${d}/${lib}`);
   for (const c of candidates) {
-    try {
-      const real = Deno.realPathSync(`${root}${c}`);
-      const m = /\.so\.(\d+\.\d+(?:\.\d+)?)$/.exec(real);
-      if (m) return { version: m[1]!, file: c };
-    } catch { /* not there */ }
+    const s = statInRoot(root, c);
+    const v = s !== null && s.info.isFile ? version(s.path) : undefined;
+    if (v !== undefined) return { version: v, file: c };
   }
   return null;
 }
@@ -197,7 +213,7 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
   );
   const user = userSpaceVersion(c);
   if (user === null) {
-    out.push(skip("driver.libraries", `no libnvidia-ml.so.1 under driverRoot ${c.driverRoot} (see nvml)`));
+    out.push(skip("driver.libraries", `no ${c.nvmlLibrary} under driverRoot ${c.driverRoot} (see nvml)`));
   } else if (kernel !== null && kernel !== user.version) {
     out.push(
       fail(
@@ -214,7 +230,9 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
     out.push(
       fail(
         "nvml",
-        `libnvidia-ml.so.1 not found under driverRoot ${c.driverRoot}`,
+        c.nvmlLibrary.includes("/")
+          ? `${c.nvmlLibrary} (nvmlLibrary) is not there, or not a versioned library`
+          : `${c.nvmlLibrary} not found under driverRoot ${c.driverRoot}`,
         'install the driver\'s user-space libraries, or set "driverRoot" (a containerized driver: /run/nvidia/driver) or "nvmlLibrary"',
       ),
     );
@@ -222,8 +240,18 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
     out.push(skip("nvml", "not tried: the driver's versions do not match (driver.libraries)"));
   } else {
     const n = await i.nvml();
-    if ("error" in n) out.push(fail("nvml", n.error, "see the message; nvidia-smi shows the same failure"));
-    else if (n.gpus === 0) {
+    if ("error" in n && kernel !== null && n.error.includes("Driver Not Loaded")) {
+      // The module is there (procfs says so) but NVML cannot reach it: its control node.
+      out.push(
+        fail(
+          "nvml",
+          `${n.error}, yet ${c.procRoot}/driver/nvidia shows ${kernel} loaded: NVML cannot open /dev/nvidiactl (gpuctl reads ${c.procRoot}/driver/nvidia instead, without MIG or CUDA facts)`,
+          "gpuctl system create-device-nodes --control-devices (or check who may open /dev/nvidiactl)",
+        ),
+      );
+    } else if ("error" in n) {
+      out.push(fail("nvml", n.error, "see the message; nvidia-smi shows the same failure"));
+    } else if (n.gpus === 0) {
       out.push(
         warn("nvml", `NVML ${n.version} sees no GPU`, "check lspci and dmesg: the GPUs may be off the bus"),
       );
@@ -240,9 +268,17 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
     const problems: string[] = [];
     const fixes = new Set<string>();
     const wrong = new Set<string>();
+    // A headless host has no nvidia_modeset module, so no /dev/nvidia-modeset: only the display capability
+    // wants it, and only where the module is loaded is its absence a problem.
+    const headless = !exists(`${c.sysRoot}/module/nvidia_modeset`);
+    let notes = "";
     for (const n of facts.nodes) {
       const s = nodeState(c.devRoot, n);
       const host = `${c.devRoot.replace(/\/+$/, "")}${n.path.slice("/dev".length)}`;
+      if (s.state === "absent" && n.kind === "modeset" && headless) {
+        notes = `; no ${host} (nvidia_modeset not loaded: a headless host, so no display capability)`;
+        continue;
+      }
       if (s.state === "absent") {
         problems.push(`${host} is missing`);
         fixes.add(
@@ -261,7 +297,10 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
     }
     out.push(
       problems.length === 0
-        ? ok("devices.nodes", `${facts.nodes.length} nodes, majors as /proc/devices says`)
+        ? ok(
+          "devices.nodes",
+          `${facts.nodes.length - (notes ? 1 : 0)} nodes, majors as /proc/devices says${notes}`,
+        )
         : fail("devices.nodes", problems.join("; "), [...fixes].join("; ")),
     );
     const links = charLinkProblems(c.devRoot, wrong);
@@ -299,6 +338,19 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
         "gpuctl.config",
         i.configError,
         "fix the line it names ('gpuctl config --default' shows every key)",
+      )
+      : i.nvidiaConfig && i.nvidiaConfig.unmapped.length > 0
+      ? warn(
+        "gpuctl.config",
+        `no gpuctl configuration: NVIDIA's ${i.nvidiaConfig.file} is read, and these keys did not carry over: ${
+          i.nvidiaConfig.unmapped.map((u) => `${u.key} (${u.why})`).join("; ")
+        }`,
+        `gpuctl config --from-nvidia --output ${DEFAULT_CONFIG_PATH} (then review what it says did not carry over)`,
+      )
+      : i.nvidiaConfig
+      ? ok(
+        "gpuctl.config",
+        `no gpuctl configuration: NVIDIA's ${i.nvidiaConfig.file} is read; every key carried over`,
       )
       : ok("gpuctl.config", i.configFile === null ? "no config file: defaults" : `${i.configFile} parses`),
   );
@@ -461,7 +513,7 @@ function dockerChecks(i: DoctorInputs): Check[] {
     out.push(
       warn(
         "engine.docker",
-        `${i.dockerConfig} is absent: no gpuctl runtime registered (docker run --runtime gpu: unknown or invalid runtime name)`,
+        `${i.dockerConfig} is absent: no gpuctl runtime registered (docker run --runtime nvidia: unknown or invalid runtime name)`,
         "gpuctl configure docker && systemctl reload docker",
       ),
     );

@@ -98,11 +98,44 @@ function base(p: string): string {
   return p.slice(p.lastIndexOf("/") + 1);
 }
 
-/** Library candidates [soname-ish name, root-relative path, bits] from the cache or the directories. */
+/** A library candidate: its SONAME (or file name), where it is (root-relative, as found), its class. */
+interface Candidate {
+  soname: string;
+  path: string;
+  bits: 32 | 64;
+}
+
+/**
+ * The driver's own library directories, which the linker cache may not list: where its `libcuda.so.1` and
+ * `libnvidia-ml.so.1` really are (Debian keeps them in `…/nvidia/current`, reached only through `/etc/alternatives`
+ * links), and the `vdpau/` directory beside each directory they are found in or reached from (VDPAU's drivers are
+ * looked up there, not through the linker). NVIDIA's CDI generator searches the same places.
+ */
+function driverDirectories(entries: readonly Candidate[], view: RootView): string[] {
+  const dirs = new Set<string>();
+  const dir = (p: string) => p.slice(0, p.lastIndexOf("/")) || "/";
+  for (const e of entries) {
+    if (e.soname !== "libcuda.so.1" && e.soname !== "libnvidia-ml.so.1") continue;
+    dirs.add(`${dir(e.path)}/vdpau`);
+    const real = view.resolve(e.path);
+    if (real !== null) dirs.add(dir(real)).add(`${dir(real)}/vdpau`);
+  }
+  return [...dirs];
+}
+
+/**
+ * Library candidates from the cache or the directories, then from the driver's own directories: in a shared one
+ * (the multiarch directory), only files a capability may want (a name with one of `prefixes`) or at the driver's
+ * `version`; in one of the driver's alone (`dedicated`, Debian's `…/nvidia/current`), every library. Only sonames
+ * the cache does not already give are added (the loader's answer wins).
+ */
 function libraryCandidates(
   config: Config,
+  view: RootView,
+  prefixes: readonly string[],
+  version: string,
   warn: (m: string) => void,
-): { index: string; entries: { soname: string; path: string; bits: 32 | 64 }[] } {
+): { index: string; entries: Candidate[]; dedicated: Set<string>; twins: Candidate[] } {
   const root = config.driverRoot;
   const cachePath = hostPath(root, "/etc/ld.so.cache");
   let cache: LdCacheEntry[] | null = null;
@@ -112,7 +145,7 @@ function libraryCandidates(
     if (e instanceof LdCacheError) warn(`${e.message}; searching library directories instead`);
     else if (!(e instanceof Deno.errors.NotFound)) warn(`${cachePath}: ${(e as Error).message}`);
   }
-  const entries: { soname: string; path: string; bits: 32 | 64 }[] = [];
+  const entries: Candidate[] = [];
   if (cache !== null) {
     for (const e of cache) {
       if (isElfLibrary(e)) entries.push({ soname: e.soname, path: e.path, bits: e.is64 ? 64 : 32 });
@@ -142,7 +175,39 @@ function libraryCandidates(
       if (elf !== null) entries.push({ soname: elf.soname ?? n, path: `${dir}/${n}`, bits: elf.bits });
     }
   }
-  return { index: cache !== null ? "/etc/ld.so.cache" : "directories", entries };
+  const known = new Set(entries.map((e) => `${e.bits}:${e.soname}`));
+  const scanned = new Set(dirs.map(([d]) => d));
+  const shared = new Set([...LIBRARY_DIRS_64, ...LIBRARY_DIRS_32, ...config.libraryDirs]);
+  const dedicated = new Set<string>();
+  const twins: Candidate[] = [];
+  for (const dir of driverDirectories(entries, view)) {
+    if (scanned.has(dir)) continue;
+    scanned.add(dir);
+    const all = !shared.has(dir) && !dir.endsWith("/vdpau");
+    let names: string[];
+    if (all) dedicated.add(dir);
+    try {
+      names = [...Deno.readDirSync(hostPath(root, dir))].filter((e) =>
+        !e.isDirectory && /\.so(\.|$)/.test(e.name) &&
+        (all || prefixes.some((p) => e.name.startsWith(p)) || e.name.endsWith(`.so.${version}`))
+      ).map((e) => e.name).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const elf = elfFactsOf(hostPath(root, `${dir}/${n}`));
+      if (elf === null) continue;
+      const soname = elf.soname ?? n;
+      if (known.has(`${elf.bits}:${soname}`)) {
+        // In a directory of the driver's own, a file that is not the cache's for its SONAME is said so.
+        if (all) twins.push({ soname, path: `${dir}/${n}`, bits: elf.bits });
+        continue;
+      }
+      known.add(`${elf.bits}:${soname}`);
+      entries.push({ soname, path: `${dir}/${n}`, bits: elf.bits });
+    }
+  }
+  return { index: cache !== null ? "/etc/ld.so.cache" : "directories", entries, dedicated, twins };
 }
 
 /** Locates the files of every capability (or of those in `only`) under `config.driverRoot` for driver `version`. */
@@ -165,9 +230,13 @@ export function locateDriverFiles(
     rejected: [],
     missing: [],
   };
-  const { index, entries } = libraryCandidates(config, warn);
-  out.libraryIndex = index;
   const view = new RootView(root);
+  const prefixes = registry.names.flatMap((n) => {
+    const c = registry.get(n)!;
+    return [...(c.libraries ?? []), ...(c.ownVersionLibraries ?? [])];
+  });
+  const { index, entries, dedicated, twins } = libraryCandidates(config, view, prefixes, version, warn);
+  out.libraryIndex = index;
   for (const name of only ?? registry.names) {
     const cap = registry.get(name)!;
     out.libraries[name] = locateLibraries(cap, entries, view, version, out);
@@ -179,6 +248,18 @@ export function locateDriverFiles(
       return [{ hostPath: hostPath(root, s.path), path: s.path, containerPath: ipc.path, kind: ipc.kind }];
     });
     out.files[name] = (cap.files ?? []).flatMap((f) => {
+      if (f.library !== undefined && !out.libraries[name]!.some((l) => l.soname.startsWith(f.library!))) {
+        for (const c of f.candidates) {
+          if (view.stat(c) !== null) {
+            out.rejected.push({
+              capability: name,
+              path: c,
+              reason: `names ${f.library}, which this driver lacks`,
+            });
+          }
+        }
+        return [];
+      }
       for (const c of f.candidates) {
         const s = view.stat(c);
         if (s !== null && (f.dir ? s.info.isDirectory : s.info.isFile)) {
@@ -193,6 +274,36 @@ export function locateDriverFiles(
       }
       out.missing.push({ capability: name, item: f.candidates.join(" or ") });
       return [];
+    });
+  }
+  // Every library of the driver (at its version, or in a directory of its own) is taken or rejected with a
+  // reason: one that no capability of the registry names is said so.
+  const told = new Set(out.rejected.map((r) => r.path));
+  for (const e of entries) {
+    if (prefixes.some((p) => e.soname.startsWith(p))) continue;
+    const s = view.stat(e.path);
+    if (s === null || !s.info.isFile || told.has(s.path)) continue;
+    if (
+      !base(s.path).endsWith(`.so.${version}`) && !dedicated.has(s.path.slice(0, s.path.lastIndexOf("/")))
+    ) {
+      continue;
+    }
+    told.add(s.path);
+    out.rejected.push({
+      capability: "-",
+      path: s.path,
+      reason: "the driver's, but no capability names it (a declarative plugin can add it)",
+    });
+  }
+  const taken = new Set(Object.values(out.libraries).flat().map((l) => l.path));
+  for (const t of twins) {
+    const s = view.stat(t.path);
+    if (s === null || !s.info.isFile || taken.has(s.path) || told.has(s.path)) continue;
+    told.add(s.path);
+    out.rejected.push({
+      capability: "-",
+      path: s.path,
+      reason: `another file with the SONAME ${t.soname}, which is taken by that name`,
     });
   }
   for (const dir of firmwareDirs(config.sysRoot)) {
@@ -218,13 +329,14 @@ export function locateDriverFiles(
 
 function locateLibraries(
   cap: Capability,
-  entries: { soname: string; path: string; bits: 32 | 64 }[],
+  entries: readonly Candidate[],
   view: RootView,
   version: string,
   out: DriverFiles,
 ): FoundLibrary[] {
   const found: FoundLibrary[] = [];
-  for (const prefix of cap.libraries ?? []) {
+  const own = new Set(cap.ownVersionLibraries ?? []);
+  for (const prefix of [...(cap.libraries ?? []), ...own]) {
     let any = false;
     for (const e of entries) {
       if (!e.soname.startsWith(prefix)) continue;
@@ -238,7 +350,7 @@ function locateLibraries(
         continue;
       }
       const name = base(s.path);
-      if (!cap.anyLibraryVersion && !name.endsWith(`.so.${version}`)) {
+      if (!cap.anyLibraryVersion && !own.has(prefix) && !name.endsWith(`.so.${version}`)) {
         const v = /\.so\.(.+)$/.exec(name)?.[1] ?? "none";
         out.rejected.push({
           capability: cap.name,

@@ -412,7 +412,10 @@ export function buildPlan(input: PlanInput): Plan {
     libraryDirs: [...new Set(libs.map((l) => (l.bits === 64 ? "lib" : "lib32") as "lib" | "lib32"))],
     env,
     warnings,
-    rejected: files.rejected.filter((r) => capabilities.effective.includes(r.capability)),
+    // The requested capabilities' rejects, and the driver's libraries that no capability names ("-").
+    rejected: files.rejected.filter((r) =>
+      r.capability === "-" || capabilities.effective.includes(r.capability)
+    ),
     missing: files.missing.filter((m) => capabilities.effective.includes(m.capability)),
   };
 }

@@ -19,6 +19,14 @@ export const graphics: Capability = {
     "libGLESv1_CM_nvidia.so",
     "libnvidia-glvkspirv.so",
     "libnvidia-cbl.so",
+    "libnvidia-vulkan-producer.so",
+  ],
+  ownVersionLibraries: [
+    "libnvidia-egl-gbm.so",
+    "libnvidia-egl-wayland.so",
+    "libnvidia-egl-wayland2.so",
+    "libnvidia-egl-xcb.so",
+    "libnvidia-egl-xlib.so",
   ],
   files: [
     {
@@ -31,8 +39,27 @@ export const graphics: Capability = {
         "/usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
       ],
     },
-    { candidates: ["/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json"] },
-    { candidates: ["/usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json"] },
+    // Each EGL external platform's file names its library: given only with it.
+    {
+      candidates: ["/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json"],
+      library: "libnvidia-egl-gbm.so",
+    },
+    {
+      candidates: ["/usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json"],
+      library: "libnvidia-egl-wayland.so",
+    },
+    {
+      candidates: ["/usr/share/egl/egl_external_platform.d/09_nvidia_wayland2.json"],
+      library: "libnvidia-egl-wayland2.so",
+    },
+    {
+      candidates: ["/usr/share/egl/egl_external_platform.d/20_nvidia_xcb.json"],
+      library: "libnvidia-egl-xcb.so",
+    },
+    {
+      candidates: ["/usr/share/egl/egl_external_platform.d/20_nvidia_xlib.json"],
+      library: "libnvidia-egl-xlib.so",
+    },
     { candidates: ["/usr/share/nvidia/nvoptix.bin"] },
   ],
   symlinks: [{ link: "libGLX_indirect.so.0", target: "libGLX_nvidia.so.0" }],

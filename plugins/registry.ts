@@ -52,7 +52,16 @@ const concat = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined): T[
 /** `ext` added to `base`: lists concatenated, env merged. */
 export function extendCapability(base: Capability, ext: Capability): Capability {
   const out: Capability = { ...base, origin: `${base.origin ?? "builtin"} + ${ext.origin ?? "plugin"}` };
-  const lists = ["implies", "libraries", "binaries", "ipcs", "deviceNodes", "files", "symlinks"] as const;
+  const lists = [
+    "implies",
+    "libraries",
+    "ownVersionLibraries",
+    "binaries",
+    "ipcs",
+    "deviceNodes",
+    "files",
+    "symlinks",
+  ] as const;
   for (const k of lists) {
     const v = concat<unknown>(base[k], ext[k]);
     if (v !== undefined) (out as unknown as Record<string, unknown>)[k] = v;

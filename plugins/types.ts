@@ -10,6 +10,8 @@ export interface FileSpec {
   candidates: readonly string[];
   /** Where it goes in the container; defaults to the candidate that was found. */
   containerPath?: string;
+  /** A library (SONAME prefix) of the same capability the file names: without it, the file is not given. */
+  library?: string;
   /** A directory rather than a file (bound read-only, like files). */
   dir?: boolean;
 }
@@ -36,6 +38,11 @@ export interface Capability {
   libraries?: readonly string[];
   /** Accept libraries at any version (declarative plugins for non-driver libraries); default: the driver's. */
   anyLibraryVersion?: boolean;
+  /**
+   * Libraries the driver ships at versions of their own (the EGL external platforms: `libnvidia-egl-wayland.so.1.1.10`
+   * beside a 535 driver), as SONAME prefixes taken at whatever version they are.
+   */
+  ownVersionLibraries?: readonly string[];
   binaries?: readonly string[];
   ipcs?: readonly IpcSpec[];
   /**

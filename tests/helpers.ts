@@ -26,16 +26,19 @@ export async function runGpuctl(
     argv0?: string;
     stdin?: string;
     cwd?: string;
+    /** A command that runs gpuctl's command line given as its last arguments (a namespace of its own). */
+    wrap?: string[];
   } = {},
 ): Promise<RunResult> {
   if (opts.entry === undefined && opts.exe === undefined && opts.argv0 === undefined && artifactTarget()) {
     opts = { ...opts, exe: artifact().exe };
   }
   const program = opts.argv0 ?? opts.exe ?? DENO;
-  const cmd = new Deno.Command(program, {
-    args: opts.exe !== undefined
-      ? args
-      : ["run", "-A", "--quiet", opts.entry ?? `${PROJECT}/cli/main.ts`, ...args],
+  const gpuctlArgs = opts.exe !== undefined
+    ? args
+    : ["run", "-A", "--quiet", opts.entry ?? `${PROJECT}/cli/main.ts`, ...args];
+  const cmd = new Deno.Command(opts.wrap?.[0] ?? program, {
+    args: opts.wrap === undefined ? gpuctlArgs : [...opts.wrap.slice(1), program, ...gpuctlArgs],
     // A host's NVIDIA configuration is not the test's (gpuctl reads it when it has none of its own).
     env: {
       NO_COLOR: "1",

@@ -183,12 +183,22 @@ const CASES: Case[] = [
     code: 0,
   },
   {
-    name: "info-nvml-init-fails",
+    // NVML cannot reach the kernel driver that /proc shows loaded (no usable /dev/nvidiactl): /proc, said so.
+    name: "info-nvml-driver-not-loaded",
     args: ["info"],
     spec: { ...standardSpec(1), failInit: 9 },
+    stdout: "golden",
+    stderr:
+      /^gpuctl: warning: NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded \(is the nvidia kernel module loaded\?\); reading .*\/proc\/driver\/nvidia instead\n$/,
+    code: 0,
+  },
+  {
+    name: "info-nvml-init-fails",
+    args: ["info"],
+    spec: { ...standardSpec(1), failInit: 18 },
     stdout: "",
     stderr:
-      "gpuctl: NVML initialization failed: nvmlInit_v2 failed: Driver Not Loaded (is the nvidia kernel module loaded?)\n",
+      "gpuctl: NVML initialization failed: nvmlInit_v2 failed: RM has detected an NVML/RM version mismatch. (the user-space driver and the kernel module differ in version; reboot or reload the module)\n",
     code: 1,
   },
   {

@@ -67,6 +67,22 @@ Deno.test({
       text.stdout,
       "# nvidia-container-cli.load-kmods = true: not used: gpuctl loads no kernel module",
     );
+    // doctor names what did not carry over, with the command that writes gpuctl's own file.
+    const doc = await gpuctl(t.path, "doctor", "--json", "--engine", "none", "--prefix", `${t.path}/bin`);
+    const check = JSON.parse(doc.stdout).checks.find((c: { id: string }) => c.id === "gpuctl.config");
+    assertEquals(check.status, "warn", doc.stdout);
+    assertStringIncludes(
+      check.saw,
+      `no gpuctl configuration: NVIDIA's ${f} is read, and these keys did not carry over: `,
+    );
+    assertStringIncludes(
+      check.saw,
+      "nvidia-container-cli.ldconfig (gpuctl writes the container's linker cache itself",
+    );
+    assertEquals(
+      check.fix,
+      "gpuctl config --from-nvidia --output /etc/gpuctl/config.jsonc (then review what it says did not carry over)",
+    );
     const g = await gpuctl(t.path, "config", "--from-nvidia");
     assertEquals(g.code, 0, g.stderr);
     assertStringIncludes(

@@ -44,7 +44,7 @@ Deno.test("snapshot: built once, then used; rebuilt after a driver upgrade, a GP
 
   // Used: NVML is not asked (a broken NVML config would show), and the plan is the same.
   const json = gpus();
-  setGpus({ ...json, failInit: 9 });
+  setGpus({ ...json, failInit: 18 }); // an NVML that fails, with no fall-back to /proc
   const second = await list();
   assertEquals([second.code, second.rebuilt], [0, []], second.stderr);
   assertEquals(second.plan, first.plan);

@@ -24,7 +24,7 @@ function load(name: string): Obj[] {
   return objs;
 }
 
-Deno.test("deploy/kubernetes/runtimeclass.yaml: node.k8s.io/v1 RuntimeClass, handler gpu", () => {
+Deno.test("deploy/kubernetes/runtimeclass.yaml: node.k8s.io/v1 RuntimeClass, handler nvidia", () => {
   const [rc, pod] = load("runtimeclass.yaml");
   assertEquals([rc!.apiVersion, rc!.kind, rc!.handler], ["node.k8s.io/v1", "RuntimeClass", "nvidia"]);
   assertEquals(get(pod, "spec.runtimeClassName"), get(rc, "metadata.name"));

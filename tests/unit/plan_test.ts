@@ -95,7 +95,7 @@ Deno.test("buildPlan() fails without /dev/nvidiactl, and makes a missing GPU nod
 });
 
 Deno.test("preparePlan() refuses a bad capability before touching NVML", async () => {
-  const d = await fakeDriver({ ...standardSpec(1), failInit: 9 });
+  const d = await fakeDriver({ ...standardSpec(1), failInit: 18 });
   const config = parseConfig(fixtureConfig(d), "test");
   const e = await preparePlan(config, { devices: { kind: "all" }, capabilities: "bogus" }).then(
     () => assert(false, "preparePlan() should have failed"),
