@@ -157,6 +157,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       file: values.config ?? CONTAINERD_CONFIG,
       dropIn: values["drop-in"] ?? CONTAINERD_DROPIN,
       newVersion: Number(v),
+      annotationPrefixes: ctx.config.cdiAnnotationPrefixes,
       ...(values.cdi ? { cdi: { dirs: ctx.config.cdiSpecDirs } } : {}),
     });
   } else {

@@ -126,6 +126,12 @@ export interface ContainerdOptions {
   newVersion: number;
   /** Also let containerd (1.7 and later) apply CDI specs itself, from these directories. */
   cdi?: { dirs: readonly string[] };
+  /**
+   * Annotation prefixes whose container annotations carry CDI device names (a device plugin's `cdi.k8s.io/…`):
+   * containerd's CRI passes a container's annotations to the runtime only where the runtime's
+   * `container_annotations` lists them.
+   */
+  annotationPrefixes?: readonly string[];
 }
 
 /**
@@ -160,6 +166,12 @@ export function dropInText(doc: Table, version: number, o: ContainerdOptions): s
   else {
     const options = isTable(rt.options) ? rt.options : (rt.options = {}) as Table;
     options.BinaryName = o.path;
+  }
+  if (o.annotationPrefixes !== undefined && o.annotationPrefixes.length > 0) {
+    const have = Array.isArray(rt.container_annotations)
+      ? rt.container_annotations.filter((a): a is string => typeof a === "string")
+      : [];
+    rt.container_annotations = [...new Set([...have, ...o.annotationPrefixes.map((p) => `${p}*`)])];
   }
   runtimes[o.name] = rt;
   if (o.setDefault) ctrd.default_runtime_name = o.name;

@@ -226,6 +226,17 @@ export function readRequest(spec: OciSpec, policy: RequestPolicy): GpuRequest | 
     devices = !set && legacy ? { kind: "all" } : parseVisibleDevices(set ? value : undefined);
   }
   if (devices.kind === "void") return null;
+  if (devices.kind === "list" && devices.ids.some((id) => clean(id) === VOLUME_ROOT)) {
+    // NVIDIA's device plugin, volume-mounts strategy: the variable points at the mounts, which name the GPUs.
+    throw new GpuctlError(
+      devicesSource,
+      `${quote(VOLUME_ROOT)} asks for the GPUs mounted under it (a device plugin's volume-mounts strategy), ${
+        policy.acceptVolumeMounts
+          ? "but none is mounted there"
+          : 'which this host does not accept: set "acceptVolumeMounts": true in gpuctl\'s configuration'
+      }`,
+    );
+  }
   if (devices.kind === "list") checkCdiKinds(devices.ids, devicesSource, policy, annotatedNames.length > 0);
 
   // 2. Everything else, for a GPU container only.

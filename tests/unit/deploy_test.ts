@@ -68,3 +68,39 @@ Deno.test("deploy/kubernetes/node-installer.yaml: a DaemonSet whose selector mat
   const rb = objs[3]!;
   assertEquals(get(rb, "roleRef.name"), get(objs[2], "metadata.name"));
 });
+
+Deno.test("deploy/kubernetes/Dockerfile: known instructions, and the image holds what the installer's script runs", () => {
+  const text = Deno.readTextFileSync(`${PROJECT}/deploy/kubernetes/Dockerfile`);
+  const lines = text.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#"));
+  const known = new Set([
+    "FROM",
+    "COPY",
+    "RUN",
+    "ENTRYPOINT",
+    "CMD",
+    "ENV",
+    "LABEL",
+    "WORKDIR",
+    "USER",
+    "ARG",
+  ]);
+  for (const l of lines) assert(known.has(l.split(/\s+/)[0]!), `an instruction Docker knows: ${l}`);
+  const copies = lines.filter((l) => l.startsWith("COPY ")).map((l) => l.split(/\s+/).slice(-2));
+  const stages = lines.filter((l) => l.startsWith("FROM ")).map((l) => / AS (\S+)$/i.exec(l)?.[1]).filter((
+    s,
+  ) => s);
+  for (const l of lines.filter((l) => l.startsWith("COPY --from="))) {
+    assert(stages.includes(/--from=(\S+)/.exec(l)![1]!), `${l}: a stage of this file`);
+  }
+  // Files copied from the build context are what `deno task dist` writes.
+  for (const l of lines.filter((l) => l.startsWith("COPY ") && !l.includes("--from="))) {
+    assertEquals(l.split(/\s+/)[1], "dist/gpuctl", "the artifact deno task dist builds");
+  }
+  const inImage = new Set(copies.map(([, to]) => to!));
+  const ds = load("node-installer.yaml")[4]!;
+  const script = ((get(ds, "spec.template.spec.initContainers") as Obj[])[0]!.command as string[]).join("\n");
+  for (const p of ["/gpuctl", "/kubectl"]) {
+    assert(script.includes(p), `the script uses ${p}`);
+    assert(inImage.has(p), `the image has ${p}`);
+  }
+});

@@ -540,3 +540,14 @@ Deno.test("readRequest(): CDI kinds from the environment and volumes are gpuctl'
   );
   assertEquals(readRequest(annotated, { ...policy, cdiAnnotationKinds: ["*"] })?.devices.kind, "list");
 });
+
+Deno.test("readRequest(): the volume-mounts strategy's NVIDIA_VISIBLE_DEVICES, with and without the mounts", () => {
+  const env = [`NVIDIA_VISIBLE_DEVICES=${VOLUME_ROOT}`];
+  const accept: RequestPolicy = { ...policy, acceptVolumeMounts: true };
+  assertEquals(gpu(env, accept, { mounts: ["GPU-abc"] }).devices, { kind: "list", ids: ["GPU-abc"] });
+  assertEquals(
+    assertThrows(() => readRequest(spec(env, { mounts: ["GPU-abc"] }), policy), GpuctlError).message,
+    `NVIDIA_VISIBLE_DEVICES: "${VOLUME_ROOT}" asks for the GPUs mounted under it (a device plugin's volume-mounts strategy), which this host does not accept: set "acceptVolumeMounts": true in gpuctl's configuration`,
+  );
+  assertThrows(() => readRequest(spec([`${env[0]}/`]), accept), GpuctlError, "but none is mounted there");
+});
