@@ -61,6 +61,9 @@ export interface CdiSpec {
 }
 
 /** Known spec versions, oldest first. */
+/** Where gpuctl puts the host's CDI spec: `install --cdi`, the systemd unit and every fix that names it. */
+export const CDI_OUTPUT = "/var/run/cdi/nvidia.json";
+
 export const CDI_VERSIONS = [
   "0.1.0",
   "0.2.0",

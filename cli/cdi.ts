@@ -6,6 +6,7 @@
 import { GpuctlError, UsageError } from "../errors/mod.ts";
 import { nvidiaFlags, parse } from "./args.ts";
 import type { Context } from "./context.ts";
+import { CDI_OUTPUT } from "../cdi/spec.ts";
 
 export const HELP =
   `Usage: gpuctl cdi generate [--output FILE|-] [--format json|yaml] [--vendor VENDOR] [--class CLASS]
@@ -216,7 +217,7 @@ async function list(ctx: Context, args: string[]): Promise<number> {
   }
   const names = [...registry.devices.keys()];
   if (names.length === 0) {
-    ctx.warn(`no CDI devices in ${dirs.join(", ")} (gpuctl cdi generate --output /var/run/cdi/nvidia.json)`);
+    ctx.warn(`no CDI devices in ${dirs.join(", ")} (gpuctl cdi generate --output ${CDI_OUTPUT})`);
   }
   ctx.out(names.map((n) => `${n}\n`).join(""));
   return registry.conflicts.size > 0 ? 1 : 0;

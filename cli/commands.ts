@@ -9,7 +9,7 @@ export interface Command {
   summary: string;
   /** Internal: not listed in the help. */
   hidden?: boolean;
-  load: () => Promise<{ run(ctx: Context, args: string[]): Promise<number> | number }>;
+  load: () => Promise<{ run(ctx: Context, args: string[]): Promise<number> | number; HELP?: string }>;
 }
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
@@ -60,6 +60,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   list: {
     summary: "show what would be injected into a container (paths, or --json plan)",
     load: () => import("./list.ts"),
+  },
+  completion: {
+    summary: "print a bash or zsh completion script",
+    load: () => import("./completion.ts"),
   },
 };
 

@@ -13,7 +13,7 @@ import { parseJsoncObject, properties } from "../config/jsonc.ts";
 import { exists } from "../ffi/libc.ts";
 
 export const HELP = `Usage: gpuctl config [--json]
-       gpuctl config --default        (also: gpuctl config default)
+       gpuctl config --default [--json]   (also: gpuctl config default; --json: the defaults as data)
        gpuctl config --set KEY=VALUE... [--in-place | --output FILE]
        gpuctl config --from-nvidia [--output FILE]
 
@@ -71,7 +71,11 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     );
   }
   if (values.default || positionals[0] === "default") {
-    await emit(ctx, defaultFile(), values.output);
+    if (values.json) {
+      // The defaults as data: every key with its default value.
+      const { defaultConfig } = await import("../config/schema.ts");
+      await emit(ctx, JSON.stringify(defaultConfig(), null, 2) + "\n", values.output);
+    } else await emit(ctx, defaultFile(), values.output);
     return 0;
   }
   const nvidiaPath = nvidiaConfigPath((k) => Deno.env.get(k));

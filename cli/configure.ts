@@ -41,7 +41,7 @@ Options:
   --cdi                 also let the engine apply CDI specs itself (docker: features.cdi; containerd:
                         enable_cdi and cdi_spec_dirs from cdiSpecDirs)
   --remove              undo: remove the runtime (and the default, the import, gpuctl's drop-in)
-  --dry-run             print the new files, write nothing
+  --dry-run             print what would change, as a unified diff per file; write nothing
   -h, --help            this help
 NVIDIA's flag names work too (nvidia-ctk runtime configure's): --runtime=ENGINE, --nvidia-runtime-name,
 --nvidia-set-as-default, --cdi.enabled; and so does 'gpuctl runtime configure ...'.
@@ -145,6 +145,16 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (common.remove && common.setDefault) {
     throw new UsageError("configure", "--remove and --set-default do not go together");
   }
+  /** Said once the files are written (or shown): a runtime path that is not there fails every container. */
+  const warnMissing = () => {
+    if (common.remove) return;
+    try {
+      if (Deno.statSync(path).isFile) return;
+    } catch { /* not there */ }
+    ctx.warn(
+      `${path} does not exist: every container on the runtime "${name}" fails until it does (gpuctl install writes it; or give --runtime-path)`,
+    );
+  };
   let changes: FileChange[];
   if (engine === "docker") {
     const file = values.config ?? DOCKER_CONFIG;
@@ -165,14 +175,29 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   }
   if (values["dry-run"]) {
     for (const c of changes) c.after !== null && c.check?.(c.after);
+    // What would change, as a unified diff per file (a file created: against /dev/null; removed: to it).
+    const { structuredPatch } = await import("diff");
     for (const c of changes) {
       if (c.after === c.before) continue;
-      ctx.out(
-        c.after === null
-          ? `# ${c.file}: would be removed\n`
-          : `# ${c.file}\n${c.after.replace(/\n?$/, "\n")}`,
+      const p = structuredPatch(
+        c.before === null ? "/dev/null" : c.file,
+        c.after === null ? "/dev/null" : c.file,
+        c.before ?? "",
+        c.after ?? "",
+        "",
+        "",
+        { context: 3 },
       );
+      ctx.out(`--- ${p.oldFileName}\n+++ ${p.newFileName}\n`);
+      for (const h of p.hunks) {
+        // As diff(1) numbers an empty range: the line before it.
+        const at = (start: number, n: number) => `${n === 0 ? start - 1 : start},${n}`;
+        ctx.out(
+          `@@ -${at(h.oldStart, h.oldLines)} +${at(h.newStart, h.newLines)} @@\n${h.lines.join("\n")}\n`,
+        );
+      }
     }
+    warnMissing();
     return 0;
   }
   const done = applyChanges(changes);
@@ -183,6 +208,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
         : `runtime "${name}" is already configured (${path}); nothing changed\n`,
     );
   } else for (const l of done) ctx.out(`${l}\n`);
+  warnMissing();
   if (common.remove) {
     ctx.out(`Apply: restart ${engine === "docker" ? "docker (systemctl reload docker)" : engine}\n`);
   } else if (engine === "docker") {

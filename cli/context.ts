@@ -6,7 +6,7 @@
 import { readConfig } from "../config/read.ts";
 import { exists } from "../ffi/libc.ts";
 import type { Config, LogLevel } from "../config/schema.ts";
-import { fileLogger, type Logger } from "../log/log.ts";
+import { type LogFormat, type Logger, logger, nullLogger } from "../log/log.ts";
 
 export interface Globals {
   /** `--config FILE` or `$GPUCTL_CONFIG`. */
@@ -15,6 +15,8 @@ export interface Globals {
   logLevel: LogLevel | undefined;
   /** `--debug` or `GPUCTL_DEBUG=1`: stack traces on errors. */
   debug: boolean;
+  /** `--log-format`: how logs go to stderr when there is no logFile. */
+  logFormat?: LogFormat;
 }
 
 const enc = new TextEncoder();
@@ -55,13 +57,24 @@ export class Context {
   /** Writes one `gpuctl: …` line to stderr (a detail of the error that follows), and to the log. */
   err(msg: string): void {
     writeAll(Deno.stderr, `gpuctl: ${msg}\n`);
-    this.log.error(msg);
+    this.logged.error(msg);
   }
 
   /** Writes one `gpuctl: warning: …` line to stderr, and to the log. */
   warn(msg: string): void {
     writeAll(Deno.stderr, `gpuctl: warning: ${msg}\n`);
-    this.log.warn(msg);
+    this.logged.warn(msg);
+  }
+
+  /** The log for what was just written to stderr: none when the log is stderr itself (said once, not twice). */
+  get logged(): Logger {
+    const log = this.log;
+    return this.config_?.logFile === null ? nullLogger : log;
+  }
+
+  /** The configuration, or undefined when it could not be read. */
+  private get config_(): Config | undefined {
+    return "ok" in this.#config ? this.#config.ok : undefined;
   }
 
   /** The configuration; throws the config file's error for a command that needs it. */
@@ -74,7 +87,13 @@ export class Context {
   get log(): Logger {
     if (this.#log === undefined) {
       try {
-        this.#log = fileLogger(this.config.logFile, this.config.logLevel, this.component);
+        // Without a log file: to stderr for the service, and for a command whose log level was asked for; never
+        // for the runtime and the hook, whose stderr the engine shows as the container's one-line error.
+        const quiet = this.component === "runtime" || this.component === "hook";
+        this.#log = logger(this.config.logFile, this.config.logLevel, this.component, {
+          stderr: !quiet && (this.component === "serve" || this.globals.logLevel !== undefined),
+          ...(this.globals.logFormat ? { format: this.globals.logFormat } : {}),
+        });
       } catch {
         return { debug() {}, info() {}, warn() {}, error() {} };
       }

@@ -12,11 +12,9 @@ import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/schema.ts";
 import { envConfigPath } from "../config/read.ts";
 
 export function usage(): string {
-  const cmds = Object.entries(COMMANDS).filter(([, c]) => !c.hidden).sort(([a], [b]) => (a < b ? -1 : 1)).map(
-    (
-      [n, c],
-    ) => `  ${n.padEnd(10)} ${c.summary}`,
-  ).join("\n");
+  const shown = Object.entries(COMMANDS).filter(([, c]) => !c.hidden).sort(([a], [b]) => (a < b ? -1 : 1));
+  const width = Math.max(...shown.map(([n]) => n.length)) + 1;
+  const cmds = shown.map(([n, c]) => `  ${n.padEnd(width)} ${c.summary}`).join("\n");
   const w = Math.max(...Object.keys(SCHEMA).map((k) => k.length));
   const keys = Object.entries(SCHEMA).map(([k, s]) =>
     `  ${k.padEnd(w)}  ${s.doc} (default ${JSON.stringify(s.default)})`
@@ -31,7 +29,9 @@ ${cmds}
 
 Global options:
   --config FILE       configuration file (JSONC); env GPUCTL_CONFIG; default /etc/gpuctl/config.jsonc
-  --log-level LEVEL   ${LOG_LEVELS.join(", ")}: overrides the config's logLevel
+  --log-level LEVEL   ${LOG_LEVELS.join(", ")}: overrides the config's logLevel; without a logFile, the
+                      command then logs to stderr (gpuctl serve always does)
+  --log-format FORMAT text or json: how logs go to stderr (default: json unless stderr is a terminal)
   --debug             print stack traces on errors (also GPUCTL_DEBUG=1)
   -h, --help          this help; 'gpuctl <command> --help' for a command's
   -v, --version       print the version
@@ -84,6 +84,14 @@ export function parseGlobals(args: string[], env: (k: string) => string | undefi
         globals.logLevel = v as LogLevel;
         break;
       }
+      case "--log-format": {
+        const v = value(flag, inline);
+        if (v !== "text" && v !== "json") {
+          throw new UsageError("--log-format", `unknown format "${v}" (text or json)`);
+        }
+        globals.logFormat = v;
+        break;
+      }
       case "--debug":
         globals.debug = true;
         break;
@@ -124,6 +132,11 @@ export async function dispatch(args: string[], argv0: string): Promise<number> {
         Deno.stdout.writeSync(new TextEncoder().encode(versionText()));
         return 0;
       }
+      if (p.command === "help" && p.rest[0] !== undefined) {
+        // `gpuctl help CMD`: that command's help.
+        p.command = p.rest[0];
+        p.rest = ["--help"];
+      }
       if (p.help || p.command === undefined || p.command === "help") {
         const text = usage();
         (p.command === undefined && !p.help ? Deno.stderr : Deno.stdout).writeSync(
@@ -143,12 +156,14 @@ export async function dispatch(args: string[], argv0: string): Promise<number> {
     ctx = await Context.open(globals, command);
     return await (await cmd.load()).run(ctx, rest);
   } catch (e) {
+    // A reader that went away (`gpuctl config | head -1`): end quietly, as a tool killed by SIGPIPE does.
+    if (e instanceof Deno.errors.BrokenPipe) return 128 + 13;
     const line = describe(e);
     Deno.stderr.writeSync(new TextEncoder().encode(`gpuctl: ${line}\n`));
     if (globals.debug && e instanceof Error && e.stack) {
       Deno.stderr.writeSync(new TextEncoder().encode(e.stack + "\n"));
     }
-    ctx?.log.error(line);
+    ctx?.logged.error(line);
     return e instanceof GpuctlError ? e.exitCode : 1;
   }
 }

@@ -1,11 +1,19 @@
 /**
- * `gpuctl doctor`: see `doctor/checks.ts`. Exit status 0 when all is well, 1 with warnings, 2 with failures.
+ * `gpuctl doctor`: see `doctor/checks.ts`. Exit status 0 when all is well, 1 with failures, 3 with warnings only
+ * (README's table of exit codes: 2 stays a usage error).
  * @module
  */
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
 import { UsageError } from "../errors/mod.ts";
-import { type Check, type Engine, ENGINES, runChecks, runtimeCheck } from "../doctor/checks.ts";
+import {
+  type Check,
+  type Engine,
+  ENGINES,
+  PODMAN_CDI_DIRS,
+  runChecks,
+  runtimeCheck,
+} from "../doctor/checks.ts";
 import { DOCKER_CONFIG } from "../engines/docker.ts";
 import { CONTAINERD_CONFIG } from "../engines/containerd.ts";
 import { CRIO_DROPIN } from "../engines/crio.ts";
@@ -15,6 +23,8 @@ import { findRuntime, selfPath } from "../oci/runc_args.ts";
 export const HELP =
   `Usage: gpuctl doctor [--json] [--engine docker,containerd,crio,podman|all|none] [--prefix DIR]
                      [--docker-config FILE] [--containerd-config FILE] [--crio-config FILE]
+                     [--podman-cdi-dirs DIR,...]
+       gpuctl doctor --explain ID
 
 Walks the chain a GPU container needs, in order, one line per check (ok, warn, fail, skip), and for every
 warning or failure the command that fixes it:
@@ -28,12 +38,15 @@ warning or failure the command that fixes it:
   gpuctl.config       the configuration file parses
   gpuctl.plugins      the plugin files parse
   gpuctl.links        gpuctl-runtime and nvidia-container-runtime-hook in DIR (Docker's --gpus needs the hook)
+  gpuctl.serve        whether gpuctl serve runs, and whether the installed fronts reach it (optional)
   cdi.specs           NVIDIA CDI specs match the driver and name files that exist
   engine.*            each engine's configuration names a gpuctl runtime that exists (containerd: with runc's
-                      SystemdCgroup), Podman has a CDI spec
+                      SystemdCgroup), Podman has a CDI spec where it reads them (--podman-cdi-dirs, default
+                      /etc/cdi,/var/run/cdi: Podman 4 reads only those)
   plan                the whole plan for NVIDIA_VISIBLE_DEVICES=all, with its time
 A check that depends on a failed one is skipped. Engines: those given, else those found on this host.
-Exit status: 0 all is well, 1 warnings, 2 failures. --json: {"status", "checks": [{"id", "status", "saw", "fix"}]}.
+--explain ID prints what a check looks at, why, and which of gpuctl's paths (shim, hook, CDI) it concerns.
+Exit status: 0 all is well, 1 failures, 3 warnings only. --json: {"status", "checks": [{"id", "status", "saw", "fix"}]}.
 `;
 
 /** Whether a program is installed: found as the shim finds a runtime (PATH, then the sbin directories). */
@@ -47,10 +60,24 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     "docker-config": { type: "string" },
     "containerd-config": { type: "string" },
     "crio-config": { type: "string" },
+    "podman-cdi-dirs": { type: "string" },
+    explain: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     ctx.out(HELP);
+    return 0;
+  }
+  if (values.explain !== undefined) {
+    const { EXPLAIN } = await import("../doctor/explain.ts");
+    const text = EXPLAIN[values.explain];
+    if (text === undefined) {
+      throw new UsageError(
+        "doctor --explain",
+        `unknown check ${JSON.stringify(values.explain)} (${Object.keys(EXPLAIN).join(", ")})`,
+      );
+    }
+    ctx.out(`${values.explain}: ${text}\n`);
     return 0;
   }
   let configError: string | null = null;
@@ -125,6 +152,9 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     dockerConfig: docker,
     containerdConfig: containerd,
     crioDropIn: crio,
+    podmanCdiDirs: (values["podman-cdi-dirs"] ?? PODMAN_CDI_DIRS.join(",")).split(",").filter((d) =>
+      d !== ""
+    ),
     nvml: async () => {
       try {
         const { discoverIsolated } = await import("../devices/isolated.ts");
@@ -142,7 +172,8 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
           facts: snapshotFacts(config, { configPath: ctx.globals.configPath, log: ctx.log }),
         });
         return {
-          gpus: plan.gpus.length + plan.migs.length,
+          gpus: plan.gpus.length,
+          migs: plan.migs.length,
           nodes: plan.deviceNodes.length,
           files: plan.mounts.length,
         };
@@ -172,7 +203,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     : "ok";
   if (values.json) ctx.out(JSON.stringify({ status, checks }, null, 2) + "\n");
   else ctx.out(text(checks));
-  return status === "fail" ? 2 : status === "warn" ? 1 : 0;
+  return status === "fail" ? 1 : status === "warn" ? 3 : 0;
 }
 
 function text(checks: Check[]): string {

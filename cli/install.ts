@@ -30,6 +30,7 @@ import { packTrailer, selfCommand, selfExecutable, VERSION } from "../version.ts
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
 import type { Config } from "../config/schema.ts";
+import { CDI_OUTPUT } from "../cdi/spec.ts";
 
 export const HELP =
   `Usage: gpuctl install [--prefix DIR] [--lib-dir LIBDIR] [--link] [--nvidia-names] [--cdi [--cdi-output FILE]]
@@ -438,7 +439,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       .catch(() => {});
   }
   if (values.cdi) {
-    const file = values["cdi-output"] ?? "/var/run/cdi/nvidia.json";
+    const file = values["cdi-output"] ?? CDI_OUTPUT;
     const { run: cdi } = await import("./cdi.ts");
     return await cdi(ctx, [
       "generate",

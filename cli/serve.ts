@@ -93,6 +93,8 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     }
   }
   server = l.server(ctx.globals.configPath);
+  if (ctx.globals.logFormat) server.logFormat = { format: ctx.globals.logFormat };
+  server.log = ctx.log;
   announce(dir);
   ctx.log.info("gpuctl serve listening", { dir, timeout: answerTimeout(config) });
   return await serveLines(dir, server);

@@ -16,6 +16,7 @@ import { hostPath, statInRoot } from "../driver/rootfs.ts";
 import { PROTOCOL, runningServer, serveDir } from "../serve/server.ts";
 import { frontCommand, frontFresh, frontServe } from "../serve/fronts.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
+import { CDI_OUTPUT } from "../cdi/spec.ts";
 
 export type Status = "ok" | "warn" | "fail" | "skip";
 
@@ -41,10 +42,12 @@ export interface DoctorInputs {
   dockerConfig: string;
   containerdConfig: string;
   crioDropIn: string;
+  /** Where Podman reads CDI specs. */
+  podmanCdiDirs: readonly string[];
   /** NVML, in a child process: the GPUs it sees or why it failed. */
   nvml: () => Promise<{ gpus: number; version: string } | { error: string }>;
   /** The plan for NVIDIA_VISIBLE_DEVICES=all: what it would inject, or why not. */
-  plan: () => Promise<{ gpus: number; files: number; nodes: number } | { error: string }>;
+  plan: () => Promise<{ gpus: number; migs: number; files: number; nodes: number } | { error: string }>;
   /** The plugin files' parse errors. */
   plugins: () => Promise<string[]>;
   /** The low-level runtime check (see {@link runtimeCheck}). */
@@ -113,6 +116,15 @@ export async function runtimeCheck(c: Config, find: () => string | null): Promis
       "check it is runc or crun",
     );
   }
+  if (m[1] === "runc" && !runcFixed(m[2]!) && c.mode === "hook") {
+    // The race is in creating mount targets from the spec; in hook mode gpuctl makes them itself, by descriptor.
+    return ok(
+      "runtime",
+      `${rt}: runc ${
+        m[2]
+      } (before 1.1.14: CVE-2024-45310 concerns spec mode; this host's shim runs in hook mode)`,
+    );
+  }
   if (m[1] === "runc" && !runcFixed(m[2]!)) {
     return warn(
       "runtime",
@@ -129,6 +141,7 @@ export const ENGINES = ["docker", "containerd", "crio", "podman"] as const;
 export type Engine = (typeof ENGINES)[number];
 
 const ok = (id: string, saw: string): Check => ({ id, status: "ok", saw });
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 const warn = (id: string, saw: string, fix: string): Check => ({ id, status: "warn", saw, fix });
 const fail = (id: string, saw: string, fix: string): Check => ({ id, status: "fail", saw, fix });
 const skip = (id: string, saw: string): Check => ({ id, status: "skip", saw });
@@ -252,6 +265,7 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
     } else if ("error" in n) {
       out.push(fail("nvml", n.error, "see the message; nvidia-smi shows the same failure"));
     } else if (n.gpus === 0) {
+      nvmlOk = true; // it answered: the plan is still worth trying (it says what a container would get)
       out.push(
         warn("nvml", `NVML ${n.version} sees no GPU`, "check lspci and dmesg: the GPUs may be off the bus"),
       );
@@ -411,7 +425,7 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
   if (i.engines.has("docker")) out.push(...dockerChecks(i));
   if (i.engines.has("containerd")) out.push(await containerdCheck(i));
   if (i.engines.has("crio")) out.push(crioCheck(i));
-  if (i.engines.has("podman")) out.push(podmanCheck(c));
+  if (i.engines.has("podman")) out.push(podmanCheck(c, i.podmanCdiDirs));
 
   // The whole plan, as a container asking for every GPU would get it.
   if (!nvmlOk) out.push(skip("plan", "not tried: NVML does not answer"));
@@ -424,7 +438,9 @@ export async function runChecks(i: DoctorInputs): Promise<Check[]> {
         ? fail("plan", `NVIDIA_VISIBLE_DEVICES=all: ${p.error}`, "gpuctl list --json shows the whole plan")
         : ok(
           "plan",
-          `NVIDIA_VISIBLE_DEVICES=all: ${p.gpus} GPUs, ${p.nodes} device nodes, ${p.files} files, ${ms} ms`,
+          `NVIDIA_VISIBLE_DEVICES=all: ${count(p.gpus, "GPU")}${
+            p.migs > 0 ? ` and ${count(p.migs, "MIG device")}` : ""
+          }, ${p.nodes} device nodes, ${p.files} files, ${ms} ms`,
         ),
     );
   }
@@ -644,8 +660,14 @@ function crioCheck(i: DoctorInputs): Check {
   return ok("engine.crio", `${i.crioDropIn}: runtime_path ${path}`);
 }
 
-function podmanCheck(c: Config): Check {
-  const any = c.cdiSpecDirs.some((d) => {
+/** Where Podman 4 reads CDI specs (it has no setting for them). */
+export const PODMAN_CDI_DIRS = ["/etc/cdi", "/var/run/cdi"] as const;
+
+/** The CDI fix every command, unit and README line gives: where `install --cdi` and the unit write it. */
+export const CDI_FIX = `gpuctl cdi generate --output ${CDI_OUTPUT}`;
+
+function podmanCheck(c: Config, podmanDirs: readonly string[]): Check {
+  const nvidiaSpecs = (d: string) => {
     try {
       return [...Deno.readDirSync(d)].some((e) =>
         /\.(json|ya?ml)$/.test(e.name) && /nvidia|gpuctl/i.test(read(`${d}/${e.name}`) ?? "")
@@ -653,12 +675,21 @@ function podmanCheck(c: Config): Check {
     } catch {
       return false;
     }
-  });
-  return any ? ok("engine.podman", "reads the CDI specs: podman run --device nvidia.com/gpu=all") : warn(
+  };
+  if (podmanDirs.some(nvidiaSpecs)) {
+    return ok("engine.podman", "reads the CDI specs: podman run --device nvidia.com/gpu=all");
+  }
+  // A spec where gpuctl reads it, but Podman does not.
+  const elsewhere = c.cdiSpecDirs.filter((d) => !podmanDirs.includes(d) && nvidiaSpecs(d));
+  return warn(
     "engine.podman",
-    `no NVIDIA CDI spec in ${
-      c.cdiSpecDirs.join(", ")
-    }: podman run --device nvidia.com/gpu=… fails (unresolvable CDI devices)`,
-    "gpuctl cdi generate --output /etc/cdi/nvidia.json",
+    elsewhere.length > 0
+      ? `the NVIDIA CDI spec is in ${elsewhere.join(", ")}, which Podman does not read (it reads ${
+        podmanDirs.join(", ")
+      }): podman run --device nvidia.com/gpu=… fails (unresolvable CDI devices)`
+      : `no NVIDIA CDI spec in ${
+        podmanDirs.join(", ")
+      }: podman run --device nvidia.com/gpu=… fails (unresolvable CDI devices)`,
+    CDI_FIX,
   );
 }

@@ -1,6 +1,8 @@
 /**
- * Logging: JSON lines appended to `logFile`, filtered by `logLevel`. Writing a log never fails a command:
- * an unwritable log file is dropped silently after the first try.
+ * Logging: JSON lines appended to `logFile`, filtered by `logLevel`; without a `logFile`, the long-running
+ * `gpuctl serve` (and any command given `--log-level`) logs to stderr instead — JSON lines where stderr is not a
+ * terminal (systemd's journal, a container's log), readable lines on a terminal, `--log-format` to choose.
+ * Writing a log never fails a command: an unwritable log is dropped silently after the first try.
  * @module
  */
 import { LOG_LEVELS, type LogLevel } from "../config/schema.ts";
@@ -51,6 +53,55 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
   };
+}
+
+export type LogFormat = "text" | "json";
+
+/** A logger writing to stderr, in `format` (default: JSON lines unless stderr is a terminal). */
+export function stderrLogger(level: LogLevel, component: string, format?: LogFormat): Logger {
+  const min = LOG_LEVELS.indexOf(level);
+  const fmt = format ?? (Deno.stderr.isTerminal() ? "text" : "json");
+  const enc = new TextEncoder();
+  let ok = true;
+  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (!ok || LOG_LEVELS.indexOf(lvl) < min) return;
+    const line = fmt === "json"
+      ? JSON.stringify({
+        time: new Date().toISOString(),
+        level: lvl,
+        component,
+        pid: Deno.pid,
+        msg,
+        ...fields,
+      })
+      : `gpuctl ${component}: ${lvl}: ${msg}${
+        Object.entries(fields ?? {}).map(([k, v]) => ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+          .join("")
+      }`;
+    try {
+      Deno.stderr.writeSync(enc.encode(line + "\n"));
+    } catch {
+      ok = false;
+    }
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+  };
+}
+
+/** The logger for `component`: the log file when there is one; else stderr when `stderr` says so; else none. */
+export function logger(
+  file: string | null,
+  level: LogLevel,
+  component: string,
+  o: { stderr?: boolean; format?: LogFormat } = {},
+): Logger {
+  if (file !== null) return fileLogger(file, level, component);
+  if (o.stderr) return stderrLogger(level, component, o.format);
+  return nullLogger;
 }
 
 /** When the current request began, for `start` (see {@link phases}); `gpuctl serve` moves it per request. */

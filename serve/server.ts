@@ -55,7 +55,7 @@ import {
   SyscallError,
   writeAll,
 } from "../ffi/libc.ts";
-import { fileLogger, type Logger, phases, startRequest } from "../log/log.ts";
+import { type LogFormat, type Logger, logger, nullLogger, phases, startRequest } from "../log/log.ts";
 import { scanRuncArgs } from "../oci/runc_args.ts";
 import { MAX_SPEC_BYTES } from "../oci/spec.ts";
 import type { ViewToMake } from "../apply/shim_edit.ts";
@@ -194,6 +194,10 @@ export class Server {
   #origin = 0;
   readonly #loggers = new Map<string, Logger>();
 
+  /** How logs go to stderr without a log file (`--log-format`). */
+  logFormat: { format?: LogFormat } = {};
+  /** The service's own log (gpuctl serve's): start, stop, and each request it refuses. */
+  log: Logger = nullLogger;
   constructor(readonly dir: string, readonly dirFd: number, readonly configPath: string | undefined) {}
 
   /** The mount namespace this server serves from; every request must leave its main thread there. */
@@ -242,6 +246,7 @@ export class Server {
         answer = await this.#answer(m[2] as "runtime" | "view" | "hook", base);
       } catch (e) {
         answer = { code: e instanceof GpuctlError ? e.exitCode : 1, word: "fail", message: describe(e) };
+        this.log.warn("a GPU container refused", { request: m[2], message: answer.message });
       }
       this.#reply(reply, answer);
     }
@@ -282,7 +287,8 @@ export class Server {
     const k = `${config.logFile}\0${config.logLevel}\0${component}`;
     let l = this.#loggers.get(k);
     if (l === undefined) {
-      l = fileLogger(config.logFile, config.logLevel, component);
+      // Without a log file, a server's log goes to stderr (its unit's journal), as gpuctl serve's own does.
+      l = logger(config.logFile, config.logLevel, component, { stderr: true, ...this.logFormat });
       this.#loggers.set(k, l);
     }
     return l;

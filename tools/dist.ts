@@ -272,9 +272,14 @@ try {
     put(`${t}/kubernetes/${f}`, Deno.readFileSync(`${root}/deploy/kubernetes/${f}`));
   }
   put(`${t}/INSTALL`, INSTALL);
+  // The manual page, from the same help texts the executable prints.
+  const { manPage } = await import("./man.ts");
+  const man = await manPage(new Date(epoch * 1000).toISOString().slice(0, 10));
+  put(`${t}/man/gpuctl.1`, man);
   const inside = [
     "gpuctl",
     "INSTALL",
+    "man/gpuctl.1",
     ...listDir("deploy/systemd").map((f) => `systemd/${f}`),
     ...listDir(
       "deploy/kubernetes",
@@ -307,6 +312,8 @@ try {
   for (const f of listDir("deploy/kubernetes")) {
     put(`${d}/usr/share/doc/gpuctl/kubernetes/${f}`, Deno.readFileSync(`${root}/deploy/kubernetes/${f}`));
   }
+  put(`${d}/usr/share/man/man1/gpuctl.1`, man);
+  await sh(["gzip", "-n", "-9", `${d}/usr/share/man/man1/gpuctl.1`]);
   put(
     `${d}/usr/share/doc/gpuctl/copyright`,
     `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: gpuctl\nFiles: *\nLicense: Apache-2.0\n`,

@@ -49,6 +49,7 @@ Deno.test("deno task dist: the executable, the tarball and the .deb with SHA256S
       "SHA256SUMS",
       "systemd/gpuctl-serve.service",
       "kubernetes/runtimeclass.yaml",
+      "man/gpuctl.1",
     ]
   ) {
     assert(Deno.statSync(`${top}/${f}`).isFile, f);
@@ -64,6 +65,7 @@ Deno.test("deno task dist: the executable, the tarball and the .deb with SHA256S
   const files = (await sh("dpkg-deb", ["-c", `${out.path}/${deb}`])).stdout;
   assertStringIncludes(files, "./usr/lib/gpuctl/gpuctl.pkg");
   assertStringIncludes(files, "./lib/systemd/system/gpuctl-serve.service");
+  assertStringIncludes(files, "./usr/share/man/man1/gpuctl.1.gz");
   assert(!files.includes(".wants/"), "units shipped disabled");
   const unit = await sh("sh", [
     "-c",

@@ -88,8 +88,20 @@ async function healthyHost(dir: string): Promise<Host> {
     `${dir}/daemon.json`,
     "--containerd-config",
     `${dir}/config.toml`,
+    "--podman-cdi-dirs",
+    `${dir}/cdi`,
   ];
   return { dir, env, args, gpuctl };
+}
+
+/** Changes the host's gpuctl configuration, then installs again (the fronts are written from it). */
+async function editConfig(h: Host, change: (c: Record<string, unknown>) => void): Promise<void> {
+  const file = h.env.GPUCTL_CONFIG!;
+  const c = JSON.parse(Deno.readTextFileSync(file));
+  change(c);
+  Deno.writeTextFileSync(file, JSON.stringify(c, null, 2));
+  const r = await h.gpuctl(["install", "--prefix", `${h.dir}/bin`]);
+  assertEquals(r.code, 0, r.stderr);
 }
 
 interface Case {
@@ -114,7 +126,7 @@ const CASES: Case[] = [
     name: "no-kernel-driver",
     breakIt: (h) => Deno.removeSync(`${h.dir}/driver/proc/driver/nvidia/version`),
     expect: { "driver.kernel": "fail", "devices.nodes": "skip", "cdi.specs": "skip" },
-    code: 2,
+    code: 1,
     json: true,
   },
   {
@@ -124,7 +136,7 @@ const CASES: Case[] = [
       Deno.writeTextFileSync(f, Deno.readTextFileSync(f).replace("580.95.05", "575.51.03"));
     },
     expect: { "driver.libraries": "fail", nvml: "skip", plan: "skip", "cdi.specs": "skip" },
-    code: 2,
+    code: 1,
   },
   {
     name: "nvml-missing",
@@ -134,13 +146,13 @@ const CASES: Case[] = [
       }
     },
     expect: { "driver.libraries": "skip", nvml: "fail", plan: "skip", "cdi.specs": "skip" },
-    code: 2,
+    code: 1,
   },
   {
     name: "uvm-node-missing",
     breakIt: (h) => Deno.removeSync(`${h.dir}/driver/dev/nvidia-uvm`),
     expect: { "devices.nodes": "fail", "cdi.specs": "skip" },
-    code: 2,
+    code: 1,
   },
   {
     name: "node-with-wrong-major",
@@ -149,13 +161,13 @@ const CASES: Case[] = [
       await mknod(`${h.dir}/driver/dev/nvidia0`, 10, 0);
     },
     expect: { "devices.nodes": "fail", "cdi.specs": "skip" },
-    code: 2,
+    code: 1,
   },
   {
     name: "char-links-missing",
     breakIt: (h) => Deno.removeSync(`${h.dir}/driver/dev/char`, { recursive: true }),
     expect: { "devices.char-links": "warn" },
-    code: 1,
+    code: 3,
   },
   {
     name: "docker-runtime-path-missing",
@@ -167,7 +179,7 @@ const CASES: Case[] = [
       );
     },
     expect: { "engine.docker": "fail" },
-    code: 2,
+    code: 1,
     json: true,
   },
   {
@@ -179,20 +191,51 @@ const CASES: Case[] = [
       Deno.writeTextFileSync(f, t.slice(0, at) + t.slice(at).replace("SystemdCgroup = true\n", ""));
     },
     expect: { "engine.containerd": "fail" },
-    code: 2,
+    code: 1,
   },
   {
     name: "runc-1.1.5",
     breakIt: (h) => Deno.writeTextFileSync(`${h.dir}/runc`, '#!/bin/sh\necho "runc version 1.1.5+ds1"\n'),
     expect: { runtime: "warn" },
-    code: 1,
+    code: 3,
+  },
+  {
+    // The race CVE-2024-45310 needs is in spec mode; in hook mode the old runc is no reason to warn.
+    name: "runc-1.1.5-hook-mode",
+    breakIt: async (h) => {
+      Deno.writeTextFileSync(`${h.dir}/runc`, '#!/bin/sh\necho "runc version 1.1.5+ds1"\n');
+      await editConfig(h, (c) => (c.mode = "hook"));
+    },
+    expect: {},
+    code: 0,
+  },
+  {
+    // gpuctl reads the spec where it is; Podman 4 reads only its own directories.
+    name: "podman-spec-where-podman-does-not-look",
+    breakIt: async (h) => {
+      Deno.mkdirSync(`${h.dir}/other`);
+      Deno.renameSync(`${h.dir}/cdi/nvidia.json`, `${h.dir}/other/nvidia.json`);
+      await editConfig(h, (c) => (c.cdiSpecDirs = [`${h.dir}/other`]));
+    },
+    expect: { "engine.podman": "warn" },
+    code: 3,
+  },
+  {
+    // NVML answers, with no GPU: the plan is still tried.
+    name: "nvml-sees-no-gpu",
+    breakIt: (h) => {
+      const f = h.env.GPUCTL_FAKE_NVML_CONFIG!;
+      Deno.writeTextFileSync(f, JSON.stringify({ ...JSON.parse(Deno.readTextFileSync(f)), gpus: [] }));
+    },
+    expect: { nvml: "warn" },
+    code: 3,
   },
   {
     name: "hook-link-missing",
     breakIt: (h) => Deno.removeSync(`${h.dir}/bin/nvidia-container-runtime-hook`),
     // The CDI spec names that hook too.
     expect: { "gpuctl.links": "warn", "cdi.specs": "fail" },
-    code: 2,
+    code: 1,
   },
   {
     // The fronts were written by a gpuctl whose file is gone (a checkout deleted, a copy removed by hand).
@@ -206,7 +249,7 @@ const CASES: Case[] = [
       }
     },
     expect: { "gpuctl.links": "fail" },
-    code: 2,
+    code: 1,
   },
   {
     name: "cdi-hook-gone",
@@ -215,7 +258,7 @@ const CASES: Case[] = [
       Deno.writeTextFileSync(f, Deno.readTextFileSync(f).replaceAll(`${h.dir}/bin/`, `${h.dir}/old-bin/`));
     },
     expect: { "cdi.specs": "fail" },
-    code: 2,
+    code: 1,
   },
   {
     name: "plugin-with-an-error",
@@ -227,7 +270,7 @@ const CASES: Case[] = [
       );
     },
     expect: { "gpuctl.plugins": "fail", plan: "fail" },
-    code: 2,
+    code: 1,
   },
   {
     name: "cdi-spec-older-than-driver",
@@ -236,7 +279,7 @@ const CASES: Case[] = [
       Deno.writeTextFileSync(f, Deno.readTextFileSync(f).replaceAll("580.95.05", "575.51.03"));
     },
     expect: { "cdi.specs": "fail" },
-    code: 2,
+    code: 1,
   },
 ];
 

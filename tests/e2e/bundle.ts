@@ -270,11 +270,17 @@ export async function startServe(
   bundleJs: string,
   env: Record<string, string>,
   dir: string,
-  opts: { stderr?: "inherit" | "null"; prefix?: string[]; exe?: string } = {},
+  opts: { stderr?: "inherit" | "null"; stderrFile?: string; prefix?: string[]; exe?: string } = {},
 ): Promise<{ pid: number; stop(): Promise<void> }> {
-  const stderr = opts.stderr ?? "null";
+  const stderr = opts.stderrFile !== undefined ? "null" : opts.stderr ?? "null";
   const gpuctl = opts.exe !== undefined ? [opts.exe] : [Deno.execPath(), "run", "-A", "--quiet", bundleJs];
-  const argv = [...(opts.prefix ?? []), ...gpuctl, "serve"];
+  // With stderrFile, as a supervisor runs a service: its stderr into the journal (here, the file), by exec.
+  const argv = [
+    ...(opts.prefix ?? []),
+    ...(opts.stderrFile !== undefined ? ["sh", "-c", 'exec "$@" 2>>"$0"', opts.stderrFile] : []),
+    ...gpuctl,
+    "serve",
+  ];
   const p = new Deno.Command(argv[0]!, {
     args: argv.slice(1),
     env,

@@ -324,3 +324,60 @@ Deno.test("gpuctl serve: GPU containers through the fronts start no gpuctl proce
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("gpuctl serve without a logFile logs to stderr, as a supervisor collects it: start, each container, each refusal, stop", async () => {
+  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-serve-log-" });
+  try {
+    const d = await fakeDriver(standardSpec(2, { mig: false }));
+    const config = `${dir}/gpuctl.jsonc`;
+    Deno.writeTextFileSync(config, fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: null }));
+    const js = await bundleTo(`${dir}/gpuctl.js`);
+    const { config: cfg } = await readConfig(config);
+    Deno.mkdirSync(`${dir}/bin`);
+    Deno.writeTextFileSync(`${dir}/fail`, "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    writeRuntimeFront(`${dir}/bin/front`, {
+      gpuctl: [`${dir}/fail`],
+      config: cfg,
+      configFile: config,
+      serve: serveClient(cfg),
+    });
+    Deno.writeTextFileSync(
+      `${dir}/bin/rt`,
+      `#!/bin/sh\nGPUCTL_CONFIG=${config} exec ${dir}/bin/front "$@"\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    const journal = `${dir}/journal`;
+    const server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`, {
+      stderrFile: journal,
+    });
+    const ok = await runcLifecycle(
+      await makeBundle(`${dir}/ok`, { args: ["/bin/true"], env: ["NVIDIA_VISIBLE_DEVICES=1"] }),
+      `${dir}/bin/rt`,
+    );
+    assertEquals(ok.code, 0, ok.stderr);
+    const bad = await runcLifecycle(
+      await makeBundle(`${dir}/bad`, { args: ["/bin/true"], env: ["NVIDIA_VISIBLE_DEVICES=7"] }),
+      `${dir}/bin/rt`,
+    );
+    assert(bad.code !== 0);
+    await server.stop();
+    // Not a terminal: JSON lines, one per event, at their levels.
+    const lines = Deno.readTextFileSync(journal).split("\n").filter((l) => l !== "").map((l) =>
+      JSON.parse(l)
+    );
+    const seen = lines.map((l) => `${l.level} ${l.msg}`);
+    for (
+      const want of [
+        "info gpuctl serve listening",
+        "info GPU container prepared",
+        "warn a GPU container refused",
+        "info gpuctl serve stopped",
+      ]
+    ) assert(seen.includes(want), `${want}: ${seen.join(" | ")}`);
+    assertStringIncludes(lines.find((l) => l.level === "warn").message, 'unknown device "7"');
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -105,9 +105,46 @@ Deno.test("parseConfig() reports syntax errors with a position", () => {
     GpuctlError,
   );
   assertEquals(e.what, "f:3:3");
-  assertEquals(e.why, "invalid JSONC: CommaExpected");
+  assertEquals(e.why, "not valid JSONC: expected ',' between two items" + FIX);
   const top = assertThrows(() => parseConfig("[1]", "f"), GpuctlError);
   assertEquals(top.why, "must be a JSON object");
+});
+
+const FIX = " ('gpuctl config --default' shows a valid file)";
+
+Deno.test("parseConfig(): every syntax error in words with its position; a BOM read; TOML named", async () => {
+  const why = (text: string) => {
+    const e = assertThrows(() => parseConfig(text, "f"), GpuctlError);
+    return `${e.what} ${e.why.replace(FIX, "")}`;
+  };
+  assertEquals(
+    why('{"driverRoot": "/"'),
+    "f:1:19 not valid JSONC: the text ends before the object's closing '}'",
+  );
+  assertEquals(why('{"a": "x\n'), 'f:1:7 not valid JSONC: a string that is never closed (a missing ")');
+  assertEquals(why('{"a": 1}}'), "f:1:9 not valid JSONC: more text after the object's closing '}'");
+  assertEquals(why('{"a": @}'), 'f:1:7 not valid JSONC: unexpected "@"');
+  assertEquals(
+    why('{"a": 1, b: 2}'),
+    'f:1:10 not valid JSONC: unexpected "b" (names and strings need double quotes)',
+  );
+  assertEquals(why('{"a" 1}'), "f:1:6 not valid JSONC: expected ':' after the property name");
+  assertEquals(why('{"a": "\\q"}'), "f:1:7 not valid JSONC: an escape that JSON does not have (after \\)");
+  assertEquals(why('{"a": 1 /* x'), "f:1:9 not valid JSONC: a /* comment that is never closed");
+  assertEquals(
+    why('[nvidia-container-cli]\nroot = "/"\n'),
+    "f is TOML, not JSONC: gpuctl's configuration is JSONC (for NVIDIA's config.toml, 'gpuctl config --from-nvidia' writes the equivalent)",
+  );
+  assertEquals(parseConfig('\uFEFF{"driverRoot": "/x"}', "f").driverRoot, "/x", "a byte-order mark is read");
+  assertEquals(
+    why('\uFEFF{"driverRoot": 1 "x": 2}').split(" ")[0],
+    "f:1:18",
+    "columns as an editor shows them",
+  );
+  // The codes the words are keyed on are jsonc-parser's own.
+  const codes = (await import("jsonc-parser") as unknown as { ParseErrorCode: Record<string, number> })
+    .ParseErrorCode;
+  assertEquals([codes.InvalidSymbol, codes.CommaExpected, codes.InvalidCharacter], [1, 6, 16]);
 });
 
 Deno.test("loadConfig() uses defaults when the default file is absent, and fails on a missing explicit file", () => {

@@ -138,7 +138,10 @@ Deno.test("parsePlugin() errors name the file, line and column, and what is wron
     '/p/x.jsonc:1:30: an ipc must be an absolute path or {"path", "kind": "socket"|"dir"}',
   );
   assertEquals(err('{"description": "no name"}'), '/p/x.jsonc: has no "capability" name');
-  assertEquals(err('{"capability": "x",,}'), "/p/x.jsonc:1:20: invalid JSONC: PropertyNameExpected");
+  assertEquals(
+    err('{"capability": "x",,}'),
+    "/p/x.jsonc:1:20: not valid JSONC: expected a property name in double quotes ('gpuctl config --default' shows a valid file)",
+  );
   assertEquals(err(""), '/p/x.jsonc: is empty: a plugin needs at least "capability"');
   const bad = assertThrows(
     () =>
