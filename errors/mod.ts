@@ -44,12 +44,46 @@ export function quote(v: string, max = 80): string {
 /** The most characters of an error line the CLI prints (an attacker's value is never dumped at length). */
 export const MAX_LINE = 1000;
 
+/** What to do about an OS error, by errno. */
+const OS_HINTS: Record<number, string> = {
+  1: "run as root, or choose a path you may write",
+  13: "run as root, or choose a path you may write",
+  30: "a read-only file system: choose another path",
+  2: "a directory on the way does not exist",
+  20: "a part of the path is not a directory",
+  21: "it is a directory: name a file",
+  28: "the file system is full",
+  17: "it exists already",
+  39: "the directory is not empty",
+};
+
+/** Deno's form of an OS error: `Permission denied (os error 13): open '/path'`. */
+const OS_ERROR = /^(.+?) \(os error (\d+)\)(?:: (\w+) '([^']*)'(?: -> '([^']*)')?)?$/;
+
+/** An OS error in words, lower case, with what to do: `permission denied (run as root, …)`. */
+export function osWords(e: unknown): string {
+  const m = e instanceof Error ? OS_ERROR.exec(e.message.split("\n")[0] ?? "") : null;
+  if (m === null) return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+  const hint = OS_HINTS[Number(m[2])];
+  return `${m[1]!.charAt(0).toLowerCase()}${m[1]!.slice(1)}${hint ? ` (${hint})` : ""}`;
+}
+
 /**
  * The one line the CLI prints for an error, without the `gpuctl: ` prefix: its first line, control characters
- * escaped (they would reach a terminal, docker's output and the log), at most {@link MAX_LINE} characters.
+ * escaped (they would reach a terminal, docker's output and the log), at most {@link MAX_LINE} characters. An
+ * OS error is said in words, naming the path first: `/etc/x: cannot open: permission denied (run as root, …)`.
  */
 export function describe(e: unknown): string {
-  const text = e instanceof Error ? (e.message.split("\n")[0] ?? e.name) : String(e).split("\n")[0]!;
+  const os = e instanceof Error && !(e instanceof GpuctlError)
+    ? OS_ERROR.exec(e.message.split("\n")[0] ?? "")
+    : null;
+  const text = os !== null && os[4] !== undefined
+    ? `${os[4]}: cannot ${os[3] === "readfile" ? "read" : os[3] === "writefile" ? "write" : os[3]}: ${
+      osWords(e)
+    }`
+    : e instanceof Error
+    ? (e.message.split("\n")[0] ?? e.name)
+    : String(e).split("\n")[0]!;
   const line = text.replace(UNPRINTABLE, escape);
   return line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}...` : line;
 }

@@ -5,7 +5,7 @@
  * given twice or in another case.
  * @module
  */
-import { GpuctlError } from "../errors/mod.ts";
+import { GpuctlError, osWords } from "../errors/mod.ts";
 import { at, type JNode } from "./json.ts";
 
 /** One addition: items appended to the list at `path` (created, with missing parents, if absent). */
@@ -100,7 +100,13 @@ export function writeAtomic(
     } catch { /* new file */ }
   }
   const tmp = `${dir}/.${base}.gpuctl-${Deno.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  const f = Deno.openSync(tmp, { write: true, createNew: true, mode });
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(tmp, { write: true, createNew: true, mode });
+  } catch (e) {
+    // Named as the file asked for (the temporary name beside it means nothing to the reader).
+    throw new GpuctlError(file, `cannot be written: ${osWords(e)}`, 1, { cause: e });
+  }
   try {
     const data = new TextEncoder().encode(text);
     let n = 0;
