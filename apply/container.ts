@@ -73,6 +73,11 @@ export type Stage =
   | "prestart"
   /** A createContainer hook: inside the container's mount namespace, before its pivot_root. */
   | "createContainer"
+  /**
+   * A createContainer hook's work done for it by `gpuctl serve`, in the host's namespace: the container set up but
+   * not yet pivoted, entered through the hook process's pid (checked as a prestart hook's container is).
+   */
+  | "createContainerServed"
   /** The shim after `runc create`: the host's namespace, the container pivoted and waiting to start. */
   | "created";
 
@@ -167,7 +172,7 @@ export function applyEdits(edits: ContainerEdits, opts: ApplyOptions): void {
   try {
     if (opts.stage === "created") {
       root = InRoot.open(`/proc/${pid}/root`, { procFd, ...(opts.forceWalk ? { forceWalk: true } : {}) });
-    } else if (opts.stage === "prestart") {
+    } else if (opts.stage === "prestart" || opts.stage === "createContainerServed") {
       // The rootfs as this (host) namespace sees it, to check the process against; reopened once inside.
       const host = InRoot.openRootfs(opts.bundle, opts.rootPath, { procFd });
       try {

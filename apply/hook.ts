@@ -156,8 +156,17 @@ export function parseEditArgs(args: readonly string[]): EditArgs {
   return out;
 }
 
-/** Runs a `container-edits` hook for the container described by `stateText`. */
-export async function runEditsHook(config: Config, stateText: string, args: readonly string[], log: Logger) {
+/**
+ * Runs a `container-edits` hook for the container described by `stateText`: as the hook process itself (in the
+ * container's mount namespace), or for it (`callerPid`: gpuctl serve, in the host's, entering the hook process's).
+ */
+export async function runEditsHook(
+  config: Config,
+  stateText: string,
+  args: readonly string[],
+  log: Logger,
+  callerPid?: number,
+) {
   const t0 = performance.now();
   const a = parseEditArgs(args);
   const state = parseState(stateText);
@@ -179,11 +188,11 @@ export async function runEditsHook(config: Config, stateText: string, args: read
     driverVersion: a.driverVersion,
   };
   applyEdits(edits, {
-    pid: state.pid,
+    pid: callerPid ?? state.pid,
     bundle: state.bundle,
     rootPath: spec.rootPath,
     procRoot: config.procRoot,
-    stage: "createContainer",
+    stage: callerPid === undefined ? "createContainer" : "createContainerServed",
     parts: {
       cgroups: false,
       nodes: false,

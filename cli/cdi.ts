@@ -27,7 +27,9 @@ written atomically; cdiVersion is the lowest that expresses it.
   --output FILE      where to write it (default: standard output; "-" too)
   --format FORMAT    json (default, or from the file's name) or yaml
   --vendor VENDOR    default nvidia.com           --class CLASS   default gpu
-  --hook-path PATH   the hook's executable (default: this gpuctl, or nvidia-container-runtime-hook on PATH)
+  --hook-path PATH   the hook's executable (default: hookPath; else the nvidia-container-runtime-hook that
+                     gpuctl install wrote beside this command, which hands its work to gpuctl serve; else
+                     this gpuctl, or nvidia-container-runtime-hook on PATH)
   --capabilities CAPS  the driver's files for these (default utility,compute; all; gated ones by name: gds,
                      mofed, gdrcopy, nvswitch)
   --no-cuda-compat   no CUDA forward compatibility in the hook
@@ -138,8 +140,14 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       : {}),
   };
   const { hookExecutable, hookEnv } = await import("../apply/shim_edit.ts");
+  // The hook: as given; else the configured one; else the front installed beside this command (which hands the
+  // work to gpuctl serve when it runs); else this gpuctl.
+  const { frontBeside } = await import("../serve/fronts.ts");
+  const beside = config.hookPath === null ? frontBeside("nvidia-container-runtime-hook") : null;
   const hook = values["hook-path"] !== undefined
     ? { path: values["hook-path"], argv0: "nvidia-container-runtime-hook" }
+    : beside !== null
+    ? { path: beside, argv0: "nvidia-container-runtime-hook" }
     : hookExecutable(config);
   if (!hook.path.startsWith("/")) {
     throw new UsageError("cdi generate --hook-path", "must be an absolute path");

@@ -11,7 +11,7 @@ import { applyChanges, type FileChange, readIfExists } from "../engines/files.ts
 import { DOCKER_CONFIG, dockerChange } from "../engines/docker.ts";
 import { CONTAINERD_CONFIG, CONTAINERD_DROPIN, containerdChanges } from "../engines/containerd.ts";
 import { CRIO_DROPIN, crioChanges } from "../engines/crio.ts";
-import { frontCommand } from "../serve/fronts.ts";
+import { frontBeside } from "../serve/fronts.ts";
 
 export const HELP =
   `Usage: gpuctl configure docker     [--config FILE] [--name NAME] [--runtime-path PATH] [--set-default] [--remove] [--dry-run]
@@ -48,39 +48,15 @@ NVIDIA's flag names work too (nvidia-ctk runtime configure's): --runtime=ENGINE,
 `;
 
 /**
- * Where this command was run from, as the shell found it: argv[0] when it names a path, else the first
- * directory of PATH that has it (the link `gpuctl install` made: `nvidia-ctk`, `gpuctl`).
- */
-function invokedFrom(): string | null {
-  let argv0: string;
-  try {
-    const raw = Deno.readTextFileSync("/proc/self/cmdline");
-    argv0 = raw.slice(0, raw.indexOf("\0") < 0 ? raw.length : raw.indexOf("\0"));
-  } catch {
-    return null;
-  }
-  if (argv0.includes("/")) return argv0.startsWith("/") ? argv0 : `${Deno.cwd()}/${argv0}`;
-  for (const d of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (!d.startsWith("/")) continue;
-    try {
-      if (Deno.statSync(`${d}/${argv0}`).isFile) return `${d}/${argv0}`;
-    } catch { /* not here */ }
-  }
-  return null;
-}
-
-/**
  * The installed front: the one beside the gpuctl (or nvidia-ctk) that was run, when `gpuctl install` wrote one
  * there; else where `gpuctl install` puts it by default, or where the package does.
  */
 function defaultRuntimePath(): string {
-  const from = invokedFrom();
-  const beside = from === null ? [] : [`${from.slice(0, from.lastIndexOf("/"))}/gpuctl-runtime`];
-  for (const p of [...beside, "/usr/local/bin/gpuctl-runtime", "/usr/bin/gpuctl-runtime"]) {
+  const beside = frontBeside("gpuctl-runtime");
+  if (beside !== null) return beside;
+  for (const p of ["/usr/local/bin/gpuctl-runtime", "/usr/bin/gpuctl-runtime"]) {
     try {
-      if (Deno.statSync(p).isFile && (p !== beside[0] || frontCommand(Deno.readTextFileSync(p)) !== null)) {
-        return p;
-      }
+      if (Deno.statSync(p).isFile) return p;
     } catch { /* not installed there */ }
   }
   return "/usr/local/bin/gpuctl-runtime";

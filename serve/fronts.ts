@@ -194,3 +194,41 @@ export function stampFront(front: string, configFile: string): void {
   const t = mtimeNs(configFile);
   if (t !== null) setMtimeNs(AT_FDCWD, front, t);
 }
+
+/**
+ * Where this command was run from, as the shell found it: argv[0] when it names a path, else the first
+ * directory of PATH that has it (the link `gpuctl install` made: `nvidia-ctk`, `gpuctl`).
+ */
+export function invokedFrom(): string | null {
+  let argv0: string;
+  try {
+    const raw = Deno.readTextFileSync("/proc/self/cmdline");
+    argv0 = raw.slice(0, raw.indexOf("\0") < 0 ? raw.length : raw.indexOf("\0"));
+  } catch {
+    return null;
+  }
+  if (argv0.includes("/")) return argv0.startsWith("/") ? argv0 : `${Deno.cwd()}/${argv0}`;
+  for (const d of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!d.startsWith("/")) continue;
+    try {
+      if (Deno.statSync(`${d}/${argv0}`).isFile) return `${d}/${argv0}`;
+    } catch { /* not here */ }
+  }
+  return null;
+}
+
+/**
+ * The front `name` (`gpuctl-runtime`, `nvidia-container-runtime-hook`) that `gpuctl install` wrote beside the
+ * command that was run (`/usr/local/bin/gpuctl`, `nvidia-ctk`), or null: what a configuration or a CDI spec
+ * written by that command should name.
+ */
+export function frontBeside(name: string): string | null {
+  const from = invokedFrom();
+  if (from === null) return null;
+  const p = `${from.slice(0, from.lastIndexOf("/"))}/${name}`;
+  try {
+    return Deno.statSync(p).isFile && frontCommand(Deno.readTextFileSync(p)) !== null ? p : null;
+  } catch {
+    return null;
+  }
+}

@@ -410,13 +410,24 @@ export class Server {
     }
   }
 
-  /** The prestart hook, with the state the caller read from runc. */
+  /**
+   * A hook, with the state the caller read from the runtime: the prestart hook, or a CDI spec's container-edits
+   * hook (its edits on its command line, as a gpuctl process would read them).
+   */
   async #hook(config: Config, args: string[], base: string): Promise<Answer> {
-    const stage = args.find((a) => !a.startsWith("-"));
-    if (stage !== "prestart" && stage !== "createRuntime") return DIRECT;
-    const state = this.#read(`${base}.stdin`, MAX_STDIN);
-    const { runHook } = await import("../apply/hook.ts");
-    await runHook(config, new TextDecoder().decode(state), this.#logger(config, "hook"), this.configPath);
+    // The front's own pid as the host numbers it, for container-edits: that hook runs in the container's mount
+    // namespace, which the server enters through it (and checks, as it checks a prestart hook's container).
+    const caller = /^--caller=([1-9][0-9]{0,9})$/.exec(args[0] ?? "");
+    if (caller !== null) args = args.slice(1);
+    const at = args.findIndex((a) => !a.startsWith("-"));
+    const stage = args[at];
+    if (stage !== "prestart" && stage !== "createRuntime" && stage !== "container-edits") return DIRECT;
+    if (stage === "container-edits" && caller === null) return DIRECT;
+    const state = new TextDecoder().decode(this.#read(`${base}.stdin`, MAX_STDIN));
+    const { runHook, runEditsHook } = await import("../apply/hook.ts");
+    if (stage === "container-edits") {
+      await runEditsHook(config, state, args.slice(at + 1), this.#logger(config, "hook"), Number(caller![1]));
+    } else await runHook(config, state, this.#logger(config, "hook"), this.configPath);
     return { code: 0, word: "ok" };
   }
 

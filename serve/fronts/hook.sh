@@ -1,8 +1,8 @@
 # The nvidia-container-runtime-hook front (serve/fronts.ts writes it, after a preamble of quoted assignments from
 # gpuctl install: the serve client's S, T, PROTOCOL, MKFIFO, SLEEP, HEAD, and the function gpuctl).
 #
-# The prestart hook goes to a running gpuctl serve; everything else (other stages, CDI's container-edits, no
-# server) runs gpuctl. As a gpuctl hook process does, it first drops the variables that change how programs load
+# The prestart hook and CDI's container-edits hook go to a running gpuctl serve; everything else (other stages,
+# no server) runs gpuctl. As a gpuctl hook process does, it first drops the variables that change how programs load
 # and run (re-executing itself once without them), so that nothing it runs sees them.
 set -f
 IFS=' 	
@@ -20,8 +20,15 @@ done
 [ -z "$again" ] || exec /bin/sh "$0" "$@"
 
 case ${1-} in
-prestart | createRuntime)
-  ask hook "$@"
+prestart | createRuntime | container-edits)
+  # container-edits runs in the container's mount namespace, before its pivot_root: the server enters it through
+  # this shell's pid as the host numbers it (read through the host's /proc, which this namespace still has).
+  me=
+  if [ "$1" = container-edits ]; then
+    read -r me _ 2>/dev/null </proc/self/stat || me=
+    case $me in '' | *[!0-9]*) me= ;; esac
+  fi
+  ask hook ${me:+"--caller=$me"} "$@"
   s=$?
   [ $s = 1 ] && gpuctl "$@"
   [ $s = 2 ] && exit 1
