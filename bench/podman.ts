@@ -1,27 +1,31 @@
 /**
- * CDI under a real Podman: `podman run --rm` of a container given one GPU by the spec `gpuctl cdi generate` wrote,
- * against the same container without it, in the same run; and how many gpuctl processes one GPU container costs
- * (counted from the log, where each hook process writes one line).
+ * CDI under a real Podman: `podman run --rm` of a container given one GPU by the spec `gpuctl cdi generate` wrote
+ * — its hook a gpuctl process, and its hook served by `gpuctl serve` — against the same container without it, in
+ * the same run; and how many gpuctl processes one GPU container costs (counted from the log, where each hook
+ * writes one line with its pid: the server's own lines are not processes).
  * @module
  */
 import { type Case, timeTogether, type Timing } from "./lib.ts";
 import { Podman } from "../tests/e2e/podman.ts";
+import { startServe } from "../tests/e2e/bundle.ts";
 import { rig } from "./overhead.ts";
 
 export interface PodmanResult {
   plain: Timing;
   gpu: Timing;
+  served: Timing;
   processesPerContainer: number;
+  processesPerServedContainer: number;
 }
 
 export async function podmanBench(tmp: string, bundleJs: string, runs: number): Promise<PodmanResult> {
   const r = await rig(tmp, bundleJs, "podman");
-  const vendor = `gpuctl-bench-${Deno.pid}.test`;
+  const sr = await rig(tmp, bundleJs, "podman-served");
+  const vendor = `gpuctl-bench-${Deno.pid}.test`, servedVendor = `gpuctl-bench-served-${Deno.pid}.test`;
   // Podman refuses a run root longer than 50 characters.
   const pdir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
   const podman = new Podman(pdir);
-  const spec = `${podman.cdiDir}/gpuctl-bench.json`;
-  try {
+  const generate = async (rg: typeof r, v: string) => {
     const g = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -31,15 +35,21 @@ export async function podmanBench(tmp: string, bundleJs: string, runs: number): 
         "cdi",
         "generate",
         "--vendor",
-        vendor,
+        v,
         "--output",
-        spec,
+        `${podman.cdiDir}/${v}.json`,
         "--hook-path",
-        r.hook,
+        rg.hook,
       ],
-      env: r.env,
+      env: rg.env,
     }).output();
     if (!g.success) throw new Error(`gpuctl cdi generate: ${new TextDecoder().decode(g.stderr)}`);
+  };
+  let server: Awaited<ReturnType<typeof startServe>> | null = null;
+  try {
+    await generate(r, vendor);
+    await generate(sr, servedVendor);
+    server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`, { stderr: "inherit" });
     await podman.importImage("bench/busybox");
     const podmanCmd = (...a: string[]) => podman.argv([...Podman.RUN, ...a]);
     const env = podman.env;
@@ -50,28 +60,50 @@ export async function podmanBench(tmp: string, bundleJs: string, runs: number): 
         cmd: podmanCmd("--device", `${vendor}/gpu=0`, "bench/busybox", "true"),
         env,
       },
+      {
+        name: "podman run --rm --device <gpu 0>, gpuctl serve",
+        cmd: podmanCmd("--device", `${servedVendor}/gpu=0`, "bench/busybox", "true"),
+        env,
+      },
     ];
     await timeTogether(cases, { runs: 1, warmup: 0 });
     Deno.writeTextFileSync(r.log, "");
-    const [plain, gpu] = await timeTogether(cases, { runs, warmup: 0 });
-    // Each gpuctl process logs one line (a hook's pid is the container's namespace's, so lines are counted).
-    const lines = Deno.readTextFileSync(r.log).split("\n").filter((l) => l.includes('"component":"hook"'));
-    return { plain: plain!, gpu: gpu!, processesPerContainer: lines.length / runs };
+    Deno.writeTextFileSync(sr.log, "");
+    const [plain, gpu, served] = await timeTogether(cases, { runs, warmup: 0 });
+    // Each gpuctl process logs one line for its container; the server's lines carry its pid.
+    const count = (log: string, not?: number) =>
+      Deno.readTextFileSync(log).split("\n").filter((l) => l.includes('"msg":"container edits made"'))
+        .filter((l) => not === undefined || !l.includes(`"pid":${not},`)).length / runs;
+    return {
+      plain: plain!,
+      gpu: gpu!,
+      served: served!,
+      processesPerContainer: count(r.log),
+      processesPerServedContainer: count(sr.log, server.pid),
+    };
   } finally {
-    await podman.cleanup(); // removes its directory, the spec with it
+    await server?.stop();
+    await podman.cleanup(); // removes its directory, the specs with it
   }
 }
 
 export function printPodman(p: PodmanResult, runs: number): void {
-  const over = p.gpu.medianMs - p.plain.medianMs;
+  const row = (name: string, t: Timing) => {
+    const over = t.medianMs - p.plain.medianMs;
+    console.log(
+      `  ${name.padEnd(46)} ${t.medianMs.toFixed(1).padStart(7)}ms  +${over.toFixed(1)}ms, ${
+        (over / p.plain.medianMs).toFixed(2)
+      }× over plain`,
+    );
+  };
   console.log(`\nCDI under Podman 4.3 (${runs} rounds, medians)`);
-  console.log(`  podman run --rm                       ${p.plain.medianMs.toFixed(1).padStart(7)}ms`);
+  console.log(`  ${"podman run --rm".padEnd(46)} ${p.plain.medianMs.toFixed(1).padStart(7)}ms`);
+  row("podman run --rm --device <gpu>", p.gpu);
+  row("podman run --rm --device <gpu>, gpuctl serve", p.served);
   console.log(
-    `  podman run --rm --device <gpu>        ${p.gpu.medianMs.toFixed(1).padStart(7)}ms  +${
-      over.toFixed(1)
-    }ms, ${(over / p.plain.medianMs).toFixed(2)}× over plain`,
+    `  gpuctl processes per GPU container:            ${p.processesPerContainer.toFixed(2)} (at most 1)`,
   );
   console.log(
-    `  gpuctl processes per GPU container:   ${p.processesPerContainer.toFixed(2)} (target: at most 1)`,
+    `  the same, with gpuctl serve:                   ${p.processesPerServedContainer.toFixed(2)} (0)`,
   );
 }
