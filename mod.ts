@@ -27,9 +27,9 @@ export { Nvml, NvmlError } from "./ffi/nvml.ts";
 export { backend, openLibrary, selectBackend } from "./ffi/mod.ts";
 // The plan, from a container's request to its edits, and the CDI spec rendered from it.
 export { type GpuRequest, readRequest } from "./request/request.ts";
-export { planForRequest, preparePlan } from "./plan/prepare.ts";
+export { planForRequest, preparePlan } from "./flows/prepare.ts";
 export { type ContainerEdits, containerEdits } from "./edits/edits.ts";
-export { specFromPlan } from "./cdi/generate.ts";
+export { specFromPlan } from "./flows/cdi_generate.ts";
 export { validateSpec } from "./cdi/spec.ts";
 // Engine configuration, computed as file changes and applied (parsed back, atomic, backed up).
 export { applyChanges, type FileChange } from "./engines/files.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import { GpuctlError, quote } from "../errors/mod.ts";
-import { isCdiName } from "../devices/select.ts";
+import { isCdiName } from "./names.ts";
 
 export interface CdiDeviceNode {
   path: string;

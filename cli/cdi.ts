@@ -139,7 +139,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       ? { libraryDirs: values["library-search-path"].flatMap((p) => p.split(":")).filter((p) => p !== "") }
       : {}),
   };
-  const { hookExecutable, hookEnv } = await import("../apply/shim_edit.ts");
+  const { hookExecutable, hookEnv } = await import("../flows/shim_edit.ts");
   // The hook: as given; else the configured one; else the front installed beside this command (which hands the
   // work to gpuctl serve when it runs); else this gpuctl.
   const { frontBeside } = await import("../serve/fronts.ts");
@@ -160,7 +160,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       "does not exist (give --hook-path, or run gpuctl install)",
     );
   }
-  const { generateSpec } = await import("../cdi/generate.ts");
+  const { generateSpec } = await import("../flows/cdi_generate.ts");
   const spec = await generateSpec(config, {
     vendor: values.vendor ?? "nvidia.com",
     class: values.class ?? "gpu",

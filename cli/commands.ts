@@ -3,14 +3,9 @@
  * never loads NVML, the plugins or koffi.
  * @module
  */
-import type { Context } from "./context.ts";
+import type { Command } from "./context.ts";
 
-export interface Command {
-  summary: string;
-  /** Internal: not listed in the help. */
-  hidden?: boolean;
-  load: () => Promise<{ run(ctx: Context, args: string[]): Promise<number> | number; HELP?: string }>;
-}
+export type { Command };
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   info: { summary: "show the driver and the GPUs (text, --csv or --json)", load: () => import("./info.ts") },

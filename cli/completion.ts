@@ -4,8 +4,8 @@
  * @module
  */
 import { UsageError } from "../errors/mod.ts";
-import { COMMANDS } from "./commands.ts";
-import type { Context } from "./context.ts";
+import type { Command, Context } from "./context.ts";
+import { GLOBAL_OPTIONS } from "./globals.ts";
 
 export const HELP = `Usage: gpuctl completion bash|zsh
 
@@ -54,20 +54,19 @@ export function optionsIn(help: string): string[] {
 }
 
 /** The words to complete, from the command table and each command's help. */
-export async function completionWords(globalHelp: string): Promise<Words> {
-  const commands = [...Object.entries(COMMANDS).filter(([, c]) => !c.hidden).map(([n]) => n), "help"].sort();
+export async function completionWords(table: Readonly<Record<string, Command>>): Promise<Words> {
+  const commands = [...Object.entries(table).filter(([, c]) => !c.hidden).map(([n]) => n), "help"].sort();
   const options: Record<string, string[]> = {};
   for (const name of commands) {
-    const help = name === "help" ? "" : (await COMMANDS[name]!.load()).HELP ?? "";
+    const help = name === "help" ? "" : (await table[name]!.load()).HELP ?? "";
     options[name] = optionsIn(help);
   }
   const subcommands: Record<string, readonly string[]> = {
     ...SUBCOMMANDS,
     help: commands.filter((c) => c !== "help"),
   };
-  const globals = optionsIn(
-    globalHelp.slice(globalHelp.indexOf("Global options:"), globalHelp.indexOf("Configuration keys:")),
-  );
+  const globals = optionsIn(`
+${GLOBAL_OPTIONS}`);
   return { commands, subcommands, options, globals };
 }
 
@@ -139,8 +138,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (args.length !== 1 || (shell !== "bash" && shell !== "zsh")) {
     throw new UsageError("completion", "name the shell: bash or zsh");
   }
-  const { usage } = await import("./dispatch.ts");
-  const w = await completionWords(usage());
+  const w = await completionWords(ctx.commands);
   ctx.out(shell === "bash" ? bashScript(w) : zshScript(w));
   return 0;
 }

@@ -29,7 +29,20 @@ function writeAll(fd: { writeSync(p: Uint8Array): number }, text: string): void 
 /** The configuration, or why it could not be read. */
 type Loaded = { ok: Config } | { error: unknown };
 
+/** A command of the registry (`cli/commands.ts`), its module loaded when it runs. */
+export interface Command {
+  summary: string;
+  /** Internal: not listed in the help. */
+  hidden?: boolean;
+  load: () => Promise<{ run(ctx: Context, args: string[]): Promise<number> | number; HELP?: string }>;
+}
+
 export class Context {
+  /**
+   * The command registry, given by the dispatcher: for commands that run or list other commands (NVIDIA's
+   * command line, completion), without importing the registry that loads them.
+   */
+  commands: Readonly<Record<string, Command>> = {};
   #config: Loaded;
   #log: Logger | undefined;
   private constructor(readonly globals: Globals, readonly component: string, config: Loaded) {

@@ -40,8 +40,7 @@ Each runs the gpuctl command that does the same (gpuctl COMMAND --help tells mor
 export async function run(ctx: Context, args: string[]): Promise<number> {
   const rest = args.filter((a) => a !== "--quiet" && a !== "-q" && a !== "--debug" && a !== "-d");
   const [group, sub, ...more] = rest;
-  const to = async (name: string, a: string[]) =>
-    await (await (await import("./commands.ts")).COMMANDS[name]!.load()).run(ctx, a);
+  const to = async (name: string, a: string[]) => await (await ctx.commands[name]!.load()).run(ctx, a);
   switch (group) {
     case undefined:
     case "--help":

@@ -10,6 +10,7 @@ import { Context, type Globals } from "./context.ts";
 import { VERSION, versionText } from "../version.ts";
 import { LOG_LEVELS, type LogLevel, SCHEMA } from "../config/schema.ts";
 import { envConfigPath } from "../config/read.ts";
+import { GLOBAL_OPTIONS } from "./globals.ts";
 
 export function usage(): string {
   const shown = Object.entries(COMMANDS).filter(([, c]) => !c.hidden).sort(([a], [b]) => (a < b ? -1 : 1));
@@ -27,15 +28,7 @@ Usage: gpuctl [global options] <command> [options]
 Commands:
 ${cmds}
 
-Global options:
-  --config FILE       configuration file (JSONC); env GPUCTL_CONFIG; default /etc/gpuctl/config.jsonc
-  --log-level LEVEL   ${LOG_LEVELS.join(", ")}: overrides the config's logLevel; without a logFile, the
-                      command then logs to stderr (gpuctl serve always does)
-  --log-format FORMAT text or json: how logs go to stderr (default: json unless stderr is a terminal)
-  --debug             print stack traces on errors (also GPUCTL_DEBUG=1)
-  -h, --help          this help; 'gpuctl <command> --help' for a command's
-  -v, --version       print the version
-
+${GLOBAL_OPTIONS}
 Configuration keys:
 ${keys}
 
@@ -154,6 +147,7 @@ export async function dispatch(args: string[], argv0: string): Promise<number> {
     }
     if (env("GPUCTL_FFI") === "koffi") await (await import("../ffi/mod.ts")).selectBackend("koffi");
     ctx = await Context.open(globals, command);
+    ctx.commands = COMMANDS;
     return await (await cmd.load()).run(ctx, rest);
   } catch (e) {
     // A reader that went away (`gpuctl config | head -1`): end quietly, as a tool killed by SIGPIPE does.

@@ -166,7 +166,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     },
     plan: async () => {
       try {
-        const { preparePlan } = await import("../plan/prepare.ts");
+        const { preparePlan } = await import("../flows/prepare.ts");
         const { snapshotFacts } = await import("../snapshot/facts.ts");
         const { plan } = await preparePlan(config, { devices: { kind: "all" }, capabilities: undefined }, {
           facts: snapshotFacts(config, { configPath: ctx.globals.configPath, log: ctx.log }),

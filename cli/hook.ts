@@ -71,7 +71,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     );
   }
   await sanitizeEnvironment();
-  const { runHook, runEditsHook } = await import("../apply/hook.ts");
+  const { runHook, runEditsHook } = await import("../flows/hook.ts");
   // The state holds the container's annotations, as config.json does: the same bound.
   const stdin = readStdin(MAX_SPEC_BYTES);
   if (stage === "container-edits") {

@@ -2,7 +2,7 @@
  * `gpuctl list`: what would be injected into a container, as host paths or as the whole plan.
  * @module
  */
-import { preparePlan } from "../plan/prepare.ts";
+import { preparePlan } from "../flows/prepare.ts";
 import { parseVisibleDevices } from "../devices/select.ts";
 import type { Plan } from "../plan/plan.ts";
 import { parse } from "./args.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { GpuctlError, quote } from "../errors/mod.ts";
-import { findRuntime, type RuncArgs, runcLogLine, scanRuncArgs, selfPath } from "../oci/runc_args.ts";
+import { findRuntime, logToRuntime, scanRuncArgs, selfPath } from "../oci/runc_args.ts";
 import { envConfigPath, plainConfig } from "../config/read.ts";
 import type { Config } from "../config/schema.ts";
 import { execve, exists } from "../ffi/libc.ts";
@@ -134,7 +134,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     const config = ctx.config;
     const runtime = lowLevelRuntime(config);
     if (readsBundle(r.command)) {
-      const { prepareBundle } = await import("../apply/shim.ts");
+      const { prepareBundle } = await import("../flows/shim.ts");
       const view = await prepareBundle(
         config,
         r.bundle,
@@ -143,7 +143,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
         ctx.globals.configPath,
       );
       if (view !== null) {
-        const { createThenView } = await import("../apply/created.ts");
+        const { createThenView } = await import("../flows/created.ts");
         return await createThenView(
           runtime,
           args,
@@ -160,13 +160,4 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     logToRuntime(r, e);
     throw e;
   }
-}
-
-/** An error, as a line in runc's `--log` file in its format (engines show that file's last error). */
-export function logToRuntime(r: RuncArgs, e: unknown): void {
-  if (r.log === undefined) return;
-  try {
-    const msg = `gpuctl: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
-    Deno.writeTextFileSync(r.log, runcLogLine(r.logFormat, "error", msg), { append: true, create: true });
-  } catch { /* the log is a courtesy; the error still goes to stderr */ }
 }

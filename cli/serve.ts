@@ -31,7 +31,7 @@ export const RESTART_EXIT = 75;
 
 /** Plans and prepares one GPU container in a scratch bundle, a few times: the code the requests run, compiled. */
 async function warmUp(config: Config, configPath: string | undefined): Promise<void> {
-  const { prepareBundle } = await import("../apply/shim.ts");
+  const { prepareBundle } = await import("../flows/shim.ts");
   const tmp = Deno.makeTempDirSync({ prefix: "gpuctl-serve-warm-up-" });
   try {
     Deno.mkdirSync(`${tmp}/rootfs/etc`, { recursive: true });

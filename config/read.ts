@@ -187,6 +187,6 @@ export async function readConfig(
   }
   const quick = quickConfig(r.text);
   if (quick !== null) return { config: quick, file: r.file };
-  const { parseConfig } = await import("./config.ts");
+  const { parseConfig } = await import("./parse.ts");
   return { config: parseConfig(r.text, r.file), file: r.file };
 }

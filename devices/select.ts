@@ -11,6 +11,7 @@
  */
 import { GpuctlError, quote } from "../errors/mod.ts";
 import { type Gpu, type Inventory, type MigDevice, normalizeBusId } from "./types.ts";
+import { isCdiName } from "../cdi/names.ts";
 
 export type DeviceRequest =
   | { kind: "void" }
@@ -33,15 +34,6 @@ export function parseVisibleDevices(value: string | undefined): DeviceRequest {
     if (id === "none") return { kind: "none" };
   }
   return { kind: "list", ids };
-}
-
-/** A fully qualified CDI device name, `vendor/class=name` (`nvidia.com/gpu=0`). */
-const CDI_NAME =
-  /^[A-Za-z](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?\/[A-Za-z](?:[A-Za-z0-9_-]*[A-Za-z0-9])?=[A-Za-z0-9](?:[A-Za-z0-9_.:-]*[A-Za-z0-9])?$/;
-
-/** Whether `id` is a fully qualified CDI device name. */
-export function isCdiName(id: string): boolean {
-  return CDI_NAME.test(id);
 }
 
 /** A MIG device with its parent GPU. */

@@ -128,3 +128,12 @@ export function runcLogLine(format: "text" | "json", level: string, msg: string,
   if (format === "json") return JSON.stringify({ level, msg, time }) + "\n";
   return `time="${time}" level=${level} msg=${JSON.stringify(msg)}\n`;
 }
+
+/** An error, as a line in runc's `--log` file in its format (engines show that file's last error). */
+export function logToRuntime(r: RuncArgs, e: unknown): void {
+  if (r.log === undefined) return;
+  try {
+    const msg = `gpuctl: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
+    Deno.writeTextFileSync(r.log, runcLogLine(r.logFormat, "error", msg), { append: true, create: true });
+  } catch { /* the log is a courtesy; the error still goes to stderr */ }
+}

@@ -9,7 +9,8 @@
 import { GpuctlError, quote } from "../errors/mod.ts";
 import { envMap, type OciSpec } from "../oci/spec.ts";
 import { parseRequirement, type Requirement } from "./requirements.ts";
-import { type DeviceRequest, isCdiName, parseVisibleDevices } from "../devices/select.ts";
+import { type DeviceRequest, parseVisibleDevices } from "../devices/select.ts";
+import { isCdiName } from "../cdi/names.ts";
 
 /** Policy knobs from the configuration. */
 export interface RequestPolicy {

@@ -58,7 +58,7 @@ import {
 import { type LogFormat, type Logger, logger, nullLogger, phases, startRequest } from "../log/log.ts";
 import { scanRuncArgs } from "../oci/runc_args.ts";
 import { MAX_SPEC_BYTES } from "../oci/spec.ts";
-import type { ViewToMake } from "../apply/shim_edit.ts";
+import type { ViewToMake } from "../flows/shim_edit.ts";
 import { VERSION } from "../version.ts";
 
 /**
@@ -336,8 +336,8 @@ export class Server {
     if (r.command !== "create" || (config.mode === "hook" && config.hookPath === null)) return DIRECT;
     const log = this.#logger(config, "runtime");
     const [{ prepareBundle }, { logToRuntime }] = await Promise.all([
-      import("../apply/shim.ts"),
-      import("../cli/runtime.ts"),
+      import("../flows/shim.ts"),
+      import("../oci/runc_args.ts"),
     ]);
     try {
       const todo = await prepareBundle(config, r.bundle, "create", log, this.configPath);
@@ -375,8 +375,8 @@ export class Server {
       throw new GpuctlError("request", "names no runtime");
     }
     const [{ deleteContainer, makeView }, { logToRuntime }] = await Promise.all([
-      import("../apply/created.ts"),
-      import("../cli/runtime.ts"),
+      import("../flows/created.ts"),
+      import("../oci/runc_args.ts"),
     ]);
     const env = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
     const log = this.#logger(config, "runtime");
@@ -424,7 +424,7 @@ export class Server {
     if (stage !== "prestart" && stage !== "createRuntime" && stage !== "container-edits") return DIRECT;
     if (stage === "container-edits" && caller === null) return DIRECT;
     const state = new TextDecoder().decode(this.#read(`${base}.stdin`, MAX_STDIN));
-    const { runHook, runEditsHook } = await import("../apply/hook.ts");
+    const { runHook, runEditsHook } = await import("../flows/hook.ts");
     if (stage === "container-edits") {
       await runEditsHook(config, state, args.slice(at + 1), this.#logger(config, "hook"), Number(caller![1]));
     } else await runHook(config, state, this.#logger(config, "hook"), this.configPath);

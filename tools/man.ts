@@ -14,7 +14,7 @@ import { VERSION } from "../version.ts";
  */
 function literal(text: string): string {
   return text.replaceAll("\\", "\\e").replace(
-    /[^\x00-\x7f]/gu,
+    /[\u{80}-\u{10FFFF}]/gu,
     (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`,
   ).split("\n").map((l) => (/^[.']/.test(l) ? `\\&${l}` : l)).join("\n");
 }

@@ -46,7 +46,7 @@ Deno.test("the pass-through path loads no NVML, koffi, plugins, planner or full 
   const loaded = rel(staticClosure(["cli/main.ts"]));
   assert(loaded.includes("cli/runtime.ts") && loaded.includes("config/read.ts"), loaded.join(" "));
   const heavy = loaded.filter((m) =>
-    /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^apply\/|^devices\/|^driver\/|config\/(config|jsonc)\.ts/
+    /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^flows\/prepare|^apply\/|^devices\/|^driver\/|config\/(config|jsonc)\.ts/
       .test(m)
   );
   assertEquals(heavy, []);
@@ -55,10 +55,10 @@ Deno.test("the pass-through path loads no NVML, koffi, plugins, planner or full 
 });
 
 Deno.test("the shim's create of a container without a GPU request loads no more than that", () => {
-  const loaded = rel(staticClosure(["cli/main.ts", "cli/dispatch.ts", "apply/shim.ts", "ffi/libc.ts"]));
+  const loaded = rel(staticClosure(["cli/main.ts", "cli/dispatch.ts", "flows/shim.ts", "ffi/libc.ts"]));
   assert(loaded.includes("request/request.ts"), loaded.join(" "));
   const heavy = loaded.filter((m) =>
-    /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^devices\/(nvml|discover|nodes)|^driver\/|apply\/(spec|container|inroot)/
+    /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^flows\/prepare|^devices\/(nvml|discover|nodes)|^driver\/|apply\/(spec|container|inroot)/
       .test(m)
   );
   assertEquals(heavy, []);
@@ -66,11 +66,13 @@ Deno.test("the shim's create of a container without a GPU request loads no more 
 
 Deno.test("the hook for a container without a GPU request loads neither the planner nor NVML", () => {
   const loaded = rel(
-    staticClosure(["cli/main.ts", "cli/dispatch.ts", "cli/hook.ts", "apply/hook.ts", "ffi/libc.ts"]),
+    staticClosure(["cli/main.ts", "cli/dispatch.ts", "cli/hook.ts", "flows/hook.ts", "ffi/libc.ts"]),
   );
   assert(loaded.includes("request/request.ts"), loaded.join(" "));
   assertEquals(
-    loaded.filter((m) => /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^driver\//.test(m)),
+    loaded.filter((m) =>
+      /jsonc-parser|koffi|ffi\/nvml\.ts|^plugins\/|^plan\/|^flows\/prepare|^driver\//.test(m)
+    ),
     [],
   );
 });
@@ -78,8 +80,8 @@ Deno.test("the hook for a container without a GPU request loads neither the plan
 Deno.test("a GPU container's path (shim or hook) loads no JSONC parser: only plugin files would", () => {
   const loaded = rel(
     staticClosure(
-      ["cli/main.ts", "cli/dispatch.ts", "apply/shim.ts", "apply/shim_edit.ts", "cli/hook.ts"].concat(
-        ["apply/hook.ts", "plan/prepare.ts", "apply/container.ts", "ffi/libc.ts"],
+      ["cli/main.ts", "cli/dispatch.ts", "flows/shim.ts", "flows/shim_edit.ts", "cli/hook.ts"].concat(
+        ["flows/hook.ts", "flows/prepare.ts", "apply/container.ts", "ffi/libc.ts"],
       ),
     ),
   );
@@ -89,7 +91,7 @@ Deno.test("a GPU container's path (shim or hook) loads no JSONC parser: only plu
 
 Deno.test("the graph this test reads is the real one: a GPU container's path does load NVML and the plugins", () => {
   const loaded = rel(
-    staticClosure(["cli/main.ts", "cli/dispatch.ts", "cli/hook.ts", "apply/hook.ts", "plan/prepare.ts"]),
+    staticClosure(["cli/main.ts", "cli/dispatch.ts", "cli/hook.ts", "flows/hook.ts", "flows/prepare.ts"]),
   );
   assert(loaded.some((m) => m === "plugins/registry.ts"), loaded.join(" "));
   assert(loaded.some((m) => m === "ffi/nvml.ts"), loaded.join(" "));

@@ -5,15 +5,16 @@
  */
 import { assertEquals } from "../assert.ts";
 import { type ContainerEdits, containerEdits, MULTIARCH } from "../../edits/edits.ts";
-import { preparePlan } from "../../plan/prepare.ts";
+import { preparePlan } from "../../flows/prepare.ts";
 import { parseConfig } from "../../config/config.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import { applyToSpec, prepareRootfs } from "../../apply/spec.ts";
 import { parseSpec } from "../../oci/spec.ts";
 import { InRoot } from "../../apply/inroot.ts";
 import { parseLdCache } from "../../driver/ldcache.ts";
-import { specFromPlan } from "../../cdi/generate.ts";
-import { cdiToContainerEdits, resolveCdi } from "../../cdi/resolve.ts";
+import { specFromPlan } from "../../flows/cdi_generate.ts";
+import { resolveCdi } from "../../cdi/resolve.ts";
+import { cdiToContainerEdits } from "../../edits/from_cdi.ts";
 import { nullLogger } from "../../log/log.ts";
 import { tempDir } from "../helpers.ts";
 

@@ -30,7 +30,7 @@ Deno.test("exit codes: the README's table, and doctor's help, say the same", () 
 
 Deno.test("doctor --explain knows every check doctor runs, and doctor's help names each", async () => {
   const { EXPLAIN } = await import("../../doctor/explain.ts");
-  const ids = [...DOCTOR_HELP.matchAll(/^  ([a-z.*-]+)\s{2,}/gm)].map((m) => m[1]!).filter((id) =>
+  const ids = [...DOCTOR_HELP.matchAll(/^ {2}([a-z.*-]+)\s{2,}/gm)].map((m) => m[1]!).filter((id) =>
     id !== "engine.*"
   );
   assert(ids.length >= 13, `the help lists the checks: ${ids.join(" ")}`);

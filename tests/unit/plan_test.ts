@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { buildPlan, type PlanInput } from "../../plan/plan.ts";
-import { preparePlan } from "../../plan/prepare.ts";
+import { preparePlan } from "../../flows/prepare.ts";
 import { parseConfig } from "../../config/config.ts";
 import { locateDriverFiles } from "../../driver/locate.ts";
 import { readHostDevices } from "../../devices/nodes.ts";

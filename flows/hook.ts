@@ -9,11 +9,11 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
-import { GpuctlError } from "../errors/mod.ts";
 import { parseSpec, parseState, readLimited } from "../oci/spec.ts";
 import { readRequest } from "../request/request.ts";
 import { type Logger, phases } from "../log/log.ts";
 import type { ContainerEdits, ProcGpu } from "../edits/edits.ts";
+import { parseEditArgs } from "../edits/hook_args.ts";
 
 /** Runs the prestart hook for the container described by `stateText`. */
 export async function runHook(
@@ -32,8 +32,8 @@ export async function runHook(
   }
   const t0 = performance.now();
   const [{ editsForRequest }, { applyEdits, ALL_PARTS }, { snapshotFacts }] = await Promise.all([
-    import("../plan/prepare.ts"),
-    import("./container.ts"),
+    import("./prepare.ts"),
+    import("../apply/container.ts"),
     import("../snapshot/facts.ts"),
   ]);
   const t1 = performance.now();
@@ -67,95 +67,6 @@ export async function runHook(
   });
 }
 
-/** What a `container-edits` hook is asked to do (its command line, see {@link editArgs}). */
-export interface EditArgs {
-  symlinks: ContainerEdits["symlinks"];
-  ldcache: ContainerEdits["ldcache"];
-  /** Every GPU the spec knows; the container gets those whose /dev/nvidia<minor> it has. */
-  gpus: { minor: number; name: string }[];
-  driverVersion: string;
-  compat: boolean;
-  proc: boolean;
-}
-
-/** The command line of a `container-edits` hook for these edits (parsed back by {@link parseEditArgs}). */
-export function editArgs(a: EditArgs): string[] {
-  return [
-    "--driver-version",
-    a.driverVersion,
-    ...(a.compat ? ["--cuda-compat"] : []),
-    ...(a.proc ? ["--proc"] : []),
-    ...a.symlinks.flatMap((s) => ["--link", `${s.path}::${s.target}`]),
-    ...a.ldcache.flatMap((e) => ["--lib", `${e.soname}::${e.path}${e.bits === 32 ? "::32" : ""}`]),
-    ...a.gpus.flatMap((g) => ["--gpu", `${g.minor}::${g.name}`]),
-  ];
-}
-
-/** Parses a `container-edits` hook's command line; errors name the argument. */
-export function parseEditArgs(args: readonly string[]): EditArgs {
-  const out: EditArgs = {
-    symlinks: [],
-    ldcache: [],
-    gpus: [],
-    driverVersion: "",
-    compat: false,
-    proc: false,
-  };
-  const bad = (a: string, why: string): never => {
-    throw new GpuctlError(`hook container-edits ${a}`, why);
-  };
-  const abs = (p: string) => p.startsWith("/") && !p.split("/").includes("..");
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const value = () => args[++i] ?? bad(a, "needs a value");
-    switch (a) {
-      case "--driver-version": {
-        const v = value();
-        if (!/^\d+(\.\d+)*$/.test(v)) bad(a, "is not a driver version");
-        out.driverVersion = v;
-        break;
-      }
-      case "--cuda-compat":
-        out.compat = true;
-        break;
-      case "--proc":
-        out.proc = true;
-        break;
-      case "--link": {
-        const [path, target, ...rest] = value().split("::");
-        if (!path || !abs(path) || !target || target.includes("/") || rest.length > 0) {
-          bad(a, "must be /path/in/container::target-file-name");
-        }
-        out.symlinks.push({ path: path!, target: target! });
-        break;
-      }
-      case "--lib": {
-        const [soname, path, bits, ...rest] = value().split("::");
-        if (
-          !soname || soname.includes("/") || !path || !abs(path) || (bits !== undefined && bits !== "32") ||
-          rest.length
-        ) {
-          bad(a, "must be soname::/path/in/container[::32]");
-        }
-        out.ldcache.push({ soname: soname!, path: path!, bits: bits === "32" ? 32 : 64 });
-        break;
-      }
-      case "--gpu": {
-        const [minor, name, ...rest] = value().split("::");
-        if (!/^\d+$/.test(minor ?? "") || !/^[0-9a-fA-F:.]+$/.test(name ?? "") || rest.length > 0) {
-          bad(a, "must be <minor>::<bus id>");
-        }
-        out.gpus.push({ minor: Number(minor), name: name! });
-        break;
-      }
-      default:
-        bad(a, "is not an option of this hook");
-    }
-  }
-  if (out.driverVersion === "") bad("--driver-version", "is required");
-  return out;
-}
-
 /**
  * Runs a `container-edits` hook for the container described by `stateText`: as the hook process itself (in the
  * container's mount namespace), or for it (`callerPid`: gpuctl serve, in the host's, entering the hook process's).
@@ -173,7 +84,7 @@ export async function runEditsHook(
   const specFile = `${state.bundle}/config.json`;
   const spec = parseSpec(readLimited(specFile), specFile);
   const { procGpusFor } = await import("../edits/edits.ts");
-  const { applyEdits } = await import("./container.ts");
+  const { applyEdits } = await import("../apply/container.ts");
   const all: ProcGpu[] = a.gpus.map((g) => ({
     ...g,
     hostPath: `${config.procRoot}/driver/nvidia/gpus/${g.name}`,

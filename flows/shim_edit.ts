@@ -13,7 +13,7 @@ import { addToLists, type ListAddition, writeAtomic } from "../oci/edit.ts";
 import { member, parseJson } from "../oci/json.ts";
 import type { CdiEdits } from "../cdi/spec.ts";
 import type { OciSpec } from "../oci/spec.ts";
-import { cdiNames, planForRequest } from "../plan/prepare.ts";
+import { cdiNames, planForRequest } from "./prepare.ts";
 import type { GpuRequest } from "../request/request.ts";
 import { type ContainerEdits, containerEdits, type ProcView } from "../edits/edits.ts";
 import {
@@ -26,10 +26,10 @@ import {
   prepareRootfs,
   prepareTargets,
   specAdditions,
-} from "./spec.ts";
-import { editArgs } from "./hook.ts";
-import { InRoot } from "./inroot.ts";
-import { libraryDirs } from "./container.ts";
+} from "../apply/spec.ts";
+import { editArgs } from "../edits/hook_args.ts";
+import { InRoot } from "../apply/inroot.ts";
+import { libraryDirs } from "../apply/container.ts";
 
 /**
  * How config.json is replaced: atomically (runc never reads half a file), but not synced to disk — a bundle does
@@ -189,7 +189,7 @@ export async function editForGpu(
 
 /** config.json with resolved CDI edits: nodes (with their cgroup rules), mounts, environment, hooks. */
 async function applyCdi(b: Bundle, edits: readonly CdiEdits[]): Promise<string> {
-  const { cdiNodeEdit } = await import("../cdi/resolve.ts");
+  const { cdiNodeEdit } = await import("../edits/from_cdi.ts");
   const asEdits: ContainerEdits = {
     deviceNodes: edits.flatMap((e) => (e.deviceNodes ?? []).map(cdiNodeEdit)),
     mounts: [],

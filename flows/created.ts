@@ -11,7 +11,7 @@ import { GpuctlError } from "../errors/mod.ts";
 import { type Logger, phases } from "../log/log.ts";
 import type { ViewToMake } from "./shim_edit.ts";
 import type { RuncArgs } from "../oci/runc_args.ts";
-import { applyEdits } from "./container.ts";
+import { applyEdits } from "../apply/container.ts";
 
 function envObject(env: readonly string[]): Record<string, string> {
   return Object.fromEntries(env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));

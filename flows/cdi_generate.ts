@@ -12,8 +12,8 @@
 import type { Config } from "../config/config.ts";
 import { type ContainerEdits, containerEdits, MULTIARCH, type NodeEdit } from "../edits/edits.ts";
 import type { Plan } from "../plan/plan.ts";
-import { type FactsProvider, preparePlan } from "../plan/prepare.ts";
-import { editArgs } from "../apply/hook.ts";
+import { type FactsProvider, preparePlan } from "./prepare.ts";
+import { editArgs } from "../edits/hook_args.ts";
 import {
   type CdiDevice,
   type CdiDeviceNode,
@@ -22,7 +22,7 @@ import {
   type CdiSpec,
   minimumVersion,
   validateSpec,
-} from "./spec.ts";
+} from "../cdi/spec.ts";
 
 export type NameStrategy = "index" | "uuid" | "type-index";
 
@@ -111,7 +111,10 @@ export function specFromPlan(plan: Plan, o: GenerateOptions): CdiSpec {
   const named = (index: string, uuid: string, typed: string) =>
     o.strategies.map((s) => (s === "index" ? index : s === "uuid" ? uuid : typed));
   for (const g of plan.gpus) {
-    add(named(`${g.index}`, g.uuid, `gpu${g.index}`), nodesFor(`gpu ${g.index}`));
+    add(
+      named(`${g.index}`, g.uuid, `gpu${g.index}`),
+      nodesFor(`gpu ${g.index}`),
+    );
   }
   for (const m of plan.migs) {
     add(

@@ -7,12 +7,13 @@
 import type { Config } from "../config/config.ts";
 import { discover, type SourceChoice } from "../devices/discover.ts";
 import { readHostDevices } from "../devices/nodes.ts";
-import { type DeviceRequest, isCdiName, selectDevices } from "../devices/select.ts";
+import { type DeviceRequest, selectDevices } from "../devices/select.ts";
+import { isCdiName } from "../cdi/names.ts";
 import type { Inventory } from "../devices/types.ts";
 import type { Facts } from "../snapshot/snapshot.ts";
 import { type DriverFiles, locateDriverFiles } from "../driver/locate.ts";
 import { BUILTIN, GATED_PLUGINS, pluginFiles, Registry } from "../plugins/registry.ts";
-import { buildPlan, IMEX_DIR, type Plan } from "./plan.ts";
+import { buildPlan, IMEX_DIR, type Plan } from "../plan/plan.ts";
 import type { GpuRequest } from "../request/request.ts";
 import { checkRequirements, type HostFacts, requirementBrand } from "../request/requirements.ts";
 import { type ContainerEdits, containerEdits } from "../edits/edits.ts";
@@ -176,7 +177,10 @@ export async function editsForRequest(
 ): Promise<{ edits: ContainerEdits; gpus: string[]; cdi: boolean }> {
   const names = cdiNames(req);
   if (names !== null) {
-    const { prepareYaml, resolveCdi, cdiToContainerEdits } = await import("../cdi/resolve.ts");
+    const [{ prepareYaml, resolveCdi }, { cdiToContainerEdits }] = await Promise.all([
+      import("../cdi/resolve.ts"),
+      import("../edits/from_cdi.ts"),
+    ]);
     await prepareYaml(config.cdiSpecDirs);
     const r = resolveCdi(config.cdiSpecDirs, names);
     return { edits: cdiToContainerEdits(r, config.procRoot), gpus: names, cdi: true };
