@@ -4,7 +4,7 @@
  */
 import { preparePlan } from "../flows/prepare.ts";
 import { parseVisibleDevices } from "../devices/select.ts";
-import type { Plan } from "../plan/plan.ts";
+import { type Plan, planJson } from "../plan/plan.ts";
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
 
@@ -83,7 +83,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   });
   for (const r of plan.rejected) ctx.log.debug("rejected", { ...r });
   if (values.json) {
-    ctx.out(JSON.stringify(plan, null, 2) + "\n");
+    ctx.out(JSON.stringify(planJson(plan), null, 2) + "\n");
     return 0;
   }
   for (const w of plan.warnings) ctx.warn(w);

@@ -11,7 +11,7 @@
  */
 import type { Config } from "../config/config.ts";
 import { type ContainerEdits, containerEdits, MULTIARCH, type NodeEdit } from "../edits/edits.ts";
-import type { Plan } from "../plan/plan.ts";
+import type { NodeRole, Plan } from "../plan/plan.ts";
 import { type FactsProvider, preparePlan } from "./prepare.ts";
 import { editArgs } from "../edits/hook_args.ts";
 import {
@@ -96,12 +96,9 @@ export function cdiCommonEdits(
 export function specFromPlan(plan: Plan, o: GenerateOptions): CdiSpec {
   const edits = containerEdits(plan, MULTIARCH);
   const byPath = new Map(edits.deviceNodes.map((n) => [n.path, n]));
-  const reasons = new Map(plan.deviceNodes.map((n) => [n.path, n.reason]));
-  const nodesFor = (reason: string, extra: string[] = []) =>
-    [...extra, ...[...reasons].filter(([, r]) => r === reason).map(([p]) => p)].map((p) => byPath.get(p)!)
-      .filter(
-        (n, i, a) => n !== undefined && a.indexOf(n) === i,
-      );
+  const nodesFor = (owns: (r: NodeRole) => boolean, extra: string[] = []) =>
+    [...extra, ...plan.deviceNodes.filter((n) => owns(n.role)).map((n) => n.path)].map((p) => byPath.get(p)!)
+      .filter((n, i, a) => n !== undefined && a.indexOf(n) === i);
   const perDevice = new Set<string>();
   const devices: CdiDevice[] = [];
   const add = (names: string[], nodes: NodeEdit[]) => {
@@ -113,13 +110,15 @@ export function specFromPlan(plan: Plan, o: GenerateOptions): CdiSpec {
   for (const g of plan.gpus) {
     add(
       named(`${g.index}`, g.uuid, `gpu${g.index}`),
-      nodesFor(`gpu ${g.index}`),
+      nodesFor((r) => r.kind === "gpu" && r.index === g.index),
     );
   }
   for (const m of plan.migs) {
     add(
       named(`${m.gpu}:${m.index}`, m.uuid, `mig${m.gpu}:${m.index}`),
-      nodesFor(`mig ${m.gpu}:${m.index}`, [`/dev/nvidia${m.gpuMinor}`]),
+      nodesFor((r) => r.kind === "mig" && r.gpu === m.gpu && r.index === m.index, [
+        `/dev/nvidia${m.gpuMinor}`,
+      ]),
     );
   }
   devices.push({

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../assert.ts";
-import { buildPlan, type PlanInput } from "../../plan/plan.ts";
+import { buildPlan, type PlanInput, roleText } from "../../plan/plan.ts";
 import { preparePlan } from "../../flows/prepare.ts";
 import { parseConfig } from "../../config/config.ts";
 import { locateDriverFiles } from "../../driver/locate.ts";
@@ -61,7 +61,7 @@ Deno.test("buildPlan() gives mounts their options and device nodes the host's ma
   const proc = p.mounts.filter((m) => m.kind === "proc");
   assertEquals(proc.map((m) => m.containerPath), ["/proc/driver/nvidia/gpus/0000:10:00.0"]);
   assertEquals(
-    p.deviceNodes.map((n) => [n.path, n.major, n.minor, n.fileMode, n.reason]),
+    p.deviceNodes.map((n) => [n.path, n.major, n.minor, n.fileMode, roleText(n.role)]),
     [
       ["/dev/nvidiactl", 195, 255, 0o666, "control"],
       ["/dev/nvidia-uvm", 508, 0, 0o666, "compute"],
