@@ -7,9 +7,7 @@
  * nothing, and its reader's error is kept.
  * @module
  */
-import { parseDaemonJson } from "./docker.ts";
-import { criPlugin, importedFiles, parseToml } from "./containerd.ts";
-import { readIfExists } from "./files.ts";
+import { containerdRuntimes, crioRuntimes, dockerRuntimes } from "./registered.ts";
 import { loadSpecs, prepareYaml } from "../cdi/resolve.ts";
 
 /** One program an engine's configuration names. */
@@ -31,90 +29,44 @@ export interface EngineFiles {
   cdiSpecDirs: readonly string[];
 }
 
-type Table = Record<string, unknown>;
-const isTable = (v: unknown): v is Table => v !== null && typeof v === "object" && !Array.isArray(v);
-
-function docker(file: string, errors: string[]): Reference[] {
-  const text = readIfExists(file);
-  if (text === null) return [];
+/** Each reader's result, or its error kept and nothing named. */
+function tryRead<T>(read: () => T | null, errors: string[]): T | null {
   try {
-    const doc = parseDaemonJson(text, file);
-    const def = doc["default-runtime"];
-    return Object.entries(isTable(doc.runtimes) ? doc.runtimes : {}).flatMap(([name, r]) => {
-      const path = isTable(r) ? r.path : undefined;
-      if (typeof path !== "string") return [];
-      const flag = name === "nvidia" ? "" : ` --name ${name}`;
-      return [{
-        file,
-        path,
-        what: `Docker's runtime "${name}"${def === name ? ", its default runtime" : ""}`,
-        fix: `gpuctl configure docker${flag} --remove`,
-      }];
-    });
+    return read();
   } catch (e) {
     errors.push((e as Error).message);
-    return [];
+    return null;
   }
+}
+
+const flag = (name: string) => name === "nvidia" ? "" : ` --name ${name}`;
+
+function docker(file: string, errors: string[]): Reference[] {
+  const d = tryRead(() => dockerRuntimes(file), errors);
+  return (d?.runtimes ?? []).map((r) => ({
+    file,
+    path: r.path,
+    what: `Docker's runtime "${r.name}"${d?.defaultRuntime === r.name ? ", its default runtime" : ""}`,
+    fix: `gpuctl configure docker${flag(r.name)} --remove`,
+  }));
 }
 
 function containerd(file: string, errors: string[]): Reference[] {
-  const text = readIfExists(file);
-  if (text === null) return [];
-  try {
-    const main = parseToml(text, file);
-    const version = main.version === undefined ? 1 : Number(main.version);
-    const key = criPlugin(version);
-    const out: Reference[] = [];
-    const files = [file, ...importedFiles((main.imports ?? []) as string[], file)];
-    for (const f of files) {
-      const doc = f === file ? main : (() => {
-        const t = readIfExists(f);
-        return t === null ? null : parseToml(t, f);
-      })();
-      const cri = (doc?.plugins as Table | undefined)?.[key] as Table | undefined;
-      const runtimes = ((cri?.containerd as Table | undefined)?.runtimes ?? {}) as Table;
-      for (const [name, r] of Object.entries(runtimes)) {
-        if (!isTable(r)) continue;
-        const bin = (r.options as Table | undefined)?.BinaryName ?? r.runtime_engine;
-        if (typeof bin !== "string" || bin === "") continue;
-        const flag = name === "nvidia" ? "" : ` --name ${name}`;
-        out.push({
-          file: f,
-          path: bin,
-          what: `containerd's runtime "${name}"`,
-          fix: `gpuctl configure containerd${flag} --remove`,
-        });
-      }
-    }
-    return out;
-  } catch (e) {
-    errors.push((e as Error).message);
-    return [];
-  }
+  return (tryRead(() => containerdRuntimes(file), errors) ?? []).filter((r) => r.path !== "").map((r) => ({
+    file: r.file,
+    path: r.path,
+    what: `containerd's runtime "${r.name}"`,
+    fix: `gpuctl configure containerd${flag(r.name)} --remove`,
+  }));
 }
 
 function crio(file: string, errors: string[]): Reference[] {
-  const text = readIfExists(file);
-  if (text === null) return [];
-  try {
-    const doc = parseToml(text, file);
-    const runtimes =
-      ((((doc.crio as Table | undefined)?.runtime as Table | undefined)?.runtimes) ?? {}) as Table;
-    return Object.entries(runtimes).flatMap(([name, r]) => {
-      const path = isTable(r) ? r.runtime_path : undefined;
-      if (typeof path !== "string") return [];
-      const flag = name === "nvidia" ? "" : ` --name ${name}`;
-      return [{
-        file,
-        path,
-        what: `CRI-O's runtime "${name}"`,
-        fix: `gpuctl configure crio${flag} --remove`,
-      }];
-    });
-  } catch (e) {
-    errors.push((e as Error).message);
-    return [];
-  }
+  return (tryRead(() => crioRuntimes(file), errors) ?? []).map((r) => ({
+    file,
+    path: r.path,
+    what: `CRI-O's runtime "${r.name}"`,
+    fix: `gpuctl configure crio${flag(r.name)} --remove`,
+  }));
 }
 
 async function cdi(dirs: readonly string[], errors: string[]): Promise<Reference[]> {
