@@ -35,7 +35,15 @@ import {
   statx,
   SyscallError,
 } from "../ffi/libc.ts";
-import { type ContainerEdits, deviceRules, LIB64, type LibraryDirs, MULTIARCH } from "../edits/edits.ts";
+import {
+  deviceRules,
+  type InsideEdits,
+  LIB64,
+  type LibraryDirs,
+  type MountEdit,
+  MULTIARCH,
+  type SpecEdits,
+} from "../edits/edits.ts";
 import { allowV1, findDeviceCgroup } from "./cgroup.ts";
 import { InRoot } from "./inroot.ts";
 import { allowV2 } from "./bpf.ts";
@@ -44,28 +52,6 @@ import { updateLdCache } from "./ldcache.ts";
 import { cudaCompat } from "./compat.ts";
 import { closeProcSources, gatherProcSources, mountProcView, type ProcSources } from "./procview.ts";
 import type { Logger } from "../log/log.ts";
-
-/** Which edits a caller makes; the rest are the engine's (runc's, from config.json or a CDI spec). */
-export interface Parts {
-  cgroups: boolean;
-  nodes: boolean;
-  mounts: boolean;
-  links: boolean;
-  ldcache: boolean;
-  proc: boolean;
-  /** Let an image's newer CUDA compat libraries take precedence (with `ldcache`). */
-  cudaCompat: boolean;
-}
-
-export const ALL_PARTS: Parts = {
-  cgroups: true,
-  nodes: true,
-  mounts: true,
-  links: true,
-  ldcache: true,
-  proc: true,
-  cudaCompat: true,
-};
 
 /** Where the caller stands relative to the container. */
 export type Stage =
@@ -88,7 +74,10 @@ export interface ApplyOptions {
   rootPath: string | undefined;
   procRoot: string;
   stage: Stage;
-  parts: Parts;
+  /** Grant the spec half's nodes in the device cgroup (`noCgroups` off). */
+  cgroups: boolean;
+  /** Let an image's newer CUDA compat libraries take precedence in the linker cache. */
+  cudaCompat: boolean;
   log: Logger;
   /** Use the component walk instead of openat2 (tests). */
   forceWalk?: boolean;
@@ -154,105 +143,133 @@ function checkContainerProcess(pid: number, rootfs: InRoot): void {
   }
 }
 
-/** Applies `edits` to the container whose process is `opts.pid`. */
-export function applyEdits(edits: ContainerEdits, opts: ApplyOptions): void {
-  const { pid, log, parts } = opts;
+/** The host's side of the spec half, opened before entering the container: mount sources as detached clones. */
+interface SpecSources {
+  mounts: { fd: number; edit: MountEdit }[];
+  /** Device nodes' host nodes, bound where mknod is refused (a user-namespaced container). */
+  nodes: Map<string, number>;
+}
+
+function openSpecSources(spec: SpecEdits, log: Logger, into: SpecSources): void {
+  for (const m of spec.mounts) {
+    into.mounts.push({ fd: cloneSource(m.hostPath, attrsFor(m.options)), edit: m });
+  }
+  for (const n of spec.deviceNodes) {
+    if (n.hostPath === null) continue;
+    try {
+      into.nodes.set(n.path, cloneSource(n.hostPath, attrsFor(["nosuid", "noexec"])));
+    } catch (e) {
+      log.debug("cannot clone device node", { node: n.hostPath, error: String(e) });
+    }
+  }
+}
+
+/** The spec half inside the container: the mounts attached, the nodes made (or their host nodes bound). */
+function makeSpecEdits(root: InRoot, spec: SpecEdits, sources: SpecSources, log: Logger): void {
+  for (const { fd, edit } of sources.mounts) {
+    const target = root.mountTarget(edit.containerPath, edit.dir ? "dir" : "file", (msg) => log.debug(msg));
+    attach(fd, target);
+    root.release(target);
+  }
+  for (const n of spec.deviceNodes) {
+    try {
+      root.mknod(n.path, n.major, n.minor, n.fileMode, n.uid, n.gid, makedev);
+    } catch (e) {
+      const clone = sources.nodes.get(n.path);
+      if (!(e instanceof SyscallError && e.errno === 1 /* EPERM */) || clone === undefined) throw e;
+      const target = root.mountTarget(n.path, "file");
+      attach(clone, target);
+      root.release(target);
+    }
+  }
+}
+
+/** The container's root, checked to be `pid`'s where the stage needs it; `null` when it is opened once inside. */
+function openRootBefore(opts: ApplyOptions, procFd: number): InRoot | null {
+  const walk = opts.forceWalk ? { forceWalk: true } : {};
+  if (opts.stage === "created") return InRoot.open(`/proc/${opts.pid}/root`, { procFd, ...walk });
+  if (opts.stage === "prestart" || opts.stage === "createContainerServed") {
+    // The rootfs as this (host) namespace sees it, to check the process against; reopened once inside.
+    const host = InRoot.openRootfs(opts.bundle, opts.rootPath, { procFd });
+    try {
+      checkContainerProcess(opts.pid, host);
+    } finally {
+      host.close();
+    }
+  }
+  return null;
+}
+
+/** Enters `pid`'s mount namespace (this thread only); returns the descriptor of the namespace to return to. */
+function enterMountNs(pid: number): number {
+  const nsFd = check(
+    `open /proc/${pid}/ns/mnt`,
+    () => libc().open(`/proc/${pid}/ns/mnt`, O_RDONLY | O_CLOEXEC, 0),
+  );
+  let hostNs = -1;
+  try {
+    hostNs = check(
+      "open own mount ns",
+      () => libc().open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC, 0),
+    );
+    check("unshare CLONE_FS", () => libc().unshare(CLONE_FS));
+    check(`setns /proc/${pid}/ns/mnt`, () => libc().setns(nsFd, CLONE_NEWNS));
+    return hostNs;
+  } catch (e) {
+    if (hostNs >= 0) libc().close(hostNs); // still in this namespace: nothing to return to
+    throw e;
+  } finally {
+    libc().close(nsFd);
+  }
+}
+
+/**
+ * Applies the given halves of the edits to the container whose process is `opts.pid`: the spec half (device
+ * cgroup, mounts, nodes) where no engine did, the inside half (links, linker cache, /proc view).
+ */
+export function applyEdits(edits: { spec?: SpecEdits; inside?: InsideEdits }, opts: ApplyOptions): void {
+  const { pid, log } = opts;
+  const { spec, inside } = edits;
   // A createContainer hook runs in the container's namespaces (its pid is the container's init as the container
   // numbers it, 1 under runc): it is already where the work is. The other stages enter through the pid.
-  const inside = opts.stage === "createContainer";
-  if (!inside) mntNs(pid);
+  const entering = opts.stage !== "createContainer";
+  if (entering) mntNs(pid);
 
   // Everything from the host, opened now: the root, mount sources as detached clones, the /proc view's sources.
   const procFd = check("open /proc", () => libc().open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
-  const clones: { fd: number; edit: ContainerEdits["mounts"][number] }[] = [];
-  const nodeClones = new Map<string, number>();
+  const sources: SpecSources = { mounts: [], nodes: new Map() };
   let proc: ProcSources | null = null;
-  let nsFd = -1, hostNs = -1;
+  let hostNs = -1;
   let root: InRoot | null = null;
   try {
-    if (opts.stage === "created") {
-      root = InRoot.open(`/proc/${pid}/root`, { procFd, ...(opts.forceWalk ? { forceWalk: true } : {}) });
-    } else if (opts.stage === "prestart" || opts.stage === "createContainerServed") {
-      // The rootfs as this (host) namespace sees it, to check the process against; reopened once inside.
-      const host = InRoot.openRootfs(opts.bundle, opts.rootPath, { procFd });
-      try {
-        checkContainerProcess(pid, host);
-      } finally {
-        host.close();
-      }
-    }
-
-    // 1. Device cgroup (host side).
-    const rules = deviceRules(edits);
-    if (parts.cgroups && rules.length > 0) {
+    root = openRootBefore(opts, procFd);
+    const rules = spec !== undefined && opts.cgroups ? deviceRules(spec) : [];
+    if (rules.length > 0) {
       const cg = findDeviceCgroup(pid);
       if (cg.version === 1) allowV1(cg.dir, rules);
       else allowV2(cg.dir, rules);
       log.debug("device cgroup", { version: cg.version, dir: cg.dir, rules: rules.length });
     }
-    if (parts.mounts) {
-      for (const m of edits.mounts) {
-        clones.push({ fd: cloneSource(m.hostPath, attrsFor(m.options)), edit: m });
-      }
-    }
-    if (parts.nodes) {
-      for (const n of edits.deviceNodes) {
-        // For user-namespaced containers, where mknod is refused, the host node is bind-mounted instead.
-        if (n.hostPath === null) continue;
-        try {
-          nodeClones.set(n.path, cloneSource(n.hostPath, attrsFor(["nosuid", "noexec"])));
-        } catch (e) {
-          log.debug("cannot clone device node", { node: n.hostPath, error: String(e) });
-        }
-      }
-    }
-    if (parts.proc) proc = gatherProcSources(opts.procRoot, edits.procView);
+    if (spec !== undefined) openSpecSources(spec, log, sources);
+    if (inside?.procView) proc = gatherProcSources(opts.procRoot, inside.procView);
 
-    // 2. Into the container's mount namespace (this thread only; sync calls from here on).
-    if (!inside) {
-      nsFd = check(
-        `open /proc/${pid}/ns/mnt`,
-        () => libc().open(`/proc/${pid}/ns/mnt`, O_RDONLY | O_CLOEXEC, 0),
-      );
-      hostNs = check(
-        "open own mount ns",
-        () => libc().open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC, 0),
-      );
-      check("unshare CLONE_FS", () => libc().unshare(CLONE_FS));
-      check(`setns /proc/${pid}/ns/mnt`, () => libc().setns(nsFd, CLONE_NEWNS));
-    }
+    // Into the container's mount namespace (this thread only; sync calls from here on).
+    if (entering) hostNs = enterMountNs(pid);
     root ??= InRoot.openRootfs(opts.bundle, opts.rootPath, {
       procFd,
       ...(opts.forceWalk ? { forceWalk: true } : {}),
     });
-
-    for (const { fd, edit } of clones) {
-      const target = root.mountTarget(edit.containerPath, edit.dir ? "dir" : "file", (msg) => log.debug(msg));
-      attach(fd, target);
-      root.release(target);
+    if (spec !== undefined) makeSpecEdits(root, spec, sources, log);
+    if (inside !== undefined) {
+      applyLinks(root, inside);
+      applyLdCache(root, inside, opts.cudaCompat, log);
     }
-    if (parts.nodes) {
-      for (const n of edits.deviceNodes) {
-        try {
-          root.mknod(n.path, n.major, n.minor, n.fileMode, n.uid, n.gid, makedev);
-        } catch (e) {
-          const clone = nodeClones.get(n.path);
-          if (!(e instanceof SyscallError && e.errno === 1 /* EPERM */) || clone === undefined) throw e;
-          const target = root.mountTarget(n.path, "file");
-          attach(clone, target);
-          root.release(target);
-        }
-      }
-    }
-    if (parts.links) applyLinks(root, edits);
-    if (parts.ldcache) applyLdCache(root, edits, parts.cudaCompat, log);
     if (proc !== null) mountProcView(root, proc, log);
   } finally {
     root?.close();
-    for (const c of clones) libc().close(c.fd);
-    for (const fd of nodeClones.values()) libc().close(fd);
+    for (const c of sources.mounts) libc().close(c.fd);
+    for (const fd of sources.nodes.values()) libc().close(fd);
     if (proc !== null) closeProcSources(proc);
-    if (nsFd >= 0) libc().close(nsFd);
     // Back to this process's own namespace: what runs after (a child process, a log write) is on the host.
     if (hostNs >= 0) {
       libc().setns(hostNs, CLONE_NEWNS);
@@ -263,7 +280,7 @@ export function applyEdits(edits: ContainerEdits, opts: ApplyOptions): void {
 }
 
 /** The library links, made inside `root`. */
-export function applyLinks(root: InRoot, edits: Pick<ContainerEdits, "symlinks">): void {
+export function applyLinks(root: InRoot, edits: Pick<InsideEdits, "symlinks">): void {
   for (const s of edits.symlinks) {
     const at = s.path.lastIndexOf("/");
     root.symlink(s.path.slice(0, at) || "/", s.path.slice(at + 1), s.target);
@@ -273,7 +290,7 @@ export function applyLinks(root: InRoot, edits: Pick<ContainerEdits, "symlinks">
 /** The container's linker cache, with the image's CUDA compat libraries first when they are the newer driver. */
 export function applyLdCache(
   root: InRoot,
-  edits: Pick<ContainerEdits, "ldcache" | "driverVersion">,
+  edits: Pick<InsideEdits, "ldcache" | "driverVersion">,
   compat: boolean,
   log: Logger,
 ): void {

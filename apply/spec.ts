@@ -11,7 +11,7 @@ import type { Logger } from "../log/log.ts";
 import { addToLists, type ListAddition } from "../oci/edit.ts";
 import { type JNode, member } from "../oci/json.ts";
 import type { OciSpec } from "../oci/spec.ts";
-import type { ContainerEdits } from "../edits/edits.ts";
+import type { ContainerEdits, InsideEdits, SpecEdits } from "../edits/edits.ts";
 import type { InRoot } from "./inroot.ts";
 import { applyLdCache, applyLinks } from "./container.ts";
 
@@ -62,7 +62,7 @@ export function addHook(text: string, spec: OciSpec, hook: HookEntry): string {
 }
 
 /** The config.json additions for `edits`: nodes, device-cgroup rules, mounts, environment. */
-export function specAdditions(edits: ContainerEdits): ListAddition[] {
+export function specAdditions(edits: SpecEdits): ListAddition[] {
   const nodes: ListAddition = {
     path: ["linux", "devices"],
     items: edits.deviceNodes.map((n) => ({
@@ -124,12 +124,12 @@ export function specAdditions(edits: ContainerEdits): ListAddition[] {
  * then {@link prepareFiles}.
  */
 export function prepareRootfs(root: InRoot, edits: ContainerEdits, compat: boolean, log: Logger): void {
-  prepareTargets(root, edits, log);
-  prepareFiles(root, edits, compat, log);
+  prepareTargets(root, edits.spec, log);
+  prepareFiles(root, edits.inside, compat, log);
 }
 
 /** Every mount target of `edits`, made in the rootfs by descriptor: these must exist before runc reads the spec. */
-export function prepareTargets(root: InRoot, edits: ContainerEdits, log: Logger): void {
+export function prepareTargets(root: InRoot, edits: Pick<SpecEdits, "mounts">, log: Logger): void {
   for (const m of edits.mounts) {
     root.release(root.mountTarget(m.containerPath, m.dir ? "dir" : "file", (msg) => log.debug(msg)));
   }
@@ -140,7 +140,7 @@ export function prepareTargets(root: InRoot, edits: ContainerEdits, log: Logger)
  * the rootfs by descriptor. runc never touches these paths, so for `create` this runs while runc creates the
  * container.
  */
-export function prepareFiles(root: InRoot, edits: ContainerEdits, compat: boolean, log: Logger): void {
+export function prepareFiles(root: InRoot, edits: InsideEdits, compat: boolean, log: Logger): void {
   applyLinks(root, edits);
   applyLdCache(root, edits, compat, log);
 }
@@ -149,7 +149,7 @@ export function prepareFiles(root: InRoot, edits: ContainerEdits, compat: boolea
 export function applyToSpec(
   text: string,
   spec: OciSpec,
-  edits: ContainerEdits,
+  edits: SpecEdits,
   o: { cgroups: boolean } = { cgroups: true },
 ): string {
   const [nodes, rules, mounts, env] = specAdditions(edits);

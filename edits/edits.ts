@@ -1,7 +1,9 @@
 /**
  * What a container gets, as concrete edits: the one representation that the three ways of applying a plan
  * consume — config.json edits by the runtime shim (`apply/spec.ts`), in-container work by the hooks
- * (`apply/container.ts`), and a Container Device Interface spec (`cdi/`) — so that they cannot disagree.
+ * (`apply/container.ts`), and a Container Device Interface spec (`flows/cdi_generate.ts`) — so that they cannot
+ * disagree. Two halves: `spec`, what any engine can apply, and `inside`, what only code in the container's mount
+ * namespace can make (said to a CDI hook by `hook_args.ts`).
  *
  * Library destinations become concrete here. The caller gives the library directories: the image's own layout
  * for the shim and the hook, which can look inside the image, a fixed one for CDI, which cannot.
@@ -71,15 +73,30 @@ export interface ProcView {
   capabilities: string | null;
 }
 
-export interface ContainerEdits {
+/** What any engine can apply: CDI's shape (config.json lists, a CDI spec's container edits). */
+export interface SpecEdits {
   deviceNodes: NodeEdit[];
   mounts: MountEdit[];
+  env: string[];
+}
+
+/** What only code in the container's mount namespace can make: library links, the linker cache, the /proc view. */
+export interface InsideEdits {
   symlinks: LinkEdit[];
   ldcache: LdEntry[];
-  env: string[];
-  procView: ProcView;
+  /** The container's /proc/driver/nvidia view; `null`: left as the engine made it. */
+  procView: ProcView | null;
   /** The host driver's version: CUDA forward compatibility is decided against it (`apply/compat.ts`). */
   driverVersion: string;
+}
+
+/**
+ * What a container gets. The plan says it for any image (symbolic library directories, each node's role, what was
+ * passed over and why); the edits say it for one layout, as the appliers and renderers take it.
+ */
+export interface ContainerEdits {
+  spec: SpecEdits;
+  inside: InsideEdits;
 }
 
 /** The plan's mount options as a mount's attributes (`bind` is how, not what). */
@@ -119,22 +136,23 @@ export function containerEdits(plan: Plan, dirs: LibraryDirs): ContainerEdits {
       dir: m.dir === true,
     });
   }
+  const deviceNodes = plan.deviceNodes.map((n) => ({
+    path: n.path,
+    hostPath: n.hostPath,
+    major: n.major,
+    minor: n.minor,
+    fileMode: n.fileMode,
+    uid: n.uid,
+    gid: n.gid,
+  }));
   return {
-    deviceNodes: plan.deviceNodes.map((n) => ({
-      path: n.path,
-      hostPath: n.hostPath,
-      major: n.major,
-      minor: n.minor,
-      fileMode: n.fileMode,
-      uid: n.uid,
-      gid: n.gid,
-    })),
-    mounts,
-    symlinks: plan.symlinks.map((s) => ({ path: `${libDir(s.libraryDir)}/${s.link}`, target: s.target })),
-    ldcache: ldEntries(plan, dirs),
-    env: Object.entries(plan.env).map(([k, v]) => `${k}=${v}`),
-    procView: { gpus: procGpus, capabilities },
-    driverVersion: plan.driverVersion,
+    spec: { deviceNodes, mounts, env: Object.entries(plan.env).map(([k, v]) => `${k}=${v}`) },
+    inside: {
+      symlinks: plan.symlinks.map((s) => ({ path: `${libDir(s.libraryDir)}/${s.link}`, target: s.target })),
+      ldcache: ldEntries(plan, dirs),
+      procView: { gpus: procGpus, capabilities },
+      driverVersion: plan.driverVersion,
+    },
   };
 }
 
@@ -158,7 +176,7 @@ export function ldEntries(plan: Plan, dirs: LibraryDirs): LdEntry[] {
 }
 
 /** The device-cgroup rules the nodes need (`c MAJ:MIN rwm`), each once. */
-export function deviceRules(edits: Pick<ContainerEdits, "deviceNodes">): { major: number; minor: number }[] {
+export function deviceRules(edits: Pick<SpecEdits, "deviceNodes">): { major: number; minor: number }[] {
   const seen = new Set<string>();
   return edits.deviceNodes.filter((n) => {
     const k = `${n.major}:${n.minor}`;

@@ -6,7 +6,14 @@
 import { GpuctlError } from "../errors/mod.ts";
 import type { CdiEdits, CdiHook } from "../cdi/spec.ts";
 import type { ResolvedCdi } from "../cdi/resolve.ts";
-import { type ContainerEdits, type MountEdit, type NodeEdit, procGpusFor } from "./edits.ts";
+import {
+  type ContainerEdits,
+  type InsideEdits,
+  type MountEdit,
+  type NodeEdit,
+  procGpusFor,
+  type SpecEdits,
+} from "./edits.ts";
 import { devMajor, devMinor } from "../devices/nodes.ts";
 import { parseEditArgs } from "./hook_args.ts";
 
@@ -37,19 +44,12 @@ const ours = (h: CdiHook) => {
  * Only gpuctl's own hook can be run that way; a spec with another vendor's hook is refused.
  */
 export function cdiToContainerEdits(r: ResolvedCdi, procRoot: string): ContainerEdits {
-  const out: ContainerEdits = {
-    deviceNodes: [],
-    mounts: [],
-    symlinks: [],
-    ldcache: [],
-    env: [],
-    procView: { gpus: [], capabilities: null },
-    driverVersion: "",
-  };
+  const spec: SpecEdits = { deviceNodes: [], mounts: [], env: [] };
+  const inside: InsideEdits = { symlinks: [], ldcache: [], procView: null, driverVersion: "" };
   const allGpus: { minor: number; name: string }[] = [];
   for (const e of r.edits) {
-    out.deviceNodes.push(...(e.deviceNodes ?? []).map(cdiNodeEdit));
-    out.mounts.push(...(e.mounts ?? []).map((m): MountEdit => {
+    spec.deviceNodes.push(...(e.deviceNodes ?? []).map(cdiNodeEdit));
+    spec.mounts.push(...(e.mounts ?? []).map((m): MountEdit => {
       let dir = false;
       try {
         dir = Deno.statSync(m.hostPath).isDirectory;
@@ -61,7 +61,7 @@ export function cdiToContainerEdits(r: ResolvedCdi, procRoot: string): Container
         dir,
       };
     }));
-    out.env.push(...(e.env ?? []));
+    spec.env.push(...(e.env ?? []));
     for (const h of e.hooks ?? []) {
       const args = ours(h);
       if (h.hookName !== "createContainer" || args === null) {
@@ -71,15 +71,16 @@ export function cdiToContainerEdits(r: ResolvedCdi, procRoot: string): Container
         );
       }
       const a = parseEditArgs(args);
-      out.symlinks.push(...a.symlinks);
-      out.ldcache.push(...a.ldcache);
+      inside.symlinks.push(...a.symlinks);
+      inside.ldcache.push(...a.ldcache);
       allGpus.push(...a.gpus);
-      out.driverVersion = a.driverVersion;
+      inside.driverVersion = a.driverVersion;
     }
   }
-  out.procView.gpus = procGpusFor(
+  const gpus = procGpusFor(
     allGpus.map((g) => ({ ...g, hostPath: `${procRoot}/driver/nvidia/gpus/${g.name}` })),
-    out.deviceNodes.map((n) => n.path),
+    spec.deviceNodes.map((n) => n.path),
   );
-  return out;
+  inside.procView = { gpus, capabilities: null };
+  return { spec, inside };
 }

@@ -5,12 +5,12 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import type { ContainerEdits } from "./edits.ts";
+import type { InsideEdits } from "./edits.ts";
 
 /** What a `container-edits` hook is asked to do (its command line, see {@link editArgs}). */
 export interface EditArgs {
-  symlinks: ContainerEdits["symlinks"];
-  ldcache: ContainerEdits["ldcache"];
+  symlinks: InsideEdits["symlinks"];
+  ldcache: InsideEdits["ldcache"];
   /** Every GPU the spec knows; the container gets those whose /dev/nvidia<minor> it has. */
   gpus: { minor: number; name: string }[];
   driverVersion: string;

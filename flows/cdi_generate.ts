@@ -60,10 +60,10 @@ export function cdiHook(edits: ContainerEdits, o: Pick<GenerateOptions, "hook" |
     args: [
       ...o.hook.argv,
       ...editArgs({
-        symlinks: edits.symlinks,
-        ldcache: edits.ldcache,
-        gpus: edits.procView.gpus.map((g) => ({ minor: g.minor, name: g.name })),
-        driverVersion: edits.driverVersion,
+        symlinks: edits.inside.symlinks,
+        ldcache: edits.inside.ldcache,
+        gpus: (edits.inside.procView?.gpus ?? []).map((g) => ({ minor: g.minor, name: g.name })),
+        driverVersion: edits.inside.driverVersion,
         compat: o.cudaCompat,
         proc: true,
       }),
@@ -80,9 +80,9 @@ export function cdiCommonEdits(
 ): CdiEdits {
   return {
     // A legacy NVIDIA hook that also runs must not inject the GPUs a second time.
-    env: [...edits.env, "NVIDIA_VISIBLE_DEVICES=void"],
-    deviceNodes: edits.deviceNodes.filter((n) => !perDevice.has(n.path)).map(cdiNode),
-    mounts: edits.mounts.map((m) => ({
+    env: [...edits.spec.env, "NVIDIA_VISIBLE_DEVICES=void"],
+    deviceNodes: edits.spec.deviceNodes.filter((n) => !perDevice.has(n.path)).map(cdiNode),
+    mounts: edits.spec.mounts.map((m) => ({
       hostPath: m.hostPath,
       containerPath: m.containerPath,
       type: "bind",
@@ -95,7 +95,7 @@ export function cdiCommonEdits(
 /** The spec for a plan that selects every GPU. */
 export function specFromPlan(plan: Plan, o: GenerateOptions): CdiSpec {
   const edits = containerEdits(plan, MULTIARCH);
-  const byPath = new Map(edits.deviceNodes.map((n) => [n.path, n]));
+  const byPath = new Map(edits.spec.deviceNodes.map((n) => [n.path, n]));
   const nodesFor = (owns: (r: NodeRole) => boolean, extra: string[] = []) =>
     [...extra, ...plan.deviceNodes.filter((n) => owns(n.role)).map((n) => n.path)].map((p) => byPath.get(p)!)
       .filter((n, i, a) => n !== undefined && a.indexOf(n) === i);
@@ -123,7 +123,7 @@ export function specFromPlan(plan: Plan, o: GenerateOptions): CdiSpec {
   }
   devices.push({
     name: "all",
-    containerEdits: { deviceNodes: edits.deviceNodes.filter((n) => perDevice.has(n.path)).map(cdiNode) },
+    containerEdits: { deviceNodes: edits.spec.deviceNodes.filter((n) => perDevice.has(n.path)).map(cdiNode) },
   });
   const spec: Omit<CdiSpec, "cdiVersion"> = {
     kind: `${o.vendor}/${o.class}`,

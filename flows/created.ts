@@ -112,29 +112,15 @@ export async function makeView(
 ): Promise<void> {
   try {
     const pid = await initPid(runtime, r, env);
-    applyEdits({
-      deviceNodes: [],
-      mounts: [],
-      symlinks: [],
-      ldcache: [],
-      env: [],
-      procView: todo.view,
-      driverVersion: todo.driverVersion,
-    }, {
+    const inside = { symlinks: [], ldcache: [], procView: todo.view, driverVersion: todo.driverVersion };
+    applyEdits({ inside }, {
       pid,
       bundle: r.bundle,
       rootPath: undefined,
       procRoot: config.procRoot,
       stage: "created",
-      parts: {
-        cgroups: false,
-        nodes: false,
-        mounts: false,
-        links: false,
-        ldcache: false,
-        proc: true,
-        cudaCompat: false,
-      },
+      cgroups: false,
+      cudaCompat: false,
       log,
     });
   } catch (err) {

@@ -12,7 +12,7 @@ import type { Config } from "../config/schema.ts";
 import { parseSpec, parseState, readLimited } from "../oci/spec.ts";
 import { readRequest } from "../request/request.ts";
 import { type Logger, phases } from "../log/log.ts";
-import type { ContainerEdits, ProcGpu } from "../edits/edits.ts";
+import type { InsideEdits, ProcGpu } from "../edits/edits.ts";
 import { parseEditArgs } from "../edits/hook_args.ts";
 
 /** Runs the prestart hook for the container described by `stateText`. */
@@ -31,7 +31,7 @@ export async function runHook(
     return;
   }
   const t0 = performance.now();
-  const [{ editsForRequest }, { applyEdits, ALL_PARTS }, { snapshotFacts }] = await Promise.all([
+  const [{ editsForRequest }, { applyEdits }, { snapshotFacts }] = await Promise.all([
     import("./prepare.ts"),
     import("../apply/container.ts"),
     import("../snapshot/facts.ts"),
@@ -44,9 +44,9 @@ export async function runHook(
     facts: snapshotFacts(config, { configPath, log }),
   });
   const t2 = performance.now();
-  if (cdi && edits.env.length > 0) {
+  if (cdi && edits.spec.env.length > 0) {
     log.warn("a prestart hook cannot set the container's environment; the CDI devices' env is not applied", {
-      env: edits.env,
+      env: edits.spec.env,
     });
   }
   if (config.noCgroups) log.info("noCgroups: the device cgroup is left as it is", { bundle: state.bundle });
@@ -56,7 +56,8 @@ export async function runHook(
     rootPath: spec.rootPath,
     procRoot: config.procRoot,
     stage: "prestart",
-    parts: { ...ALL_PARTS, cgroups: !config.noCgroups, cudaCompat: config.cudaCompat },
+    cgroups: !config.noCgroups,
+    cudaCompat: config.cudaCompat,
     log,
   });
   const t3 = performance.now();
@@ -89,35 +90,25 @@ export async function runEditsHook(
     ...g,
     hostPath: `${config.procRoot}/driver/nvidia/gpus/${g.name}`,
   }));
-  const edits: ContainerEdits = {
-    deviceNodes: [],
-    mounts: [],
+  const inside: InsideEdits = {
     symlinks: a.symlinks,
     ldcache: a.ldcache,
-    env: [],
-    procView: { gpus: procGpusFor(all, spec.devices), capabilities: null },
+    procView: a.proc ? { gpus: procGpusFor(all, spec.devices), capabilities: null } : null,
     driverVersion: a.driverVersion,
   };
-  applyEdits(edits, {
+  applyEdits({ inside }, {
     pid: callerPid ?? state.pid,
     bundle: state.bundle,
     rootPath: spec.rootPath,
     procRoot: config.procRoot,
     stage: callerPid === undefined ? "createContainer" : "createContainerServed",
-    parts: {
-      cgroups: false,
-      nodes: false,
-      mounts: false,
-      links: true,
-      ldcache: true,
-      proc: a.proc,
-      cudaCompat: a.compat,
-    },
+    cgroups: false,
+    cudaCompat: a.compat,
     log,
   });
   log.info("container edits made", {
     id: state.id,
-    gpus: edits.procView.gpus.map((g) => g.name),
+    gpus: (inside.procView?.gpus ?? []).map((g) => g.name),
     ms: phases({ start: t0, edit: performance.now() - t0 }),
   });
 }

@@ -83,8 +83,8 @@ function procHook(config: Config, configPath: string | undefined, edits: Contain
       ...editArgs({
         symlinks: [],
         ldcache: [],
-        gpus: edits.procView.gpus.map((g) => ({ minor: g.minor, name: g.name })),
-        driverVersion: edits.driverVersion,
+        gpus: (edits.inside.procView?.gpus ?? []).map((g) => ({ minor: g.minor, name: g.name })),
+        driverVersion: edits.inside.driverVersion,
         compat: false,
         proc: true,
       }),
@@ -153,13 +153,13 @@ export async function editForGpu(
   try {
     edits = containerEdits(plan, libraryDirs(root));
     if (b.command === "run") prepareRootfs(root, edits, config.cudaCompat, log);
-    else prepareTargets(root, edits, log);
+    else prepareTargets(root, edits.spec, log);
   } catch (e) {
     root.close();
     throw e;
   }
   if (b.command === "run") root.close();
-  let text = applyToSpec(b.text, b.spec, edits, { cgroups: !config.noCgroups });
+  let text = applyToSpec(b.text, b.spec, edits.spec, { cgroups: !config.noCgroups });
   if (config.noCgroups) log.info("noCgroups: no device-cgroup rules added", { bundle: b.bundle });
   if (b.command === "run") {
     // `run` starts the container at once: the view is made by a createContainer hook inside it.
@@ -176,12 +176,13 @@ export async function editForGpu(
   if (b.command === "create") {
     const files = () => {
       try {
-        prepareFiles(root, edits, config.cudaCompat, log);
+        prepareFiles(root, edits.inside, config.cudaCompat, log);
       } finally {
         root.close();
       }
     };
-    return { view: edits.procView, driverVersion: edits.driverVersion, files, prepared };
+    const view = edits.inside.procView ?? { gpus: [], capabilities: null };
+    return { view, driverVersion: edits.inside.driverVersion, files, prepared };
   }
   log.info("GPU container prepared", { ...prepared, ms: phases(prepared.ms) });
   return null;
@@ -190,16 +191,12 @@ export async function editForGpu(
 /** config.json with resolved CDI edits: nodes (with their cgroup rules), mounts, environment, hooks. */
 async function applyCdi(b: Bundle, edits: readonly CdiEdits[]): Promise<string> {
   const { cdiNodeEdit } = await import("../edits/from_cdi.ts");
-  const asEdits: ContainerEdits = {
+  // CDI's mounts keep their own type and options; the nodes and env are added as gpuctl's own are.
+  const [nodes, rules, , env] = specAdditions({
     deviceNodes: edits.flatMap((e) => (e.deviceNodes ?? []).map(cdiNodeEdit)),
     mounts: [],
-    symlinks: [],
-    ldcache: [],
     env: edits.flatMap((e) => e.env ?? []),
-    procView: { gpus: [], capabilities: null },
-    driverVersion: "",
-  };
-  const [nodes, rules, , env] = specAdditions(asEdits);
+  });
   const mounts: ListAddition = {
     path: ["mounts"],
     items: edits.flatMap((e) => e.mounts ?? []).map((m) => ({

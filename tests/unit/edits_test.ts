@@ -19,7 +19,7 @@ import { nullLogger } from "../../log/log.ts";
 import { tempDir } from "../helpers.ts";
 
 /** Edits as sorted lines, by kind: what a container gets, however it is rendered. */
-function canonical(e: Pick<ContainerEdits, "deviceNodes" | "mounts" | "symlinks" | "ldcache" | "procView">) {
+function canonical({ spec: e, inside: i }: ContainerEdits) {
   return {
     nodes: e.deviceNodes.map((n) =>
       `${n.path} c ${n.major}:${n.minor} ${n.fileMode.toString(8)} ${n.uid}:${n.gid}`
@@ -28,9 +28,9 @@ function canonical(e: Pick<ContainerEdits, "deviceNodes" | "mounts" | "symlinks"
       `${m.containerPath} <- ${m.hostPath} [${[...m.options].sort()}]${m.dir ? " dir" : ""}`
     )
       .sort(),
-    links: e.symlinks.map((s) => `${s.path} -> ${s.target}`).sort(),
-    ldcache: e.ldcache.map((l) => `${l.soname} ${l.path} ${l.bits}`).sort(),
-    proc: e.procView.gpus.map((g) => `${g.name} ${g.minor}`).sort(),
+    links: i.symlinks.map((s) => `${s.path} -> ${s.target}`).sort(),
+    ldcache: i.ldcache.map((l) => `${l.soname} ${l.path} ${l.bits}`).sort(),
+    proc: (i.procView?.gpus ?? []).map((g) => `${g.name} ${g.minor}`).sort(),
   };
 }
 
@@ -55,7 +55,7 @@ for (const caps of ["utility,compute", "all"]) {
       process: { env: ["PATH=/bin"] },
       root: { path: "rootfs" },
     });
-    const out = JSON.parse(applyToSpec(text, parseSpec(text, "config.json"), edits));
+    const out = JSON.parse(applyToSpec(text, parseSpec(text, "config.json"), edits.spec));
     const root = InRoot.open(`${tmp.path}/rootfs`);
     try {
       prepareRootfs(root, edits, false, nullLogger);
@@ -74,36 +74,45 @@ for (const caps of ["utility,compute", "all"]) {
       }
     });
     const cache = parseLdCache(Deno.readFileSync(`${tmp.path}/rootfs/etc/ld.so.cache`));
-    const rendered = {
-      deviceNodes: out.linux.devices.map((n: Record<string, number | string>) => ({
-        path: n.path,
-        hostPath: null,
-        major: n.major,
-        minor: n.minor,
-        fileMode: n.fileMode,
-        uid: n.uid,
-        gid: n.gid,
-      })),
-      mounts: out.mounts.map((m: { destination: string; source: string; options: string[] }) => ({
-        hostPath: m.source,
-        containerPath: m.destination,
-        options: m.options.filter((o) => o !== "rbind" && o !== "rprivate"),
-        dir: Deno.statSync(`${tmp.path}/rootfs${m.destination}`).isDirectory,
-      })),
-      symlinks: links,
-      ldcache: cache.map((e) => ({
-        soname: e.soname,
-        path: e.path,
-        bits: e.is64 ? 64 as const : 32 as const,
-      })),
-      procView: edits.procView,
+    const rendered: ContainerEdits = {
+      spec: {
+        deviceNodes: out.linux.devices.map((n: Record<string, number | string>) => ({
+          path: n.path,
+          hostPath: null,
+          major: n.major,
+          minor: n.minor,
+          fileMode: n.fileMode,
+          uid: n.uid,
+          gid: n.gid,
+        })),
+        mounts: [],
+        env: [],
+      },
+      inside: {
+        driverVersion: "",
+        procView: edits.inside.procView,
+        symlinks: links,
+        ldcache: cache.map((e) => ({
+          soname: e.soname,
+          path: e.path,
+          bits: e.is64 ? 64 as const : 32 as const,
+        })),
+      },
     };
+    rendered.spec.mounts = out.mounts.map((
+      m: { destination: string; source: string; options: string[] },
+    ) => ({
+      hostPath: m.source,
+      containerPath: m.destination,
+      options: m.options.filter((o) => o !== "rbind" && o !== "rprivate"),
+      dir: Deno.statSync(`${tmp.path}/rootfs${m.destination}`).isDirectory,
+    }));
     assertEquals(canonical(rendered), canonical(edits));
     // Each node has its device-cgroup rule.
     assertEquals(
       out.linux.resources.devices.map((r: { major: number; minor: number }) => `${r.major}:${r.minor}`)
         .sort(),
-      edits.deviceNodes.map((n) => `${n.major}:${n.minor}`).sort(),
+      edits.spec.deviceNodes.map((n) => `${n.major}:${n.minor}`).sort(),
     );
   });
 
@@ -129,7 +138,7 @@ for (const caps of ["utility,compute", "all"]) {
     // One GPU: its node, the common ones, and only its /proc directory.
     const one = cdiToContainerEdits(resolveCdi([tmp.path], ["example.com/gpu=0"]), config.procRoot);
     assertEquals(canonical(one).proc, ["0000:10:00.0 0"]);
-    assertEquals(one.deviceNodes.filter((n) => /^\/dev\/nvidia\d+$/.test(n.path)).map((n) => n.path), [
+    assertEquals(one.spec.deviceNodes.filter((n) => /^\/dev\/nvidia\d+$/.test(n.path)).map((n) => n.path), [
       "/dev/nvidia0",
     ]);
   });
