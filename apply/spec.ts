@@ -11,7 +11,7 @@ import type { Logger } from "../log/log.ts";
 import { addToLists, type ListAddition } from "../oci/edit.ts";
 import { type JNode, member } from "../oci/json.ts";
 import type { OciSpec } from "../oci/spec.ts";
-import type { ContainerEdits, InsideEdits, SpecEdits } from "../edits/edits.ts";
+import { charDevice, type ContainerEdits, type InsideEdits, type SpecEdits } from "../edits/edits.ts";
 import type { InRoot } from "./inroot.ts";
 import { applyLdCache, applyLinks } from "./container.ts";
 
@@ -65,15 +65,7 @@ export function addHook(text: string, spec: OciSpec, hook: HookEntry): string {
 export function specAdditions(edits: SpecEdits): ListAddition[] {
   const nodes: ListAddition = {
     path: ["linux", "devices"],
-    items: edits.deviceNodes.map((n) => ({
-      path: n.path,
-      type: "c",
-      major: n.major,
-      minor: n.minor,
-      fileMode: n.fileMode,
-      uid: n.uid,
-      gid: n.gid,
-    })),
+    items: edits.deviceNodes.map(charDevice),
     key: (i) => (i as { path: string }).path,
     existing: (n) => strMember(n, "path"),
   };

@@ -175,6 +175,19 @@ export function ldEntries(plan: Plan, dirs: LibraryDirs): LdEntry[] {
   return out;
 }
 
+/** A node as config.json and CDI list it: its path and the character device's facts. */
+export function charDevice(n: NodeEdit) {
+  return {
+    path: n.path,
+    type: "c" as const,
+    major: n.major,
+    minor: n.minor,
+    fileMode: n.fileMode,
+    uid: n.uid,
+    gid: n.gid,
+  };
+}
+
 /** The device-cgroup rules the nodes need (`c MAJ:MIN rwm`), each once. */
 export function deviceRules(edits: Pick<SpecEdits, "deviceNodes">): { major: number; minor: number }[] {
   const seen = new Set<string>();

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Config } from "../config/config.ts";
-import { type ContainerEdits, containerEdits, MULTIARCH, type NodeEdit } from "../edits/edits.ts";
+import { charDevice, type ContainerEdits, containerEdits, MULTIARCH, type NodeEdit } from "../edits/edits.ts";
 import type { NodeRole, Plan } from "../plan/plan.ts";
 import { type FactsProvider, preparePlan } from "./prepare.ts";
 import { editArgs } from "../edits/hook_args.ts";
@@ -40,15 +40,11 @@ export interface GenerateOptions {
 
 /** A node as a CDI device node: the host's facts, its host path when that differs. */
 export function cdiNode(n: NodeEdit): CdiDeviceNode {
+  const { path, ...facts } = charDevice(n);
   return {
-    path: n.path,
+    path,
     ...(n.hostPath !== null && n.hostPath !== n.path ? { hostPath: n.hostPath } : {}),
-    type: "c",
-    major: n.major,
-    minor: n.minor,
-    fileMode: n.fileMode,
-    uid: n.uid,
-    gid: n.gid,
+    ...facts,
   };
 }
 

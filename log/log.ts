@@ -17,22 +17,16 @@ export interface Logger {
 /** A logger that drops everything. */
 export const nullLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/**
- * A logger writing JSON lines to `file` (`null`: to nothing), for `component` (e.g. `hook`). The file is opened
- * here, once, and stays open for the process: the hook goes on logging from inside a container's mount
- * namespace, where the path could name another file or none, and one open beats one per line.
- */
-export function fileLogger(file: string | null, level: LogLevel, component: string): Logger {
-  if (file === null) return nullLogger;
-  const min = LOG_LEVELS.indexOf(level);
-  let out: Deno.FsFile | null = null;
-  try {
-    out = Deno.openSync(file, { append: true, create: true, mode: 0o600 });
-  } catch { /* an unwritable log never fails a command */ }
-  const enc = new TextEncoder();
-  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (out === null || LOG_LEVELS.indexOf(lvl) < min) return;
-    const line = JSON.stringify({
+/** One line for a record, as JSON or as words for a terminal. */
+function formatLine(
+  format: LogFormat,
+  component: string,
+  lvl: LogLevel,
+  msg: string,
+  fields?: Record<string, unknown>,
+): string {
+  if (format === "json") {
+    return JSON.stringify({
       time: new Date().toISOString(),
       level: lvl,
       component,
@@ -40,9 +34,30 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
       msg,
       ...fields,
     });
+  }
+  const rest = Object.entries(fields ?? {}).map(([k, v]) =>
+    ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`
+  );
+  return `gpuctl ${component}: ${lvl}: ${msg}${rest.join("")}`;
+}
+
+/**
+ * A logger writing each line with one `write` call to `sink` (`null`: nowhere); a sink that fails once is dropped:
+ * writing a log never fails a command.
+ */
+function sinkLogger(
+  sink: { writeSync(b: Uint8Array): number } | null,
+  level: LogLevel,
+  component: string,
+  format: LogFormat,
+): Logger {
+  const min = LOG_LEVELS.indexOf(level);
+  const enc = new TextEncoder();
+  let out = sink;
+  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (out === null || LOG_LEVELS.indexOf(lvl) < min) return;
     try {
-      // O_APPEND and one write(2) per line, so concurrent gpuctl processes do not interleave lines.
-      out.writeSync(enc.encode(line + "\n"));
+      out.writeSync(enc.encode(formatLine(format, component, lvl, msg, fields) + "\n"));
     } catch {
       out = null;
     }
@@ -55,41 +70,26 @@ export function fileLogger(file: string | null, level: LogLevel, component: stri
   };
 }
 
+/**
+ * A logger writing JSON lines to `file` (`null`: to nothing), for `component` (e.g. `hook`). The file is opened
+ * here, once, and stays open for the process: the hook goes on logging from inside a container's mount
+ * namespace, where the path could name another file or none, and one open beats one per line. O_APPEND and one
+ * write(2) per line, so concurrent gpuctl processes do not interleave lines.
+ */
+export function fileLogger(file: string | null, level: LogLevel, component: string): Logger {
+  if (file === null) return nullLogger;
+  let out: Deno.FsFile | null = null;
+  try {
+    out = Deno.openSync(file, { append: true, create: true, mode: 0o600 });
+  } catch { /* an unwritable log never fails a command */ }
+  return out === null ? nullLogger : sinkLogger(out, level, component, "json");
+}
+
 export type LogFormat = "text" | "json";
 
 /** A logger writing to stderr, in `format` (default: JSON lines unless stderr is a terminal). */
 export function stderrLogger(level: LogLevel, component: string, format?: LogFormat): Logger {
-  const min = LOG_LEVELS.indexOf(level);
-  const fmt = format ?? (Deno.stderr.isTerminal() ? "text" : "json");
-  const enc = new TextEncoder();
-  let ok = true;
-  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (!ok || LOG_LEVELS.indexOf(lvl) < min) return;
-    const line = fmt === "json"
-      ? JSON.stringify({
-        time: new Date().toISOString(),
-        level: lvl,
-        component,
-        pid: Deno.pid,
-        msg,
-        ...fields,
-      })
-      : `gpuctl ${component}: ${lvl}: ${msg}${
-        Object.entries(fields ?? {}).map(([k, v]) => ` ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-          .join("")
-      }`;
-    try {
-      Deno.stderr.writeSync(enc.encode(line + "\n"));
-    } catch {
-      ok = false;
-    }
-  };
-  return {
-    debug: (m, f) => write("debug", m, f),
-    info: (m, f) => write("info", m, f),
-    warn: (m, f) => write("warn", m, f),
-    error: (m, f) => write("error", m, f),
-  };
+  return sinkLogger(Deno.stderr, level, component, format ?? (Deno.stderr.isTerminal() ? "text" : "json"));
 }
 
 /** The logger for `component`: the log file when there is one; else stderr when `stderr` says so; else none. */

@@ -128,7 +128,9 @@ export interface NodeInput {
   selection: Selection;
   registry: Registry;
   host: HostDevices;
+  /** IMEX channels asked for (`NVIDIA_IMEX_CHANNELS`). */
   imexChannels?: readonly number[];
+  /** MIG management asked for by a privileged container (`NVIDIA_MIG_CONFIG_DEVICES`/`…_MONITOR_DEVICES=all`). */
   mig?: { config: boolean; monitor: boolean };
 }
 

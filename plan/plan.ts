@@ -7,10 +7,7 @@
  * @module
  */
 import type { DriverFiles, Rejected } from "../driver/locate.ts";
-import type { HostDevices } from "../devices/nodes.ts";
-import type { Selection } from "../devices/select.ts";
-import type { Registry, ResolvedCapabilities } from "../plugins/registry.ts";
-import { type PlannedNode, planNodes, roleText } from "./nodes.ts";
+import { type NodeInput, type PlannedNode, planNodes, roleText } from "./nodes.ts";
 import { libraryDirOf, planMounts, type PlannedMount, type PlannedSymlink, planSymlinks } from "./mounts.ts";
 
 export { IMEX_DIR, type NodeRole, type PlannedNode, roleText } from "./nodes.ts";
@@ -43,16 +40,9 @@ export interface Plan {
   missing: { capability: string; item: string }[];
 }
 
-export interface PlanInput {
-  capabilities: ResolvedCapabilities;
-  selection: Selection;
-  registry: Registry;
+/** What the plan is made from: the request's capabilities and devices, the host's nodes and driver files. */
+export interface PlanInput extends NodeInput {
   files: DriverFiles;
-  host: HostDevices;
-  /** IMEX channels asked for (`NVIDIA_IMEX_CHANNELS`). */
-  imexChannels?: readonly number[];
-  /** MIG management asked for by a privileged container (`NVIDIA_MIG_CONFIG_DEVICES`/`…_MONITOR_DEVICES=all`). */
-  mig?: { config: boolean; monitor: boolean };
 }
 
 /** Builds the plan. Throws a {@link GpuctlError} when a selected GPU cannot be given (no device node facts). */
