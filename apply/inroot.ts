@@ -549,8 +549,8 @@ export class InRoot {
    * ever sees half a file.
    *
    * Not fsynced: what gpuctl writes into a container (its linker cache, the driver's /proc files) is written again
-   * on every start, before the container's process runs, so surviving a host crash would buy nothing; an fsync on a
-   * busy host's disk can cost tens of milliseconds of every GPU container's start (0.7 ms on an idle VM).
+   * on every start, before the container's process runs, so surviving a host crash would buy nothing, and an fsync
+   * waits on the host's disk in every GPU container's start.
    */
   writeFileAtomic(path: string, data: Uint8Array, mode = 0o644): void {
     this.writeFileAtomicWith(path, mode, (fd) => {

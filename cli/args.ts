@@ -1,7 +1,8 @@
 /**
  * Command-line parsing for commands off the hot path, over `node:util` `parseArgs`, with gpuctl's
  * usage errors (exit 2, one line). `node:util` is imported on first use: a static import would be hoisted
- * to the top of the bundle and cost every gpuctl start (the runtime shim's pass-through included) ~15 ms.
+ * to the top of the bundle and load Node's compatibility layer in every gpuctl start (the runtime shim's
+ * pass-through included).
  * @module
  */
 import type { ParseArgsConfig } from "node:util";

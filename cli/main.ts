@@ -7,7 +7,7 @@
  * This module is the shim's hot path: containerd runs `gpuctl-runtime state|start|kill|delete …` several times
  * for every container, and each of those is only exec'd on to runc. So it loads only what that pass-through
  * needs (`cli/runtime.ts`), runs it, and imports the rest of the command line (`cli/dispatch.ts`) only for every
- * other call: 0.5-1 ms of each pass-through (measured in process), spent evaluating modules it would not use.
+ * other call: a pass-through never evaluates modules it would not use.
  * @module
  */
 import { ARGV0_COMMANDS } from "./commands.ts";
@@ -17,7 +17,7 @@ import { passThrough } from "./runtime.ts";
 /** The basename gpuctl was invoked as: the first NUL-terminated field of `/proc/self/cmdline`. */
 export function invokedAs(): string {
   try {
-    // Read as text: Deno decodes it natively, where a first TextDecoder costs about 0.3 ms of every start.
+    // Read as text: Deno decodes it natively, where a first TextDecoder is set up in every start.
     const raw = Deno.readTextFileSync("/proc/self/cmdline");
     const end = raw.indexOf("\0");
     const argv0 = end < 0 ? raw : raw.slice(0, end);
@@ -31,7 +31,7 @@ export function invokedAs(): string {
 export async function main(args: string[], argv0: string): Promise<number> {
   // Leave the module's top-level frame first. An error thrown while that frame is on the stack (a missing
   // config file is one, read on every start) makes V8 re-parse the whole bundle for the frame's source
-  // position: about 6 ms, on every shim call. After this hop, the stack holds only gpuctl's own functions.
+  // position, on every shim call. After this hop, the stack holds only gpuctl's own functions.
   await null;
   adoptLauncher();
   const direct = ARGV0_COMMANDS[argv0];
@@ -45,7 +45,7 @@ export async function main(args: string[], argv0: string): Promise<number> {
 if (import.meta.main) {
   // A natural exit, not Deno.exit(), and no top-level await: Deno saves this module's V8 code cache only when
   // the program ends on its own, and every later start (the shim's exec'd pass-through included) then loads
-  // faster (about 6 ms here). Every command is synchronous at heart and leaves nothing pending.
+  // from it. Every command is synchronous at heart and leaves nothing pending.
   main(Deno.args, invokedAs()).then((code) => {
     Deno.exitCode = code;
   });

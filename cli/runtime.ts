@@ -92,7 +92,7 @@ function execRuntime(runtime: string, args: string[]): never {
 
 /**
  * The pass-through on its own, run by `cli/main.ts` before the rest of gpuctl is loaded: every runc command but
- * `create` and `run` is exec'd as it is, and this costs 0.5-1 ms less than going through {@link run}.
+ * `create` and `run` is exec'd as it is, without loading what {@link run} needs (the bench's pass-through row).
  *
  * Returns, having changed nothing, whenever the call is not that plain: `create`, `run` or `--help`, the koffi
  * backend asked for, a config file only the full parser can explain, no runtime found, a failed exec. The

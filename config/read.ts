@@ -1,7 +1,7 @@
 /**
  * Reading the configuration on the hot path. Every start of the shim and the hook reads the config file, and a
- * full JSONC parser costs about 4 ms there (loading it and parsing with positions). A valid file does not need
- * one: comments and trailing commas are blanked out and `JSON.parse` does the rest. Only a file that fails that
+ * full JSONC parser is loaded and run with positions there (the bench's startup rows weigh it). A valid file does
+ * not need one: comments and trailing commas are blanked out and `JSON.parse` does the rest. Only a file that fails that
  * path goes to the full parser in `config.ts`, whose job is then to say where the problem is.
  * @module
  */
@@ -73,7 +73,7 @@ export function jsoncToJson(text: string): string {
 
 /**
  * JSONC text's value by the fast path, or `null` when it must go to the full parser: text that is not JSONC, or
- * that holds an escape. Escapes are left to the full parser because this Deno's V8 (15.0) JSON.parse can give an
+ * that holds an escape. Escapes are left to the full parser because this Deno's JSON.parse (V8 15.0) can give an
  * escaped key the name of another one it parsed before (`{"x":0,"\\":1}` then `{"x":0,"\"":1}` gives `\`),
  * and a configuration needs none.
  */
@@ -114,8 +114,8 @@ export function readConfigText(
   exists?: (path: string) => boolean,
 ): { text: string; file: string } | null {
   const file = explicit ?? DEFAULT_CONFIG_PATH;
-  // The default file is usually absent; `exists` (access(2) for the command line) says so without the thrown
-  // error a failed read costs (about 0.7 ms the first time in a process).
+  // The default file is usually absent; `exists` (access(2) for the command line) says so without building the
+  // error a failed read throws, the first of which is dear in a short process.
   if (explicit === undefined && exists !== undefined && !existsOrUnknown(exists, file)) return null;
   try {
     return { text: Deno.readTextFileSync(file), file };

@@ -1,5 +1,5 @@
 /**
- * The `Deno.dlopen` backend: about 1 ms to load a library, the default on every hot path.
+ * The `Deno.dlopen` backend: the default on every hot path (the bench's FFI row times it against koffi).
  * @module
  */
 import {
@@ -60,8 +60,7 @@ export const denoBackend: Backend = {
   open<D extends Decls>(path: string, decls: D): Library<D> {
     // The symbols are looked up as addresses (statics), and each function becomes an UnsafeFnPointer on first
     // use. Declaring them as dlopen functions instead compiles a fast-call trampoline for every one at load
-    // time, about 0.2-0.4 ms each (8 ms for NVML's 20): more than gpuctl's calls, a few hundred per
-    // container at a few microseconds each through the generic path, ever cost.
+    // time, which costs more than the few hundred calls gpuctl makes per container through the generic path.
     const statics: Record<string, Deno.ForeignStatic> = {};
     for (const [key, d] of Object.entries(decls)) {
       const name = d.symbol ?? key;

@@ -1,6 +1,6 @@
 /**
  * The koffi backend: what gpuctl uses under Node, and a second implementation the tests hold the
- * `Deno.dlopen` one against. Loading koffi costs ~40 ms, so it is never the default under Deno, and it is
+ * `Deno.dlopen` one against. Loading koffi brings Node's module loader, so it is never the default under Deno, and it is
  * imported dynamically (also in the bundle) only when this backend is selected.
  * @module
  */

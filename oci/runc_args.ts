@@ -95,7 +95,7 @@ export function selfPath(): string | null {
  * chosen, so a shim installed as `runc` cannot exec itself.
  *
  * Only access(2) and realpath are used: they answer with a return value, where a failed stat throws, and
- * Deno's first stat alone costs about 1 ms of a pass-through that runs on every container operation.
+ * Deno's first stat is dear in a pass-through that runs on every container operation (the bench's pass-through row).
  */
 export function findRuntime(
   names: readonly string[],
