@@ -16,7 +16,7 @@ model, brand, UUID, PCI bus id, architecture (compute capability), memory, and M
 
 Options:
   --json            JSON: {"driver":{...},"source":"nvml"|"proc","devices":[...]}
-  --csv             CSV tables (driver, GPUs, MIG devices)
+  --csv             one CSV table, a row per GPU and MIG device, each with the driver's facts
   --source SOURCE   nvml: only NVML; proc: only /proc/driver/nvidia (no brand, architecture,
                     memory or MIG); auto (default): NVML, or /proc with a warning when NVML
                     cannot be loaded but the kernel driver is loaded

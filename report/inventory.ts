@@ -89,40 +89,62 @@ function csvField(v: string | number | boolean | null): string {
 }
 const csvRow = (vals: (string | number | boolean | null)[]) => vals.map(csvField).join(",") + "\n";
 
-/** CSV: a driver table, a GPU table and, when any GPU has MIG devices, a MIG table; blank lines between. */
+/**
+ * One CSV table, a row per device: each GPU, then its MIG devices. Every row carries the driver's facts too, so
+ * that a row read alone (`grep`, a spreadsheet's filter) says everything about its device.
+ */
 export function inventoryCsv(inv: Inventory): string {
-  let out = csvRow(["NVRM version", "CUDA version", "NVML version", "Source"]) +
-    csvRow([inv.driver.version, inv.driver.cudaVersion, inv.driver.nvmlVersion, inv.source]) + "\n" +
-    csvRow([
-      "Device Index",
-      "Device Minor",
-      "Model",
-      "Brand",
-      "GPU UUID",
-      "Bus Location",
-      "Architecture",
-      "Memory MiB",
-      "MIG",
-    ]);
+  let out = csvRow([
+    "Kind",
+    "Device Index",
+    "MIG Index",
+    "Device Minor",
+    "Model",
+    "Brand",
+    "UUID",
+    "Bus Location",
+    "Architecture",
+    "Memory MiB",
+    "MIG Enabled",
+    "GPU Instance",
+    "Compute Instance",
+    "NVRM version",
+    "CUDA version",
+    "NVML version",
+    "Source",
+  ]);
+  const driver = [inv.driver.version, inv.driver.cudaVersion, inv.driver.nvmlVersion, inv.source];
   for (const d of inv.devices) {
+    const gpu = [d.minor, d.name, d.brand];
     out += csvRow([
+      "gpu",
       d.index,
-      d.minor,
-      d.name,
-      d.brand,
+      "",
+      ...gpu,
       d.uuid,
       d.busId,
       d.architecture,
       d.memoryMiB,
       d.mig.enabled,
+      "",
+      "",
+      ...driver,
     ]);
-  }
-  const migs = inv.devices.flatMap((d) => d.mig.devices.map((m) => ({ d, m })));
-  if (migs.length > 0) {
-    out += "\n" +
-      csvRow(["Device Index", "MIG Index", "MIG UUID", "GPU Instance", "Compute Instance", "Memory MiB"]);
-    for (const { d, m } of migs) {
-      out += csvRow([d.index, m.index, m.uuid, m.gpuInstance, m.computeInstance, m.memoryMiB]);
+    for (const m of d.mig.devices) {
+      out += csvRow([
+        "mig",
+        d.index,
+        m.index,
+        ...gpu,
+        m.uuid,
+        d.busId,
+        d.architecture,
+        m.memoryMiB,
+        "",
+        m.gpuInstance,
+        m.computeInstance,
+        ...driver,
+      ]);
     }
   }
   return out;

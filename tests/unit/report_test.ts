@@ -47,19 +47,40 @@ Deno.test("inventoryJson() has exactly the shared shape, keys in order", () => {
   assertEquals(doc.devices[0].brand, null);
 });
 
-Deno.test("inventoryCsv() quotes fields and adds a MIG table", () => {
+/** RFC 4180 records: fields split at commas outside quotes, doubled quotes read as one. */
+function csvRecords(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [], field = "", quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (field += '"', i++);
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") (row.push(field), field = "");
+    else if (c === "\n") (row.push(field), rows.push(row), row = [], field = "");
+    else field += c;
+  }
+  return rows;
+}
+
+Deno.test("inventoryCsv() is one table: a row per GPU and MIG device, quoted, each with the driver's facts", () => {
+  const text = inventoryCsv(inv);
   assertEquals(
-    inventoryCsv(inv),
-    `NVRM version,CUDA version,NVML version,Source
-580.95.05,13.0,,nvml
-
-Device Index,Device Minor,Model,Brand,GPU UUID,Bus Location,Architecture,Memory MiB,MIG
-0,3,"Odd, ""quoted"" GPU",,GPU-x,00000000:01:00.0,9.0,1024,true
-
-Device Index,MIG Index,MIG UUID,GPU Instance,Compute Instance,Memory MiB
-0,2,MIG-y,3,1,
+    text,
+    `Kind,Device Index,MIG Index,Device Minor,Model,Brand,UUID,Bus Location,Architecture,Memory MiB,MIG Enabled,GPU Instance,Compute Instance,NVRM version,CUDA version,NVML version,Source
+gpu,0,,3,"Odd, ""quoted"" GPU",,GPU-x,00000000:01:00.0,9.0,1024,true,,,580.95.05,13.0,,nvml
+mig,0,2,3,"Odd, ""quoted"" GPU",,MIG-y,00000000:01:00.0,9.0,,,3,1,580.95.05,13.0,,nvml
 `,
   );
+  const [header, ...rows] = csvRecords(text);
+  assertEquals(rows.length, 2);
+  for (const r of rows) assertEquals(r.length, header!.length);
+  const at = (r: string[], col: string) => r[header!.indexOf(col)];
+  assertEquals(at(rows[0]!, "Model"), 'Odd, "quoted" GPU');
+  assertEquals(rows.map((r) => at(r, "UUID")), ["GPU-x", "MIG-y"]);
+  assertEquals(rows.map((r) => at(r, "NVRM version")), ["580.95.05", "580.95.05"]);
 });
 
 Deno.test("inventoryText() aligns values and says 'unknown' and 'none'", () => {
