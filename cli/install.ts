@@ -13,7 +13,6 @@
  * (development and tests), and install says so.
  * @module
  */
-import { createHash } from "node:crypto";
 import { GpuctlError } from "../errors/mod.ts";
 import {
   frontCommand,
@@ -193,8 +192,12 @@ function writeAtomically(path: string, write: (tmp: string) => void): void {
   }
 }
 
-/** The executable's digest, for its version directory's name: two builds of one version do not collide. */
-function digest(file: string): string {
+/**
+ * The executable's digest, for its version directory's name: two builds of one version do not collide. (`node:`
+ * modules are imported where used: a bundle hoists a static one into every gpuctl start.)
+ */
+async function digest(file: string): Promise<string> {
+  const { createHash } = await import("node:crypto");
   const h = createHash("sha256");
   const f = Deno.openSync(file, { read: true });
   try {
@@ -211,8 +214,8 @@ function digest(file: string): string {
  * `link`, a hard link instead of a copy where the file system allows: for a package manager's file, which it
  * replaces by a rename and never rewrites in place.
  */
-function placeExecutable(ctx: Context, exe: string, libDir: string, link: boolean): string {
-  const dir = `${libDir}/${VERSION}-${digest(exe)}`;
+async function placeExecutable(ctx: Context, exe: string, libDir: string, link: boolean): Promise<string> {
+  const dir = `${libDir}/${VERSION}-${await digest(exe)}`;
   const target = `${dir}/gpuctl`;
   let real = exe;
   try {
@@ -350,7 +353,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   let gpuctl: string[];
   let previous: string | null = null;
   if (exe !== null) {
-    const target = placeExecutable(ctx, exe, libDir, values.link === true);
+    const target = await placeExecutable(ctx, exe, libDir, values.link === true);
     // Its first run unpacks it (a packed build) and warms Deno's code cache, so that no container pays for that.
     await new Deno.Command(target, { args: ["--version"], stdout: "null", stderr: "piped" }).output()
       .then((o) => {

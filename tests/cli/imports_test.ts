@@ -5,7 +5,7 @@
  * @module
  */
 import { assert, assertEquals } from "../assert.ts";
-import { DENO, PROJECT } from "../helpers.ts";
+import { bundleTo, DENO, PROJECT, tempDir } from "../helpers.ts";
 
 interface Dep {
   code?: { specifier: string };
@@ -95,4 +95,17 @@ Deno.test("the graph this test reads is the real one: a GPU container's path doe
   );
   assert(loaded.some((m) => m === "plugins/registry.ts"), loaded.join(" "));
   assert(loaded.some((m) => m === "ffi/nvml.ts"), loaded.join(" "));
+});
+
+Deno.test("the bundle loads no node: module at start: a bundler hoists static ones, wherever they are imported", async () => {
+  // A static `node:` import anywhere (even in a module only imported dynamically) becomes a top-level import of the
+  // whole bundle, and every gpuctl start (the pass-through, each hook) then loads Deno's Node layer.
+  using tmp = tempDir();
+  const js = Deno.readTextFileSync(await bundleTo(`${tmp.path}/gpuctl.js`));
+  const hoisted = [...js.matchAll(/(?:\bfrom\s*|\bimport\s*|\brequire\()\s*["'](node:[\w/]+)["']/g)].map((
+    m,
+  ) => m[1]);
+  assertEquals(hoisted, []);
+  // What the source imports dynamically stays dynamic (and so the test is not reading the wrong text).
+  assert(/import\(\s*["']node:util["']\s*\)/.test(js), "node:util is imported on use");
 });
