@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "../asse
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import { bundleTo, logLines, writeRuntimeFront } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
-import { serveClient } from "../../cli/install.ts";
+import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
 import { procStart } from "../../serve/server.ts";
 import { serveCheck } from "../../doctor/checks.ts";

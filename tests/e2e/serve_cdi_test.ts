@@ -9,7 +9,7 @@ import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import { bundleTo, logLines, runGpuctl } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
-import { serveClient } from "../../cli/install.ts";
+import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
 import { gpuctlEnv, startServe } from "./bundle.ts";
 import { Podman } from "./podman.ts";
