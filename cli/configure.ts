@@ -7,10 +7,18 @@
 import { UsageError } from "../errors/mod.ts";
 import { nvidiaFlags, parse } from "./args.ts";
 import type { Context } from "./context.ts";
-import { applyChanges, type FileChange, readIfExists } from "../engines/files.ts";
-import { DOCKER_CONFIG, dockerChange } from "../engines/docker.ts";
-import { CONTAINERD_CONFIG, CONTAINERD_DROPIN, containerdChanges } from "../engines/containerd.ts";
-import { CRIO_DROPIN, crioChanges } from "../engines/crio.ts";
+import { applyChanges } from "../engines/files.ts";
+import { DOCKER_CONFIG } from "../engines/docker.ts";
+import { CONTAINERD_CONFIG, CONTAINERD_DROPIN } from "../engines/containerd.ts";
+import { CRIO_DROPIN } from "../engines/crio.ts";
+import {
+  applyHint,
+  CONFIGURABLE,
+  type Configurable,
+  configureChanges,
+  type ConfigureRequest,
+  unifiedDiff,
+} from "../engines/configure.ts";
 import { frontBeside } from "../serve/fronts.ts";
 
 export const HELP =
@@ -62,8 +70,6 @@ function defaultRuntimePath(): string {
   return "/usr/local/bin/gpuctl-runtime";
 }
 
-const ENGINES = ["docker", "containerd", "crio"] as const;
-
 /** nvidia-ctk runtime configure's flags, as gpuctl's. */
 const NVIDIA = {
   runtime: "engine",
@@ -98,8 +104,10 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     ctx.out(HELP);
     return 0;
   }
-  const engine = (values.engine ?? positionals[0]) as (typeof ENGINES)[number] | undefined;
-  if (engine === undefined || !ENGINES.includes(engine) || positionals.length > (values.engine ? 0 : 1)) {
+  const engine = (values.engine ?? positionals[0]) as Configurable | undefined;
+  if (
+    engine === undefined || !CONFIGURABLE.includes(engine) || positionals.length > (values.engine ? 0 : 1)
+  ) {
     throw new UsageError(
       "configure",
       `name one engine: docker, containerd or crio (see 'gpuctl configure --help')`,
@@ -131,48 +139,22 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       `${path} does not exist: every container on the runtime "${name}" fails until it does (gpuctl install writes it; or give --runtime-path)`,
     );
   };
-  let changes: FileChange[];
-  if (engine === "docker") {
-    const file = values.config ?? DOCKER_CONFIG;
-    changes = [dockerChange(readIfExists(file), { ...common, file, cdi: values.cdi ?? false })];
-  } else if (engine === "containerd") {
-    const v = values["config-version"] ?? "2";
-    if (!["1", "2", "3"].includes(v)) throw new UsageError("configure --config-version", "must be 1, 2 or 3");
-    changes = containerdChanges({
-      ...common,
-      file: values.config ?? CONTAINERD_CONFIG,
-      dropIn: values["drop-in"] ?? CONTAINERD_DROPIN,
-      newVersion: Number(v),
-      annotationPrefixes: ctx.config.cdiAnnotationPrefixes,
-      ...(values.cdi ? { cdi: { dirs: ctx.config.cdiSpecDirs } } : {}),
-    });
-  } else {
-    changes = crioChanges({ ...common, file: values.config ?? CRIO_DROPIN });
+  const request: ConfigureRequest = {
+    engine,
+    ...common,
+    cdi: values.cdi ?? false,
+    ...(values.config !== undefined ? { file: values.config } : {}),
+    ...(values["drop-in"] !== undefined ? { dropIn: values["drop-in"] } : {}),
+    newVersion: Number(values["config-version"] ?? "2"),
+    annotationPrefixes: ctx.config.cdiAnnotationPrefixes,
+    cdiSpecDirs: ctx.config.cdiSpecDirs,
+  };
+  if (engine === "containerd" && !["1", "2", "3"].includes(values["config-version"] ?? "2")) {
+    throw new UsageError("configure --config-version", "must be 1, 2 or 3");
   }
+  const changes = configureChanges(request);
   if (values["dry-run"]) {
-    for (const c of changes) c.after !== null && c.check?.(c.after);
-    // What would change, as a unified diff per file (a file created: against /dev/null; removed: to it).
-    const { structuredPatch } = await import("diff");
-    for (const c of changes) {
-      if (c.after === c.before) continue;
-      const p = structuredPatch(
-        c.before === null ? "/dev/null" : c.file,
-        c.after === null ? "/dev/null" : c.file,
-        c.before ?? "",
-        c.after ?? "",
-        "",
-        "",
-        { context: 3 },
-      );
-      ctx.out(`--- ${p.oldFileName}\n+++ ${p.newFileName}\n`);
-      for (const h of p.hunks) {
-        // As diff(1) numbers an empty range: the line before it.
-        const at = (start: number, n: number) => `${n === 0 ? start - 1 : start},${n}`;
-        ctx.out(
-          `@@ -${at(h.oldStart, h.oldLines)} +${at(h.newStart, h.newLines)} @@\n${h.lines.join("\n")}\n`,
-        );
-      }
-    }
+    ctx.out(await unifiedDiff(changes));
     warnMissing();
     return 0;
   }
@@ -185,15 +167,6 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     );
   } else for (const l of done) ctx.out(`${l}\n`);
   warnMissing();
-  if (common.remove) {
-    ctx.out(`Apply: restart ${engine === "docker" ? "docker (systemctl reload docker)" : engine}\n`);
-  } else if (engine === "docker") {
-    ctx.out(`Equivalent without daemon.json: dockerd --add-runtime ${name}=${path}\n`);
-    ctx.out(
-      `Apply: systemctl reload docker (or: kill -HUP $(pidof dockerd)); then: docker run --runtime ${name} -e NVIDIA_VISIBLE_DEVICES=all ...\n`,
-    );
-  } else {
-    ctx.out(`Apply: systemctl restart ${engine}; Kubernetes: a RuntimeClass with handler: ${name}\n`);
-  }
+  ctx.out(applyHint(request));
   return 0;
 }
