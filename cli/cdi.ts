@@ -3,7 +3,7 @@
  * which apply them themselves.
  * @module
  */
-import { GpuctlError, UsageError } from "../errors/mod.ts";
+import { UsageError } from "../errors/mod.ts";
 import { nvidiaFlags, parse } from "./args.ts";
 import type { Context } from "./context.ts";
 import { CDI_OUTPUT } from "../cdi/spec.ts";
@@ -87,7 +87,36 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (sub !== "generate") {
     throw new UsageError("cdi", `unknown subcommand ${JSON.stringify(sub)} (generate, list, transform-root)`);
   }
-  const { values } = await parse("cdi", nvidiaFlags(args.slice(1), NVIDIA), {
+  return await generate(ctx, args.slice(1));
+}
+
+/** `--device-name-strategy`, checked. */
+function nameStrategies(given: readonly string[]): (typeof STRATEGIES)[number][] {
+  for (const s of given) {
+    if (!(STRATEGIES as readonly string[]).includes(s)) {
+      throw new UsageError(
+        "cdi generate --device-name-strategy",
+        `${JSON.stringify(s)} is not index, uuid or type-index`,
+      );
+    }
+  }
+  return given as (typeof STRATEGIES)[number][];
+}
+
+/** `--capabilities` with NVIDIA's `--mode`: nvml (gpuctl's only kind of spec), or a gated capability added. */
+function withMode(capabilities: string | undefined, mode: string): string | undefined {
+  if (GATED.includes(mode)) return `${capabilities ?? "utility,compute"},${mode}`;
+  if (mode === "auto" || mode === "nvml") return capabilities;
+  throw new UsageError(
+    "cdi generate --mode",
+    `${JSON.stringify(mode)}: gpuctl's specs are NVIDIA's nvml mode (auto, nvml), or a gated capability (${
+      GATED.join(", ")
+    }); MIG management goes through the runtime (NVIDIA_MIG_CONFIG_DEVICES), WSL and Tegra (csv) are not supported`,
+  );
+}
+
+async function generate(ctx: Context, args: string[]): Promise<number> {
+  const { values } = await parse("cdi", nvidiaFlags(args, NVIDIA), {
     "driver-root": { type: "string" },
     "dev-root": { type: "string" },
     "library-search-path": { type: "string", multiple: true },
@@ -111,26 +140,8 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (format !== "json" && format !== "yaml") {
     throw new UsageError("cdi generate --format", "must be json or yaml");
   }
-  const strategies = values["device-name-strategy"] ?? ["index", "uuid"];
-  for (const s of strategies) {
-    if (!(STRATEGIES as readonly string[]).includes(s)) {
-      throw new UsageError(
-        "cdi generate --device-name-strategy",
-        `${JSON.stringify(s)} is not index, uuid or type-index`,
-      );
-    }
-  }
-  const mode = values.mode ?? "auto";
-  let capabilities = values.capabilities;
-  if (GATED.includes(mode)) capabilities = `${capabilities ?? "utility,compute"},${mode}`;
-  else if (mode !== "auto" && mode !== "nvml") {
-    throw new UsageError(
-      "cdi generate --mode",
-      `${JSON.stringify(mode)}: gpuctl's specs are NVIDIA's nvml mode (auto, nvml), or a gated capability (${
-        GATED.join(", ")
-      }); MIG management goes through the runtime (NVIDIA_MIG_CONFIG_DEVICES), WSL and Tegra (csv) are not supported`,
-    );
-  }
+  const strategies = nameStrategies(values["device-name-strategy"] ?? ["index", "uuid"]);
+  const capabilities = withMode(values.capabilities, values.mode ?? "auto");
   const config = {
     ...ctx.config,
     ...(values["driver-root"] !== undefined ? { driverRoot: values["driver-root"] } : {}),
@@ -139,34 +150,20 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       ? { libraryDirs: values["library-search-path"].flatMap((p) => p.split(":")).filter((p) => p !== "") }
       : {}),
   };
-  const { hookExecutable, hookEnv } = await import("../flows/shim_edit.ts");
-  // The hook: as given; else the configured one; else the front installed beside this command (which hands the
-  // work to gpuctl serve when it runs); else this gpuctl.
+  const { specHook, generateSpec } = await import("../flows/cdi_generate.ts");
   const { frontBeside } = await import("../serve/fronts.ts");
-  const beside = config.hookPath === null ? frontBeside("nvidia-container-runtime-hook") : null;
-  const hook = values["hook-path"] !== undefined
-    ? { path: values["hook-path"], argv0: "nvidia-container-runtime-hook" }
-    : beside !== null
-    ? { path: beside, argv0: "nvidia-container-runtime-hook" }
-    : hookExecutable(config);
-  if (!hook.path.startsWith("/")) {
-    throw new UsageError("cdi generate --hook-path", "must be an absolute path");
-  }
-  try {
-    if (!Deno.statSync(hook.path).isFile) throw new Error("not a file");
-  } catch {
-    throw new GpuctlError(
-      `cdi generate: hook ${hook.path}`,
-      "does not exist (give --hook-path, or run gpuctl install)",
-    );
-  }
-  const { generateSpec } = await import("../flows/cdi_generate.ts");
+  const hook = specHook(
+    config,
+    values["hook-path"],
+    ctx.globals.configPath,
+    frontBeside("nvidia-container-runtime-hook"),
+  );
   const spec = await generateSpec(config, {
     vendor: values.vendor ?? "nvidia.com",
     class: values.class ?? "gpu",
-    strategies: strategies as (typeof STRATEGIES)[number][],
+    strategies,
     capabilities,
-    hook: { path: hook.path, argv: [hook.argv0, "container-edits"], env: hookEnv(ctx.globals.configPath) },
+    hook,
     cudaCompat: config.cudaCompat && !values["no-cuda-compat"],
     facts: (await import("../snapshot/facts.ts")).snapshotFacts(config, {
       configPath: ctx.globals.configPath,

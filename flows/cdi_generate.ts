@@ -14,6 +14,8 @@ import { charDevice, type ContainerEdits, containerEdits, MULTIARCH, type NodeEd
 import type { NodeRole, Plan } from "../plan/plan.ts";
 import { type FactsProvider, preparePlan } from "./prepare.ts";
 import { editArgs } from "../edits/hook_args.ts";
+import { GpuctlError, UsageError } from "../errors/mod.ts";
+import { hookEnv, hookExecutable } from "./shim_edit.ts";
 import {
   type CdiDevice,
   type CdiDeviceNode,
@@ -144,4 +146,36 @@ export async function generateSpec(
   }, { warn, ...(o.facts ? { facts: o.facts } : {}) });
   for (const w of plan.warnings) warn(w);
   return specFromPlan(plan, o);
+}
+
+/**
+ * The spec's hook: `given` (`--hook-path`); else the configured one; else `beside`, the front installed beside this
+ * command (which hands the work to gpuctl serve when it runs); else this gpuctl. It must exist: a spec naming a missing hook
+ * fails every container given one of its devices.
+ */
+export function specHook(
+  config: Config,
+  given: string | undefined,
+  configPath: string | undefined,
+  beside: string | null,
+): GenerateOptions["hook"] {
+  const hook = given !== undefined
+    ? { path: given, argv0: "nvidia-container-runtime-hook" }
+    : config.hookPath === null && beside !== null
+    ? { path: beside, argv0: "nvidia-container-runtime-hook" }
+    : hookExecutable(config);
+  if (!hook.path.startsWith("/")) {
+    throw new UsageError("cdi generate --hook-path", "must be an absolute path");
+  }
+  let file = false;
+  try {
+    file = Deno.statSync(hook.path).isFile;
+  } catch { /* said below */ }
+  if (!file) {
+    throw new GpuctlError(
+      `cdi generate: hook ${hook.path}`,
+      "does not exist (give --hook-path, or run gpuctl install)",
+    );
+  }
+  return { path: hook.path, argv: [hook.argv0, "container-edits"], env: hookEnv(configPath) };
 }
