@@ -8,9 +8,6 @@ import { GpuctlError, UsageError } from "../errors/mod.ts";
 import { nvidiaConfigPath } from "../config/nvidia.ts";
 import type { Context } from "./context.ts";
 import { DEFAULT_CONFIG_PATH, SCHEMA } from "../config/schema.ts";
-import { readConfigText } from "../config/read.ts";
-import { parseJsoncObject, properties } from "../config/jsonc.ts";
-import { exists } from "../ffi/libc.ts";
 
 export const HELP = `Usage: gpuctl config [--json]
        gpuctl config --default [--json]   (also: gpuctl config default; --json: the defaults as data)
@@ -78,8 +75,8 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     } else await emit(ctx, defaultFile(), values.output);
     return 0;
   }
-  const nvidiaPath = nvidiaConfigPath((k) => Deno.env.get(k));
   if (values["from-nvidia"]) {
+    const nvidiaPath = nvidiaConfigPath((k) => Deno.env.get(k));
     const { fromNvidia, nvidiaAsGpuctl } = await import("../config/nvidia.ts");
     let text: string;
     try {
@@ -96,45 +93,30 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (values.set !== undefined) {
     return await setKeys(ctx, values.set, values.file, values["in-place"], values.output);
   }
+  return await show(ctx, values.json === true);
+}
+
+/** Every effective value with where it came from: as a table, or as JSON. */
+async function show(ctx: Context, json: boolean): Promise<number> {
   const config = ctx.config as unknown as Record<string, unknown>; // a broken file fails here, with its line
-  const r = readConfigText(ctx.globals.configPath, exists);
-  const source: Record<string, string> = {};
-  let unmapped: string[] = [];
-  if (r !== null) {
-    const doc = parseJsoncObject(r.text, r.file);
-    if (doc.root !== null) {
-      for (const [k] of properties(doc.root)) source[k.value as string] = doc.where(k).replace(/:\d+$/, "");
-    }
-  } else if (exists(nvidiaPath)) {
-    const { fromNvidia } = await import("../config/nvidia.ts");
-    const n = fromNvidia(Deno.readTextFileSync(nvidiaPath), nvidiaPath);
-    for (const [k, nk] of Object.entries(n.from)) source[k] = `${nvidiaPath} (${nk})`;
-    unmapped = n.unmapped.map((u) => `${u.key} = ${JSON.stringify(u.value)}: not used: ${u.why}`);
-  }
-  const rows = Object.keys(SCHEMA).map((k) => ({ key: k, value: config[k], from: source[k] ?? "default" }));
-  if (values.json) {
-    ctx.out(
-      JSON.stringify(
-        {
-          file: r?.file ?? null,
-          config: Object.fromEntries(rows.map((x) => [x.key, { value: x.value, from: x.from }])),
-        },
-        null,
-        2,
-      ) + "\n",
-    );
+  const { configSources } = await import("../config/sources.ts");
+  const src = await configSources(ctx.globals.configPath);
+  const rows = Object.keys(SCHEMA).map((k) => ({ key: k, value: config[k], from: src.from[k] ?? "default" }));
+  if (json) {
+    const doc = {
+      file: src.file,
+      config: Object.fromEntries(rows.map((x) => [x.key, { value: x.value, from: x.from }])),
+    };
+    ctx.out(JSON.stringify(doc, null, 2) + "\n");
     return 0;
   }
-  ctx.out(
-    `# ${
-      r !== null
-        ? r.file
-        : Object.keys(source).length > 0 || unmapped.length > 0
-        ? `${nvidiaPath} (NVIDIA's; ${DEFAULT_CONFIG_PATH} is absent)`
-        : `no configuration file (${DEFAULT_CONFIG_PATH} is absent): defaults`
-    }\n`,
-  );
-  for (const u of unmapped) ctx.out(`# ${u}\n`);
+  const what = src.file !== null
+    ? src.file
+    : Object.keys(src.from).length > 0 || src.unmapped.length > 0
+    ? `${src.nvidiaFile} (NVIDIA's; ${DEFAULT_CONFIG_PATH} is absent)`
+    : `no configuration file (${DEFAULT_CONFIG_PATH} is absent): defaults`;
+  ctx.out(`# ${what}\n`);
+  for (const u of src.unmapped) ctx.out(`# ${u}\n`);
   const w = Math.max(...rows.map((x) => x.key.length));
   for (const x of rows) ctx.out(`${x.key.padEnd(w)}  ${JSON.stringify(x.value)}  # ${x.from}\n`);
   return 0;
