@@ -129,16 +129,6 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (common.remove && common.setDefault) {
     throw new UsageError("configure", "--remove and --set-default do not go together");
   }
-  /** Said once the files are written (or shown): a runtime path that is not there fails every container. */
-  const warnMissing = () => {
-    if (common.remove) return;
-    try {
-      if (Deno.statSync(path).isFile) return;
-    } catch { /* not there */ }
-    ctx.warn(
-      `${path} does not exist: every container on the runtime "${name}" fails until it does (gpuctl install writes it; or give --runtime-path)`,
-    );
-  };
   const request: ConfigureRequest = {
     engine,
     ...common,
@@ -155,7 +145,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   const changes = configureChanges(request);
   if (values["dry-run"]) {
     ctx.out(await unifiedDiff(changes));
-    warnMissing();
+    warnMissing(ctx, request);
     return 0;
   }
   const done = applyChanges(changes);
@@ -166,7 +156,18 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
         : `runtime "${name}" is already configured (${path}); nothing changed\n`,
     );
   } else for (const l of done) ctx.out(`${l}\n`);
-  warnMissing();
+  warnMissing(ctx, request);
   ctx.out(applyHint(request));
   return 0;
+}
+
+/** Said once the files are written (or shown): a runtime path that is not there fails every container. */
+function warnMissing(ctx: Context, r: Pick<ConfigureRequest, "path" | "name" | "remove">): void {
+  if (r.remove) return;
+  try {
+    if (Deno.statSync(r.path).isFile) return;
+  } catch { /* not there: said below */ }
+  ctx.warn(
+    `${r.path} does not exist: every container on the runtime "${r.name}" fails until it does (gpuctl install writes it; or give --runtime-path)`,
+  );
 }
