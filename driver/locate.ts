@@ -7,9 +7,10 @@
 import type { Config } from "../config/config.ts";
 import type { Registry } from "../plugins/registry.ts";
 import type { Capability } from "../plugins/types.ts";
-import { isElfLibrary, type LdCacheEntry, LdCacheError, readLdCache } from "./ldcache.ts";
 import { elfClass, hostPath, RootView } from "./rootfs.ts";
-import { elfFactsOf } from "./elf.ts";
+import { type Candidate, libraryCandidates } from "./candidates.ts";
+
+export { LIBRARY_DIRS_32, LIBRARY_DIRS_64 } from "./candidates.ts";
 
 /** A file found under the driver root. */
 export interface Found {
@@ -60,26 +61,6 @@ export interface DriverFiles {
   missing: { capability: string; item: string }[];
 }
 
-/** Standard library directories, searched (after `libraryDirs`) when the root has no usable ld.so.cache. */
-export const LIBRARY_DIRS_64 = [
-  "/usr/lib/x86_64-linux-gnu",
-  "/usr/lib/aarch64-linux-gnu",
-  "/usr/lib64",
-  "/lib/x86_64-linux-gnu",
-  "/lib64",
-  "/usr/lib",
-  "/usr/local/nvidia/lib64",
-  "/run/opengl-driver/lib",
-];
-export const LIBRARY_DIRS_32 = [
-  "/usr/lib/i386-linux-gnu",
-  "/usr/lib32",
-  "/lib/i386-linux-gnu",
-  "/lib32",
-  "/usr/lib",
-  "/usr/local/nvidia/lib",
-  "/run/opengl-driver-32/lib",
-];
 export const FIRMWARE_DIRS = ["/lib/firmware", "/usr/lib/firmware", "/usr/local/nvidia/firmware"];
 
 /**
@@ -98,118 +79,6 @@ function base(p: string): string {
   return p.slice(p.lastIndexOf("/") + 1);
 }
 
-/** A library candidate: its SONAME (or file name), where it is (root-relative, as found), its class. */
-interface Candidate {
-  soname: string;
-  path: string;
-  bits: 32 | 64;
-}
-
-/**
- * The driver's own library directories, which the linker cache may not list: where its `libcuda.so.1` and
- * `libnvidia-ml.so.1` really are (Debian keeps them in `…/nvidia/current`, reached only through `/etc/alternatives`
- * links), and the `vdpau/` directory beside each directory they are found in or reached from (VDPAU's drivers are
- * looked up there, not through the linker). NVIDIA's CDI generator searches the same places.
- */
-function driverDirectories(entries: readonly Candidate[], view: RootView): string[] {
-  const dirs = new Set<string>();
-  const dir = (p: string) => p.slice(0, p.lastIndexOf("/")) || "/";
-  for (const e of entries) {
-    if (e.soname !== "libcuda.so.1" && e.soname !== "libnvidia-ml.so.1") continue;
-    dirs.add(`${dir(e.path)}/vdpau`);
-    const real = view.resolve(e.path);
-    if (real !== null) dirs.add(dir(real)).add(`${dir(real)}/vdpau`);
-  }
-  return [...dirs];
-}
-
-/**
- * Library candidates from the cache or the directories, then from the driver's own directories: in a shared one
- * (the multiarch directory), only files a capability may want (a name with one of `prefixes`) or at the driver's
- * `version`; in one of the driver's alone (`dedicated`, Debian's `…/nvidia/current`), every library. Only sonames
- * the cache does not already give are added (the loader's answer wins).
- */
-function libraryCandidates(
-  config: Config,
-  view: RootView,
-  prefixes: readonly string[],
-  version: string,
-  warn: (m: string) => void,
-): { index: string; entries: Candidate[]; dedicated: Set<string>; twins: Candidate[] } {
-  const root = config.driverRoot;
-  const cachePath = hostPath(root, "/etc/ld.so.cache");
-  let cache: LdCacheEntry[] | null = null;
-  try {
-    cache = readLdCache(cachePath);
-  } catch (e) {
-    if (e instanceof LdCacheError) warn(`${e.message}; searching library directories instead`);
-    else if (!(e instanceof Deno.errors.NotFound)) warn(`${cachePath}: ${(e as Error).message}`);
-  }
-  const entries: Candidate[] = [];
-  if (cache !== null) {
-    for (const e of cache) {
-      if (isElfLibrary(e)) entries.push({ soname: e.soname, path: e.path, bits: e.is64 ? 64 : 32 });
-    }
-  }
-  // Configured directories always count; the standard ones only without a cache.
-  const dirs: [string, 32 | 64 | null][] = config.libraryDirs.map((d) => [d, null]);
-  if (cache === null) {
-    dirs.push(
-      ...LIBRARY_DIRS_64.map((d): [string, 64] => [d, 64]),
-      ...LIBRARY_DIRS_32.map((d): [string, 32] => [d, 32]),
-    );
-  }
-  for (const [dir, _bits] of dirs) {
-    let names: string[];
-    try {
-      names = [...Deno.readDirSync(hostPath(root, dir))].filter((e) =>
-        !e.isDirectory && /\.so(\.|$)/.test(e.name)
-      ).map((e) => e.name).sort();
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      // The library's own name, from its dynamic section: an installer's development link (libcuda.so) or a
-      // versioned file name is never taken for it.
-      const elf = elfFactsOf(hostPath(root, `${dir}/${n}`));
-      if (elf !== null) entries.push({ soname: elf.soname ?? n, path: `${dir}/${n}`, bits: elf.bits });
-    }
-  }
-  const known = new Set(entries.map((e) => `${e.bits}:${e.soname}`));
-  const scanned = new Set(dirs.map(([d]) => d));
-  const shared = new Set([...LIBRARY_DIRS_64, ...LIBRARY_DIRS_32, ...config.libraryDirs]);
-  const dedicated = new Set<string>();
-  const twins: Candidate[] = [];
-  for (const dir of driverDirectories(entries, view)) {
-    if (scanned.has(dir)) continue;
-    scanned.add(dir);
-    const all = !shared.has(dir) && !dir.endsWith("/vdpau");
-    let names: string[];
-    if (all) dedicated.add(dir);
-    try {
-      names = [...Deno.readDirSync(hostPath(root, dir))].filter((e) =>
-        !e.isDirectory && /\.so(\.|$)/.test(e.name) &&
-        (all || prefixes.some((p) => e.name.startsWith(p)) || e.name.endsWith(`.so.${version}`))
-      ).map((e) => e.name).sort();
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      const elf = elfFactsOf(hostPath(root, `${dir}/${n}`));
-      if (elf === null) continue;
-      const soname = elf.soname ?? n;
-      if (known.has(`${elf.bits}:${soname}`)) {
-        // In a directory of the driver's own, a file that is not the cache's for its SONAME is said so.
-        if (all) twins.push({ soname, path: `${dir}/${n}`, bits: elf.bits });
-        continue;
-      }
-      known.add(`${elf.bits}:${soname}`);
-      entries.push({ soname, path: `${dir}/${n}`, bits: elf.bits });
-    }
-  }
-  return { index: cache !== null ? "/etc/ld.so.cache" : "directories", entries, dedicated, twins };
-}
-
 /** Locates the files of every capability (or of those in `only`) under `config.driverRoot` for driver `version`. */
 export function locateDriverFiles(
   config: Config,
@@ -218,7 +87,6 @@ export function locateDriverFiles(
   warn: (m: string) => void = () => {},
   only?: readonly string[],
 ): DriverFiles {
-  const root = config.driverRoot;
   const out: DriverFiles = {
     version,
     libraryIndex: "",
@@ -230,54 +98,81 @@ export function locateDriverFiles(
     rejected: [],
     missing: [],
   };
-  const view = new RootView(root);
+  const view = new RootView(config.driverRoot);
   const prefixes = registry.names.flatMap((n) => {
     const c = registry.get(n)!;
     return [...(c.libraries ?? []), ...(c.ownVersionLibraries ?? [])];
   });
-  const { index, entries, dedicated, twins } = libraryCandidates(config, view, prefixes, version, warn);
-  out.libraryIndex = index;
+  const candidates = libraryCandidates(config, view, prefixes, version, warn);
+  out.libraryIndex = candidates.index;
   for (const name of only ?? registry.names) {
     const cap = registry.get(name)!;
-    out.libraries[name] = locateLibraries(cap, entries, view, version, out);
+    out.libraries[name] = locateLibraries(cap, candidates.entries, view, version, out);
     out.binaries[name] = locateBinaries(cap, config, view, out);
-    out.ipcs[name] = (cap.ipcs ?? []).flatMap((ipc) => {
-      const s = view.stat(ipc.path);
-      const ok = s !== null && (ipc.kind === "dir" ? s.info.isDirectory : s.info.isSocket === true);
-      if (!ok) return [];
-      return [{ hostPath: hostPath(root, s.path), path: s.path, containerPath: ipc.path, kind: ipc.kind }];
-    });
-    out.files[name] = (cap.files ?? []).flatMap((f) => {
-      if (f.library !== undefined && !out.libraries[name]!.some((l) => l.soname.startsWith(f.library!))) {
-        for (const c of f.candidates) {
-          if (view.stat(c) !== null) {
-            out.rejected.push({
-              capability: name,
-              path: c,
-              reason: `names ${f.library}, which this driver lacks`,
-            });
-          }
-        }
-        return [];
-      }
-      for (const c of f.candidates) {
-        const s = view.stat(c);
-        if (s !== null && (f.dir ? s.info.isDirectory : s.info.isFile)) {
-          const found: FoundFile = {
-            hostPath: hostPath(root, s.path),
-            path: s.path,
-            containerPath: f.containerPath ?? c,
-          };
-          if (f.dir) found.dir = true;
-          return [found];
-        }
-      }
-      out.missing.push({ capability: name, item: f.candidates.join(" or ") });
-      return [];
-    });
+    out.ipcs[name] = locateIpcs(cap, view);
+    out.files[name] = locateFiles(name, cap, view, out);
   }
-  // Every library of the driver (at its version, or in a directory of its own) is taken or rejected with a
-  // reason: one that no capability of the registry names is said so.
+  rejectUnnamed(out, candidates, prefixes, view, version);
+  out.firmware = locateFirmware(config, view, version);
+  return out;
+}
+
+/** A capability's IPC endpoints that exist: sockets, or directories (MPS's). */
+function locateIpcs(cap: Capability, view: RootView): FoundIpc[] {
+  return (cap.ipcs ?? []).flatMap((ipc) => {
+    const s = view.stat(ipc.path);
+    const ok = s !== null && (ipc.kind === "dir" ? s.info.isDirectory : s.info.isSocket === true);
+    if (!ok) return [];
+    return [{ hostPath: hostPath(view.root, s.path), path: s.path, containerPath: ipc.path, kind: ipc.kind }];
+  });
+}
+
+/**
+ * A capability's files (or directories): the first candidate that exists, each; one that names a library this
+ * driver lacks is passed over, said in `out.rejected`; none found is said in `out.missing`.
+ */
+function locateFiles(name: string, cap: Capability, view: RootView, out: DriverFiles): FoundFile[] {
+  return (cap.files ?? []).flatMap((f) => {
+    if (f.library !== undefined && !out.libraries[name]!.some((l) => l.soname.startsWith(f.library!))) {
+      for (const c of f.candidates) {
+        if (view.stat(c) !== null) {
+          out.rejected.push({
+            capability: name,
+            path: c,
+            reason: `names ${f.library}, which this driver lacks`,
+          });
+        }
+      }
+      return [];
+    }
+    for (const c of f.candidates) {
+      const s = view.stat(c);
+      if (s !== null && (f.dir ? s.info.isDirectory : s.info.isFile)) {
+        const found: FoundFile = {
+          hostPath: hostPath(view.root, s.path),
+          path: s.path,
+          containerPath: f.containerPath ?? c,
+        };
+        if (f.dir) found.dir = true;
+        return [found];
+      }
+    }
+    out.missing.push({ capability: name, item: f.candidates.join(" or ") });
+    return [];
+  });
+}
+
+/**
+ * Every library of the driver (at its version, or in a directory of its own) is taken or rejected with a reason:
+ * one that no capability of the registry names is said so, and so is a second file with a SONAME already taken.
+ */
+function rejectUnnamed(
+  out: DriverFiles,
+  { entries, dedicated, twins }: ReturnType<typeof libraryCandidates>,
+  prefixes: readonly string[],
+  view: RootView,
+  version: string,
+): void {
   const told = new Set(out.rejected.map((r) => r.path));
   for (const e of entries) {
     if (prefixes.some((p) => e.soname.startsWith(p))) continue;
@@ -306,23 +201,32 @@ export function locateDriverFiles(
       reason: `another file with the SONAME ${t.soname}, which is taken by that name`,
     });
   }
+}
+
+/** The GSP firmware for driver `version` in the kernel's firmware directories, each file once. */
+function locateFirmware(config: Config, view: RootView, version: string): FoundFile[] {
+  const out: FoundFile[] = [];
   for (const dir of firmwareDirs(config.sysRoot)) {
-    const fwDir = `${dir}/nvidia/${version}`;
-    const resolved = view.resolve(fwDir);
+    const resolved = view.resolve(`${dir}/nvidia/${version}`);
     if (resolved === null) continue;
+    let names: string[];
     try {
-      for (
-        const e of [...Deno.readDirSync(hostPath(root, resolved))].sort((a, b) => (a.name < b.name ? -1 : 1))
-      ) {
-        if (!/^gsp.*\.bin$/.test(e.name)) continue;
-        const s = view.stat(`${resolved}/${e.name}`);
-        if (s === null || !s.info.isFile) continue;
-        const containerPath = `/lib/firmware/nvidia/${version}/${e.name}`;
-        if (!out.firmware.some((f) => f.containerPath === containerPath)) {
-          out.firmware.push({ hostPath: hostPath(root, s.path), path: s.path, containerPath });
-        }
+      names = [...Deno.readDirSync(hostPath(view.root, resolved))].map((e) => e.name).sort((
+        a,
+        b,
+      ) => (a < b ? -1 : 1));
+    } catch {
+      continue; // not a directory
+    }
+    for (const name of names) {
+      if (!/^gsp.*\.bin$/.test(name)) continue;
+      const s = view.stat(`${resolved}/${name}`);
+      if (s === null || !s.info.isFile) continue;
+      const containerPath = `/lib/firmware/nvidia/${version}/${name}`;
+      if (!out.some((f) => f.containerPath === containerPath)) {
+        out.push({ hostPath: hostPath(view.root, s.path), path: s.path, containerPath });
       }
-    } catch { /* not a directory */ }
+    }
   }
   return out;
 }
