@@ -51,6 +51,70 @@ const NO_EQUIVALENT: Record<string, string> = {
   "nvidia-container-runtime-hook.skip-mode-detection": "gpuctl's hook runs in any mode",
 };
 
+/** What a key's reader has at hand: the typed value getters, and where its result goes. */
+interface Reader {
+  take<K extends keyof Config>(key: K, value: Config[K]): void;
+  str(): string;
+  bool(): boolean;
+  strs(): string[];
+  /** Not carried over, and why. */
+  skip(why: string): void;
+  bad(want: string): never;
+}
+
+/** NVIDIA's keys gpuctl has an equivalent of, each with its reader. */
+const KEYS: Record<string, (r: Reader) => void> = {
+  "nvidia-container-cli.root": (r) => r.str() !== "" && r.take("driverRoot", r.str()),
+  "nvidia-container-cli.no-cgroups": (r) => r.take("noCgroups", r.bool()),
+  "accept-nvidia-visible-devices-envvar-when-unprivileged": (r) =>
+    r.take("acceptEnvWhenUnprivileged", r.bool()),
+  "accept-nvidia-visible-devices-as-volume-mounts": (r) => r.take("acceptVolumeMounts", r.bool()),
+  "disable-require": (r) => r.take("disableRequire", r.bool()),
+  "swarm-resource": (r) => r.str() !== "" && r.take("swarmResource", r.str().split(",").map((s) => s.trim())),
+  "nvidia-container-runtime.runtimes": (r) => r.take("runtimes", r.strs()),
+  "nvidia-container-runtime.modes.cdi.spec-dirs": (r) => r.take("cdiSpecDirs", r.strs()),
+  "nvidia-container-runtime.modes.cdi.annotation-prefixes": (r) => r.take("cdiAnnotationPrefixes", r.strs()),
+  "nvidia-container-runtime.modes.cdi.default-kind": (r) => r.take("cdiKinds", [r.str()]),
+  // NVIDIA's default names the hook by name, found on PATH: gpuctl's default finds it the same way.
+  "nvidia-container-runtime-hook.path": (r) => r.str().startsWith("/") && r.take("hookPath", r.str()),
+  // legacy: the prestart hook (gpuctl's hook mode); auto, cdi, jit-cdi: the spec edited (gpuctl's spec mode, which
+  // also resolves CDI names itself).
+  "nvidia-container-runtime.mode": (r) => {
+    const m = r.str();
+    if (m === "legacy") r.take("mode", "hook");
+    else if (["auto", "cdi", "jit-cdi"].includes(m)) r.take("mode", "spec");
+    else r.skip(`mode "${m}" (Tegra's CSV) is not supported`);
+  },
+  "nvidia-container-runtime.log-level": (r) => {
+    const l = r.str().toLowerCase();
+    const level = l === "trace"
+      ? "debug"
+      : l === "warning"
+      ? "warn"
+      : ["fatal", "panic"].includes(l)
+      ? "error"
+      : l;
+    if (["debug", "info", "warn", "error"].includes(level)) r.take("logLevel", level as Config["logLevel"]);
+    else r.bad("a log level");
+  },
+  "nvidia-container-runtime.debug": logFile,
+  "nvidia-container-cli.debug": logFile,
+  "nvidia-container-runtime.modes.legacy.cuda-compat-mode": (r) =>
+    r.str() === "disabled" && r.take("cudaCompat", false),
+};
+
+function logFile(r: Reader): void {
+  const p = r.str();
+  if (p !== "" && p !== "/dev/null" && p.startsWith("/")) r.take("logFile", p);
+}
+
+/** Every leaf key of a TOML document, dotted, as NVIDIA's documentation names them. */
+function leaves(t: Table, prefix = ""): [string, unknown][] {
+  return Object.entries(t).flatMap(([k, v]) =>
+    isTable(v) ? leaves(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v]]
+  );
+}
+
 /** Reads NVIDIA's `config.toml` text into gpuctl's configuration. */
 export function fromNvidia(text: string, file: string): FromNvidia {
   let doc: Table;
@@ -68,99 +132,27 @@ export function fromNvidia(text: string, file: string): FromNvidia {
   const config = defaultConfig() as Config;
   const from: FromNvidia["from"] = {};
   const unmapped: Unmapped[] = [];
-  const take = <K extends keyof Config>(key: K, value: Config[K], nvidia: string) => {
-    (config as Record<keyof Config, unknown>)[key] = value;
-    from[key] = nvidia;
-  };
-  const bad = (key: string, want: string): never => {
-    throw new GpuctlError(`${file}: ${key}`, `must be ${want} (NVIDIA's configuration)`);
-  };
-  // Every leaf key, dotted, as NVIDIA's documentation names them.
-  const leaves: [string, unknown][] = [];
-  const walk = (t: Table, prefix: string) => {
-    for (const [k, v] of Object.entries(t)) {
-      if (isTable(v)) walk(v, `${prefix}${k}.`);
-      else leaves.push([`${prefix}${k}`, v]);
+  for (const [k, v] of leaves(doc)) {
+    const read = Object.hasOwn(KEYS, k) ? KEYS[k] : undefined;
+    if (read === undefined) {
+      unmapped.push({ key: k, value: v, why: NO_EQUIVALENT[k] ?? "gpuctl has no such setting" });
+      continue;
     }
-  };
-  walk(doc, "");
-  const str = (k: string, v: unknown) => (typeof v === "string" ? v : bad(k, "a string"));
-  const bool = (k: string, v: unknown) => (typeof v === "boolean" ? v : bad(k, "true or false"));
-  const strs = (k: string, v: unknown) =>
-    Array.isArray(v) && v.every((x) => typeof x === "string") ? v as string[] : bad(k, "a list of strings");
-  for (const [k, v] of leaves) {
-    switch (k) {
-      case "nvidia-container-cli.root":
-        if (str(k, v) !== "") take("driverRoot", str(k, v), k);
-        break;
-      case "nvidia-container-cli.no-cgroups":
-        take("noCgroups", bool(k, v), k);
-        break;
-      case "accept-nvidia-visible-devices-envvar-when-unprivileged":
-        take("acceptEnvWhenUnprivileged", bool(k, v), k);
-        break;
-      case "accept-nvidia-visible-devices-as-volume-mounts":
-        take("acceptVolumeMounts", bool(k, v), k);
-        break;
-      case "disable-require":
-        take("disableRequire", bool(k, v), k);
-        break;
-      case "swarm-resource":
-        if (str(k, v) !== "") take("swarmResource", str(k, v).split(",").map((s) => s.trim()), k);
-        break;
-      case "nvidia-container-runtime.runtimes":
-        take("runtimes", strs(k, v), k);
-        break;
-      case "nvidia-container-runtime.modes.cdi.spec-dirs":
-        take("cdiSpecDirs", strs(k, v), k);
-        break;
-      case "nvidia-container-runtime.modes.cdi.annotation-prefixes":
-        take("cdiAnnotationPrefixes", strs(k, v), k);
-        break;
-      case "nvidia-container-runtime.modes.cdi.default-kind":
-        take("cdiKinds", [str(k, v)], k);
-        break;
-      case "nvidia-container-runtime-hook.path": {
-        const p = str(k, v);
-        // NVIDIA's default names the hook by name, found on PATH: gpuctl's default finds it the same way.
-        if (p.startsWith("/")) take("hookPath", p, k);
-        break;
-      }
-      case "nvidia-container-runtime.mode": {
-        // legacy: the prestart hook (gpuctl's hook mode); auto, cdi, jit-cdi: the spec edited (gpuctl's spec
-        // mode, which also resolves CDI names itself).
-        const m = str(k, v);
-        if (m === "legacy") take("mode", "hook", k);
-        else if (["auto", "cdi", "jit-cdi"].includes(m)) take("mode", "spec", k);
-        else unmapped.push({ key: k, value: v, why: `mode "${m}" (Tegra's CSV) is not supported` });
-        break;
-      }
-      case "nvidia-container-runtime.log-level": {
-        const l = str(k, v).toLowerCase();
-        const level = l === "trace"
-          ? "debug"
-          : l === "warning"
-          ? "warn"
-          : ["fatal", "panic"].includes(l)
-          ? "error"
-          : l;
-        if (["debug", "info", "warn", "error"].includes(level)) {
-          take("logLevel", level as Config["logLevel"], k);
-        } else bad(k, "a log level");
-        break;
-      }
-      case "nvidia-container-runtime.debug":
-      case "nvidia-container-cli.debug": {
-        const p = str(k, v);
-        if (p !== "" && p !== "/dev/null" && p.startsWith("/")) take("logFile", p, k);
-        break;
-      }
-      case "nvidia-container-runtime.modes.legacy.cuda-compat-mode":
-        if (str(k, v) === "disabled") take("cudaCompat", false, k);
-        break;
-      default:
-        unmapped.push({ key: k, value: v, why: NO_EQUIVALENT[k] ?? "gpuctl has no such setting" });
-    }
+    const bad = (want: string): never => {
+      throw new GpuctlError(`${file}: ${k}`, `must be ${want} (NVIDIA's configuration)`);
+    };
+    read({
+      take(key, value) {
+        (config as Record<keyof Config, unknown>)[key] = value;
+        from[key] = k;
+      },
+      str: () => (typeof v === "string" ? v : bad("a string")),
+      bool: () => (typeof v === "boolean" ? v : bad("true or false")),
+      strs: () =>
+        Array.isArray(v) && v.every((x) => typeof x === "string") ? v as string[] : bad("a list of strings"),
+      skip: (why) => unmapped.push({ key: k, value: v, why }),
+      bad,
+    });
   }
   return { config, from, unmapped };
 }
