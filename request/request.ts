@@ -190,6 +190,20 @@ export function parseImexChannels(ids: readonly string[], name: string): number[
   ];
 }
 
+/** What the request is read from: the environment, the container's privilege and the host's policy. */
+interface Inputs {
+  spec: OciSpec;
+  env: Map<string, string>;
+  policy: RequestPolicy;
+  privileged: boolean;
+  /** A legacy CUDA image (CUDA_VERSION without NVIDIA_REQUIRE_CUDA). */
+  legacy: boolean;
+  /** The environment may ask for devices (privileged, or the host accepts it from anyone). */
+  envAllowed: boolean;
+  /** The device plugin's volume-mounts strategy: the ids mounted under VOLUME_ROOT (when accepted). */
+  volumes: string[];
+}
+
 /**
  * Builds the request; `null` when the container asks for no GPU (then nothing else is read). Errors name the
  * variable and the fix.
@@ -197,91 +211,28 @@ export function parseImexChannels(ids: readonly string[], name: string): number[
 export function readRequest(spec: OciSpec, policy: RequestPolicy): GpuRequest | null {
   const env = envMap(spec);
   const privileged = isPrivileged(spec);
-  const legacy = (env.get("CUDA_VERSION") ?? "") !== "" && (env.get("NVIDIA_REQUIRE_CUDA") ?? "") === "";
-  const envAllowed = privileged || policy.acceptEnvWhenUnprivileged;
-  const volumes = policy.acceptVolumeMounts ? volumeRequests(spec) : [];
-
-  // 1. Devices, in NVIDIA's order of precedence.
-  let devices: DeviceRequest = { kind: "void" }, devicesSource = "NVIDIA_VISIBLE_DEVICES";
-  const annotated = [...spec.annotations.keys()].filter((k) =>
-    policy.cdiAnnotationPrefixes.some((p) => k.startsWith(p))
-  ).sort();
-  const volumeDevices = volumes.filter((id) => !id.startsWith("imex/"));
-  const annotatedNames = annotated.flatMap((k) => spec.annotations.get(k)!.split(",")).map((s) => s.trim())
-    .filter((s) => s !== "");
-  if (annotatedNames.length > 0) {
-    devicesSource = `annotation ${annotated[0]}`;
-    devices = { kind: "list", ids: annotatedNames };
-  } else if (volumeDevices.length > 0) {
-    devicesSource = `volume mounts under ${VOLUME_ROOT}`;
-    devices = {
-      kind: "list",
-      ids: volumeDevices.map((id) => (id.startsWith("cdi/") ? cdiFromVolume(id) : id)),
-    };
-  } else if (envAllowed) {
-    const swarm = policy.swarmResource.filter((v) => env.has(v));
-    const vars = swarm.length > 0 ? swarm : ["NVIDIA_VISIBLE_DEVICES"];
-    const set = vars.some((v) => env.has(v));
-    devicesSource = set || !legacy ? vars.join(", ") : "CUDA_VERSION (a legacy CUDA image gets every GPU)";
-    const value = vars.filter((v) => env.has(v)).map((v) => env.get(v)!).join(",");
-    devices = !set && legacy ? { kind: "all" } : parseVisibleDevices(set ? value : undefined);
-  }
-  if (devices.kind === "void") return null;
-  if (devices.kind === "list" && devices.ids.some((id) => clean(id) === VOLUME_ROOT)) {
-    // NVIDIA's device plugin, volume-mounts strategy: the variable points at the mounts, which name the GPUs.
-    throw new GpuctlError(
-      devicesSource,
-      `${quote(VOLUME_ROOT)} asks for the GPUs mounted under it (a device plugin's volume-mounts strategy), ${
-        policy.acceptVolumeMounts
-          ? "but none is mounted there"
-          : 'which this host does not accept: set "acceptVolumeMounts": true in gpuctl\'s configuration'
-      }`,
-    );
-  }
-  if (devices.kind === "list") checkCdiKinds(devices.ids, devicesSource, policy, annotatedNames.length > 0);
-
-  // 2. Everything else, for a GPU container only.
-  const mig = (name: string): boolean => {
-    const v = env.get(name);
-    if (v === undefined || v === "") return false;
-    if (!privileged) {
-      throw new GpuctlError(name, "is only honoured for privileged containers (with CAP_SYS_ADMIN)");
-    }
-    if (v.toLowerCase() !== "all") throw new GpuctlError(name, `only "all" is supported, not ${quote(v)}`);
-    return true;
+  const i: Inputs = {
+    spec,
+    env,
+    policy,
+    privileged,
+    legacy: (env.get("CUDA_VERSION") ?? "") !== "" && (env.get("NVIDIA_REQUIRE_CUDA") ?? "") === "",
+    envAllowed: privileged || policy.acceptEnvWhenUnprivileged,
+    volumes: policy.acceptVolumeMounts ? volumeRequests(spec) : [],
   };
-  const migConfig = mig("NVIDIA_MIG_CONFIG_DEVICES"), migMonitor = mig("NVIDIA_MIG_MONITOR_DEVICES");
-
+  const d = requestedDevices(i);
+  if (d === null) return null;
+  // Everything else, for a GPU container only (in this order: the first error is the one said).
+  const migConfig = migManagement(i, "NVIDIA_MIG_CONFIG_DEVICES");
+  const migMonitor = migManagement(i, "NVIDIA_MIG_MONITOR_DEVICES");
   let capabilities = env.get("NVIDIA_DRIVER_CAPABILITIES");
-  if (capabilities === undefined && legacy) capabilities = "all";
-
-  const requirements: Requirement[] = [];
-  if (!policy.disableRequire && !TRUE.has(env.get("NVIDIA_DISABLE_REQUIRE") ?? "")) {
-    for (const [k, v] of env) {
-      if (k.startsWith("NVIDIA_REQUIRE_") && !k.startsWith("NVIDIA_REQUIRE_JETPACK")) {
-        requirements.push(parseRequirement(k, v));
-      }
-    }
-    if (legacy) {
-      requirements.push(parseRequirement("CUDA_VERSION", legacyCudaRequirement(env.get("CUDA_VERSION")!)));
-    }
-  }
-
-  let imexChannels: number[] = [];
-  const imexVolumes = volumes.filter((id) => id.startsWith("imex/")).map((id) => id.slice("imex/".length));
-  if (imexVolumes.length > 0) {
-    imexChannels = parseImexChannels(imexVolumes, `volume mounts under ${VOLUME_ROOT}/imex`);
-  } else if (envAllowed && env.has("NVIDIA_IMEX_CHANNELS")) {
-    const r = parseVisibleDevices(env.get("NVIDIA_IMEX_CHANNELS"));
-    // "all" is not honoured from the environment, as with NVIDIA; void and none ask for nothing.
-    if (r.kind === "list") imexChannels = parseImexChannels(r.ids, "NVIDIA_IMEX_CHANNELS");
-  }
-
+  if (capabilities === undefined && i.legacy) capabilities = "all";
+  const requirements = requirementsOf(i);
+  const imexChannels = imexRequest(i);
   const gated = Object.entries(GATED).filter(([v]) => env.get(v) === "enabled").map(([, cap]) => cap);
-
   return {
-    devices,
-    devicesSource,
+    devices: d.devices,
+    devicesSource: d.source,
     capabilities,
     requirements,
     privileged,
@@ -290,4 +241,84 @@ export function readRequest(spec: OciSpec, policy: RequestPolicy): GpuRequest | 
     imexChannels,
     gated,
   };
+}
+
+/** The devices asked for, in NVIDIA's order of precedence, and what asked; `null`: none. */
+function requestedDevices(i: Inputs): { devices: GpuRequest["devices"]; source: string } | null {
+  const { spec, env, policy } = i;
+  let devices: DeviceRequest = { kind: "void" }, source = "NVIDIA_VISIBLE_DEVICES";
+  const annotated = [...spec.annotations.keys()].filter((k) =>
+    policy.cdiAnnotationPrefixes.some((p) => k.startsWith(p))
+  ).sort();
+  const volumeDevices = i.volumes.filter((id) => !id.startsWith("imex/"));
+  const annotatedNames = annotated.flatMap((k) => spec.annotations.get(k)!.split(",")).map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (annotatedNames.length > 0) {
+    source = `annotation ${annotated[0]}`;
+    devices = { kind: "list", ids: annotatedNames };
+  } else if (volumeDevices.length > 0) {
+    source = `volume mounts under ${VOLUME_ROOT}`;
+    devices = {
+      kind: "list",
+      ids: volumeDevices.map((id) => (id.startsWith("cdi/") ? cdiFromVolume(id) : id)),
+    };
+  } else if (i.envAllowed) {
+    const swarm = policy.swarmResource.filter((v) => env.has(v));
+    const vars = swarm.length > 0 ? swarm : ["NVIDIA_VISIBLE_DEVICES"];
+    const set = vars.some((v) => env.has(v));
+    source = set || !i.legacy ? vars.join(", ") : "CUDA_VERSION (a legacy CUDA image gets every GPU)";
+    const value = vars.filter((v) => env.has(v)).map((v) => env.get(v)!).join(",");
+    devices = !set && i.legacy ? { kind: "all" } : parseVisibleDevices(set ? value : undefined);
+  }
+  if (devices.kind === "void") return null;
+  if (devices.kind === "list" && devices.ids.some((id) => clean(id) === VOLUME_ROOT)) {
+    // NVIDIA's device plugin, volume-mounts strategy: the variable points at the mounts, which name the GPUs.
+    throw new GpuctlError(
+      source,
+      `${quote(VOLUME_ROOT)} asks for the GPUs mounted under it (a device plugin's volume-mounts strategy), ${
+        policy.acceptVolumeMounts
+          ? "but none is mounted there"
+          : 'which this host does not accept: set "acceptVolumeMounts": true in gpuctl\'s configuration'
+      }`,
+    );
+  }
+  if (devices.kind === "list") checkCdiKinds(devices.ids, source, policy, annotatedNames.length > 0);
+  return { devices, source };
+}
+
+/** NVIDIA_MIG_CONFIG_DEVICES / NVIDIA_MIG_MONITOR_DEVICES: `all`, from a privileged container only. */
+function migManagement(i: Inputs, name: string): boolean {
+  const v = i.env.get(name);
+  if (v === undefined || v === "") return false;
+  if (!i.privileged) {
+    throw new GpuctlError(name, "is only honoured for privileged containers (with CAP_SYS_ADMIN)");
+  }
+  if (v.toLowerCase() !== "all") throw new GpuctlError(name, `only "all" is supported, not ${quote(v)}`);
+  return true;
+}
+
+/** Every NVIDIA_REQUIRE_* (and a legacy image's CUDA_VERSION), unless the host or the image turns them off. */
+function requirementsOf(i: Inputs): Requirement[] {
+  const { env, policy } = i;
+  if (policy.disableRequire || TRUE.has(env.get("NVIDIA_DISABLE_REQUIRE") ?? "")) return [];
+  const out: Requirement[] = [];
+  for (const [k, v] of env) {
+    if (k.startsWith("NVIDIA_REQUIRE_") && !k.startsWith("NVIDIA_REQUIRE_JETPACK")) {
+      out.push(parseRequirement(k, v));
+    }
+  }
+  if (i.legacy) out.push(parseRequirement("CUDA_VERSION", legacyCudaRequirement(env.get("CUDA_VERSION")!)));
+  return out;
+}
+
+/** IMEX channels: from the volume mounts, else from NVIDIA_IMEX_CHANNELS where the environment may ask. */
+function imexRequest(i: Inputs): number[] {
+  const imexVolumes = i.volumes.filter((id) => id.startsWith("imex/")).map((id) => id.slice("imex/".length));
+  if (imexVolumes.length > 0) {
+    return parseImexChannels(imexVolumes, `volume mounts under ${VOLUME_ROOT}/imex`);
+  }
+  if (!i.envAllowed || !i.env.has("NVIDIA_IMEX_CHANNELS")) return [];
+  const r = parseVisibleDevices(i.env.get("NVIDIA_IMEX_CHANNELS"));
+  // "all" is not honoured from the environment, as with NVIDIA; void and none ask for nothing.
+  return r.kind === "list" ? parseImexChannels(r.ids, "NVIDIA_IMEX_CHANNELS") : [];
 }
