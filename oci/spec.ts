@@ -80,93 +80,97 @@ export function parseState(text: string): OciState {
   return { id: id?.t === "str" ? id.value : "", pid: n, bundle: bundle.value };
 }
 
+/** Typed reads of config.json's fields, as runc's decoder checks them; errors name the file and the field. */
+class Fields {
+  constructor(readonly file: string) {}
+  bad(what: string): never {
+    throw new GpuctlError(this.file, what);
+  }
+  /** A field that must be an object when present (null counts as absent, as in Go). */
+  obj(parent: JNode | undefined, key: string, name: string): JNode | undefined {
+    const v = member(parent, key);
+    if (v === undefined || v.t === "null") return undefined;
+    if (v.t !== "obj") this.bad(`"${name}" is not an object`);
+    return v;
+  }
+  /** A field that must be a list when present; its items. */
+  list(v: JNode | undefined, name: string): JNode[] {
+    if (v === undefined || v.t === "null") return [];
+    if (v.t !== "arr") this.bad(`"${name}" is not a list`);
+    return (v as { items: JNode[] }).items;
+  }
+  strings(v: JNode | undefined, name: string): string[] | undefined {
+    if (v === undefined || v.t === "null") return undefined;
+    if (v.t !== "arr" || !v.items.every((x) => x.t === "str")) this.bad(`"${name}" is not a list of strings`);
+    return (v as { items: { value: string }[] }).items.map((x) => x.value);
+  }
+  optStr(v: JNode | undefined, name: string): string | undefined {
+    if (v === undefined || v.t === "null") return undefined;
+    if (v.t !== "str") this.bad(`"${name}" is not a string`);
+    return (v as { value: string }).value;
+  }
+}
+
 /** Parses config.json text, checking the types of the fields gpuctl reads as runc's decoder would. */
 export function parseSpec(text: string, file: string): OciSpec {
   const tree = parseJson(text, file);
   if (tree.t !== "obj") throw new GpuctlError(file, "is not a JSON object");
-  const bad = (what: string): never => {
-    throw new GpuctlError(file, what);
-  };
-  /** A field that must be an object when present (null counts as absent, as in Go). */
-  const obj = (parent: JNode | undefined, key: string, name: string): JNode | undefined => {
-    const v = member(parent, key);
-    if (v === undefined || v.t === "null") return undefined;
-    if (v.t !== "obj") bad(`"${name}" is not an object`);
-    return v;
-  };
-  const strings = (v: JNode | undefined, name: string): string[] | undefined => {
-    if (v === undefined || v.t === "null") return undefined;
-    if (v.t !== "arr" || !v.items.every((x) => x.t === "str")) bad(`"${name}" is not a list of strings`);
-    return (v as { items: { value: string }[] }).items.map((x) => x.value);
-  };
-  const optStr = (v: JNode | undefined, name: string): string | undefined => {
-    if (v === undefined || v.t === "null") return undefined;
-    if (v.t !== "str") bad(`"${name}" is not a string`);
-    return (v as { value: string }).value;
-  };
+  const f = new Fields(file);
+  const process = f.obj(tree, "process", "process");
+  const env = f.strings(member(process, "env"), "process.env") ?? [];
+  const caps = f.obj(process, "capabilities", "process.capabilities");
+  const bounding = f.strings(member(caps, "bounding"), "process.capabilities.bounding");
+  const root = f.obj(tree, "root", "root");
+  const rootPath = f.optStr(member(root, "path"), "root.path");
+  const mounts = mountsOf(f, tree);
+  const annotations = annotationsOf(f, tree);
+  const prestart = f.list(member(f.obj(tree, "hooks", "hooks"), "prestart"), "hooks.prestart").map((h) => {
+    if (h.t !== "obj") f.bad("a prestart hook is not an object");
+    return {
+      path: f.optStr(member(h, "path"), "hook path") ?? "",
+      args: f.strings(member(h, "args"), "hook args") ?? [],
+    };
+  });
+  const linux = f.obj(tree, "linux", "linux");
+  const devices = f.list(member(linux, "devices"), "linux.devices").flatMap((d) => {
+    const p = d.t === "obj" ? member(d, "path") : undefined;
+    return p?.t === "str" ? [p.value] : [];
+  });
+  return { tree, env, bounding, rootPath, mounts, annotations, prestart, devices };
+}
 
-  const process = obj(tree, "process", "process");
-  const env = strings(member(process, "env"), "process.env") ?? [];
-  const caps = obj(process, "capabilities", "process.capabilities");
-  const bounding = strings(member(caps, "bounding"), "process.capabilities.bounding");
-  const root = obj(tree, "root", "root");
-  const rootPath = optStr(member(root, "path"), "root.path");
-
+function mountsOf(f: Fields, tree: JNode): OciMount[] {
   const mounts: OciMount[] = [];
-  const m = member(tree, "mounts");
-  if (m !== undefined && m.t !== "null") {
-    if (m.t !== "arr") bad('"mounts" is not a list');
-    for (const item of (m as { items: JNode[] }).items) {
-      if (item.t === "null") continue;
-      if (item.t !== "obj") bad("a mount is not an object");
-      const destination = member(item, "destination");
-      if (destination?.t !== "str") bad('a mount has no "destination" string');
-      const mount: OciMount = { destination: (destination as { value: string }).value };
-      const source = optStr(member(item, "source"), "mount source");
-      if (source !== undefined) mount.source = source;
-      const type = optStr(member(item, "type"), "mount type");
-      if (type !== undefined) mount.type = type;
-      const options = strings(member(item, "options"), "mount options");
-      if (options !== undefined) mount.options = options;
-      mounts.push(mount);
-    }
+  for (const item of f.list(member(tree, "mounts"), "mounts")) {
+    if (item.t === "null") continue;
+    if (item.t !== "obj") f.bad("a mount is not an object");
+    const destination = member(item, "destination");
+    if (destination?.t !== "str") f.bad('a mount has no "destination" string');
+    const mount: OciMount = { destination: (destination as { value: string }).value };
+    const source = f.optStr(member(item, "source"), "mount source");
+    if (source !== undefined) mount.source = source;
+    const type = f.optStr(member(item, "type"), "mount type");
+    if (type !== undefined) mount.type = type;
+    const options = f.strings(member(item, "options"), "mount options");
+    if (options !== undefined) mount.options = options;
+    mounts.push(mount);
   }
+  return mounts;
+}
 
-  // One pass, in order: a later duplicate key overwrites an earlier one, as Go's decoder fills a map, and every
-  // value must be a string (Go's decoder refuses any that is not). Looking each key's last value up instead would
-  // be quadratic in the number of annotations, which the image's author chooses.
+/**
+ * One pass, in order: a later duplicate key overwrites an earlier one, as Go's decoder fills a map, and every
+ * value must be a string (Go's decoder refuses any that is not). Looking each key's last value up instead would
+ * be quadratic in the number of annotations, which the image's author chooses.
+ */
+function annotationsOf(f: Fields, tree: JNode): Map<string, string> {
   const annotations = new Map<string, string>();
-  const ann = obj(tree, "annotations", "annotations");
+  const ann = f.obj(tree, "annotations", "annotations");
   for (const [k, v] of ann?.t === "obj" ? ann.members : []) {
-    if (v.t !== "str" && v.t !== "null") bad(`annotation "${k.slice(0, 64)}" is not a string`);
+    if (v.t !== "str" && v.t !== "null") f.bad(`annotation "${k.slice(0, 64)}" is not a string`);
     annotations.set(k, v.t === "str" ? v.value : "");
   }
-
-  const hooks = obj(tree, "hooks", "hooks");
-  const prestart: OciHook[] = [];
-  const pre = member(hooks, "prestart");
-  if (pre !== undefined && pre.t !== "null") {
-    if (pre.t !== "arr") bad('"hooks.prestart" is not a list');
-    for (const h of (pre as { items: JNode[] }).items) {
-      if (h.t !== "obj") bad("a prestart hook is not an object");
-      prestart.push({
-        path: optStr(member(h, "path"), "hook path") ?? "",
-        args: strings(member(h, "args"), "hook args") ?? [],
-      });
-    }
-  }
-
-  const linux = obj(tree, "linux", "linux");
-  const devices: string[] = [];
-  const devs = member(linux, "devices");
-  if (devs !== undefined && devs.t !== "null") {
-    if (devs.t !== "arr") bad('"linux.devices" is not a list');
-    for (const d of (devs as { items: JNode[] }).items) {
-      const p = d.t === "obj" ? member(d, "path") : undefined;
-      if (p?.t === "str") devices.push(p.value);
-    }
-  }
-  return { tree, env, bounding, rootPath, mounts, annotations, prestart, devices };
+  return annotations;
 }
 
 /**
