@@ -37,6 +37,10 @@ const WS = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
  * Parses JSON text. `what` names the input in errors, which say where the text is wrong and never quote it.
+ *
+ * One function, longer than the rest of gpuctl's: a single loop over an explicit stack of open containers, whose
+ * states are read together (a value, then a separator or a close, per container kind). Split into functions, the
+ * stack and the position would be passed through each, and nothing in it recurses on the input's depth.
  */
 export function parseJson(text: string, what: string): JNode {
   let i = 0;
