@@ -4,7 +4,8 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { announce, answerTimeout, listen, serveDir, serveLines } from "../serve/server.ts";
+import { listen, serveLines } from "../serve/loop.ts";
+import { announce, answerTimeout, serveDir } from "../serve/protocol.ts";
 import { parse } from "./args.ts";
 import type { Context } from "./context.ts";
 import type { Config } from "../config/schema.ts";

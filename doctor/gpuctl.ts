@@ -4,7 +4,7 @@
  */
 import type { Config } from "../config/schema.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
-import { PROTOCOL, runningServer, serveDir } from "../serve/server.ts";
+import { PROTOCOL, runningServer, serveDir } from "../serve/protocol.ts";
 import { frontCommand, frontFresh, frontServe } from "../serve/fronts.ts";
 import { type Check, type DoctorInputs, exists, fail, isExecutable, ok, read, warn } from "./check.ts";
 

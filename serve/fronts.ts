@@ -14,7 +14,7 @@
 import type { Config } from "../config/schema.ts";
 import { SBIN_DIRS } from "../oci/runc_args.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
-import { PROTOCOL } from "./server.ts";
+import { PROTOCOL } from "./protocol.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import { AT_FDCWD, setMtimeNs, statx } from "../ffi/libc.ts";
 import ASK from "./fronts/ask.sh" with { type: "text" };

@@ -39,65 +39,28 @@ import {
   exists,
   libc,
   O_CLOEXEC,
-  O_CREAT,
-  O_DIRECTORY,
   O_NOFOLLOW,
   O_NONBLOCK,
-  O_PATH,
   O_RDONLY,
-  O_RDWR,
   O_WRONLY,
   readAll,
   S_IFIFO,
   S_IFMT,
   S_IFREG,
   statx,
-  SyscallError,
   writeAll,
 } from "../ffi/libc.ts";
 import { type LogFormat, type Logger, logger, nullLogger, phases, startRequest } from "../log/log.ts";
 import { scanRuncArgs } from "../oci/runc_args.ts";
 import { MAX_SPEC_BYTES } from "../oci/spec.ts";
 import type { ViewToMake } from "../flows/shim_edit.ts";
-import { VERSION } from "../version.ts";
+import { type Answer, answerLine, DIRECT, PROTOCOL, REQUEST, uptime, waiting } from "./protocol.ts";
 
-/**
- * Spoken by the fronts and the server, with gpuctl's version: a front written by another gpuctl (an upgrade not yet
- * followed by `gpuctl install` and a restart of the server) is sent back to run gpuctl itself.
- */
-export const PROTOCOL = `gpuctl-serve-2 ${VERSION}`;
 const MAX_ARGV = 1 << 20;
 /** The hook's state holds the container's annotations, as config.json does: the same bound. */
 const MAX_STDIN = MAX_SPEC_BYTES;
 /** A prepared container whose `view` is not asked for within this long is forgotten (its create failed). */
 const PENDING_MS = 10 * 60_000;
-const LOCK_EX = 2, LOCK_NB = 4;
-const REQUEST = /^([0-9]{1,10})\.(runtime|view|hook) ([0-9]{1,12})$/;
-const SUFFIXES = [".argv", ".stdin", ".reply"] as const;
-
-/** Where the server listens: `<cacheDir>/serve`, or nowhere without a cacheDir. */
-export function serveDir(cacheDir: string | null): string | null {
-  return cacheDir === null ? null : `${cacheDir.replace(/\/+$/, "")}/serve`;
-}
-
-/** How long a front waits for an answer: longer than the slowest work a request may do (NVML, twice). */
-export function answerTimeout(config: Pick<Config, "nvmlTimeout">): number {
-  return Math.ceil(2 * config.nvmlTimeout + 10);
-}
-
-type Word = "ok" | "pass" | "view" | "direct" | "fail";
-interface Answer {
-  code: number;
-  word: Word;
-  message?: string;
-}
-const DIRECT: Answer = { code: 0, word: "direct" };
-
-/** The answer line: `<code> <word> <message>`, the message one printable line. */
-function answerLine(a: Answer): string {
-  return `${a.code} ${a.word} ${a.message ?? ""}`.trimEnd() + "\n";
-}
-
 /** The calling thread's mount namespace, as `/proc/thread-self/ns/mnt` names it (`null` if that cannot be read). */
 function ownMountNamespace(): string | null {
   try {
@@ -105,74 +68,6 @@ function ownMountNamespace(): string | null {
   } catch {
     return null;
   }
-}
-
-/**
- * The directory the serve directory is in (cacheDir) must be owned by root or this user, and writable by no one
- * else unless sticky: else another user could swap the serve directory for one of theirs, and read and answer
- * root's requests.
- */
-function safeParent(path: string): void {
-  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
-  let st: ReturnType<typeof statx>;
-  try {
-    st = statx(-100, /* AT_FDCWD */ parent, 0x100 /* AT_SYMLINK_NOFOLLOW */);
-  } catch {
-    return; // made below, by this user
-  }
-  const me = libc().geteuid();
-  if ((st.mode & S_IFMT) !== 0o040000) {
-    throw new GpuctlError(parent, "is not a directory (cacheDir must be one)");
-  }
-  if (st.uid !== 0 && st.uid !== me) {
-    throw new GpuctlError(
-      parent,
-      `is owned by uid ${st.uid}: gpuctl serve listens only in a directory of root's (cacheDir)`,
-    );
-  }
-  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
-    throw new GpuctlError(
-      parent,
-      "is writable by others: gpuctl serve listens only in a directory they cannot change (chmod go-w, or another cacheDir)",
-    );
-  }
-}
-
-/** A private directory of root's (the caller's), made if absent; its descriptor. */
-function privateDir(path: string): number {
-  safeParent(path);
-  Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
-  const fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0));
-  const st = statx(fd, "", AT_EMPTY_PATH);
-  if (st.uid !== libc().geteuid() || (st.mode & 0o077) !== 0) {
-    libc().close(fd);
-    throw new GpuctlError(path, "is not private to this user (it must be owned by it, mode 0700)");
-  }
-  return fd;
-}
-
-/** Seconds since boot, as the fronts read them from /proc/uptime (whole seconds). */
-function uptime(): number {
-  try {
-    return Math.floor(Number(Deno.readTextFileSync("/proc/uptime").split(" ")[0]));
-  } catch {
-    return 0;
-  }
-}
-
-/** Whether a caller holds its reply FIFO open (a non-blocking open for writing finds a reader). */
-function waiting(dirFd: number, reply: string): boolean {
-  let fd: number;
-  try {
-    fd = check(
-      "open reply",
-      () => libc().openat(dirFd, reply, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0),
-    );
-  } catch {
-    return false; // ENXIO: no reader; or no such FIFO
-  }
-  libc().close(fd);
-  return true;
 }
 
 /** A create answered `view`: what its view request finds. */
@@ -451,132 +346,5 @@ export class Server {
     } finally {
       libc().close(fd);
     }
-  }
-}
-
-/** A server listening in `dir`: the lock taken, leftovers removed, the FIFO made. `close()` undoes it. */
-export function listen(dir: string): { server: (configPath: string | undefined) => Server; close(): void } {
-  const dirFd = privateDir(dir);
-  let lock = -1;
-  try {
-    lock = check(
-      `open ${dir}/lock`,
-      () => libc().openat(dirFd, "lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0o600),
-    );
-    try {
-      check("flock", () => libc().flock(lock, LOCK_EX | LOCK_NB));
-    } catch (e) {
-      if (e instanceof SyscallError && e.errno === 11 /* EWOULDBLOCK */) {
-        let pid = "";
-        try {
-          pid = ` (pid ${Deno.readTextFileSync(`${dir}/pid`).split(" ")[0]!.trim()})`;
-        } catch { /* not written yet */ }
-        throw new GpuctlError("gpuctl serve", `another one is running${pid}, in ${dir}`);
-      }
-      throw e;
-    }
-    for (const e of Deno.readDirSync(dir)) {
-      if (e.name === "requests" || e.name === "pid" || SUFFIXES.some((s) => e.name.endsWith(s))) {
-        libc().unlinkat(dirFd, e.name, 0);
-      }
-    }
-    check("mkfifo requests", () => libc().mknodat(dirFd, "requests", S_IFIFO | 0o600, 0n));
-  } catch (e) {
-    if (lock >= 0) libc().close(lock);
-    libc().close(dirFd);
-    throw e;
-  }
-  return {
-    server: (configPath) => new Server(dir, dirFd, configPath),
-    close() {
-      libc().unlinkat(dirFd, "pid", 0);
-      libc().unlinkat(dirFd, "requests", 0);
-      // Requests still queued: their callers time out and stop their containers.
-      for (const e of Deno.readDirSync(dir)) {
-        if (SUFFIXES.some((s) => e.name.endsWith(s))) libc().unlinkat(dirFd, e.name, 0);
-      }
-      libc().close(lock);
-      libc().close(dirFd);
-    },
-  };
-}
-
-/**
- * A process's start time (field 22 of `/proc/PID/stat`, in clock ticks since boot), or null: with its pid, what
- * tells one process from another given the same pid later.
- */
-export function procStart(pid: number | "self"): string | null {
-  try {
-    const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return st.slice(st.lastIndexOf(") ") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Announces the server: `PID START` in `dir/pid`, written atomically. The fronts (serve/fronts/ask.sh), doctor and
- * install take a server for alive only when that process lives and started then.
- */
-export function announce(dir: string): void {
-  const tmp = `${dir}/.pid.${Deno.pid}`;
-  Deno.writeTextFileSync(tmp, `${Deno.pid} ${procStart("self")}\n`, { mode: 0o600 });
-  Deno.renameSync(tmp, `${dir}/pid`);
-}
-
-/** The server listening in `dir`, if one is: the pid its pid file names, proven by that process's start time. */
-export function runningServer(dir: string): number | null {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`${dir}/pid`);
-  } catch {
-    return null;
-  }
-  const [pid, start] = text.trim().split(" ");
-  if (!/^[0-9]{1,10}$/.test(pid ?? "") || start === undefined) return null;
-  return procStart(Number(pid)) === start ? Number(pid) : null;
-}
-
-/** The heap size past which the server collects its garbage between requests. */
-const TIDY_HEAP = 16 << 20;
-
-/**
- * A full garbage collection, or `null` where V8 will not give one. V8 keeps a heap it has grown (for a 9,999-deep
- * config.json, say) for good, and a server lives long: collected between requests, its memory stays that of a
- * fresh process plus what one request needs. (`node:` modules are imported here, not at the top: a bundle hoists
- * static ones into every gpuctl start.)
- */
-async function collector(): Promise<(() => void) | null> {
-  try {
-    const v8 = await import("node:v8");
-    v8.setFlagsFromString("--expose-gc");
-    const gc = (await import("node:vm")).runInNewContext("gc") as unknown;
-    return typeof gc === "function" ? () => gc() : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Reads request lines from the FIFO and serves them in order, until the process is stopped. */
-export async function serveLines(dir: string, server: Server): Promise<never> {
-  const gc = await collector();
-  // Read-write: the server is then always a writer too, and never sees end-of-file between callers.
-  const fifo = Deno.openSync(`${dir}/requests`, { read: true, write: true });
-  const buf = new Uint8Array(64 << 10);
-  const dec = new TextDecoder();
-  let rest = "";
-  for (;;) {
-    const n = await fifo.read(buf);
-    if (n === null) continue;
-    rest += dec.decode(buf.subarray(0, n), { stream: true });
-    let nl: number;
-    while ((nl = rest.indexOf("\n")) >= 0) {
-      const line = rest.slice(0, nl);
-      rest = rest.slice(nl + 1);
-      await server.handle(line);
-    }
-    if (rest.length > 4096) rest = ""; // no front writes such a line
-    // Between requests (none buffered): a request arriving now waits for the collection, a few ms.
-    if (rest === "" && gc !== null && Deno.memoryUsage().heapTotal > TIDY_HEAP) gc();
   }
 }

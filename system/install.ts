@@ -17,7 +17,7 @@ import { GpuctlError } from "../errors/mod.ts";
 import { hookFront, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
 import { type Config, DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import { nvidiaConfigPath } from "../config/nvidia.ts";
-import { answerTimeout, serveDir } from "../serve/server.ts";
+import { answerTimeout, serveDir } from "../serve/protocol.ts";
 import { selfCommand, selfExecutable, VERSION } from "../version.ts";
 import {
   frontState,

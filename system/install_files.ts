@@ -7,7 +7,7 @@
 import { GpuctlError } from "../errors/mod.ts";
 import type { Config } from "../config/schema.ts";
 import { INSTALL_MARK } from "../serve/fronts.ts";
-import { serveDir } from "../serve/server.ts";
+import { serveDir } from "../serve/protocol.ts";
 import { packTrailer, VERSION } from "../version.ts";
 
 /** The fronts install writes. */

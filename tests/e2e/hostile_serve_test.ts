@@ -11,7 +11,7 @@ import { bundleTo, logLines, writeRuntimeFront } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
-import { procStart } from "../../serve/server.ts";
+import { procStart } from "../../serve/protocol.ts";
 import { serveCheck } from "../../doctor/checks.ts";
 import { makeBundle, runcLifecycle, startServe } from "./bundle.ts";
 
