@@ -5,6 +5,7 @@
  * multi-attach, as runc does.
  * @module
  */
+import { EINVAL } from "../errors/errno.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import { backend } from "../ffi/mod.ts";
 import { bpf, check, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY, SyscallError } from "../ffi/libc.ts";
@@ -207,7 +208,7 @@ export function allowV2(dir: string, rules: readonly DeviceRule[]): number {
             try {
               attachDeviceProgram(cg, fresh, BPF_F_ALLOW_MULTI | BPF_F_REPLACE, old);
             } catch (e) {
-              if (!(e instanceof SyscallError && e.errno === 22 /* EINVAL: no BPF_F_REPLACE */)) throw e;
+              if (!(e instanceof SyscallError && e.errno === EINVAL /* no BPF_F_REPLACE */)) throw e;
               attachDeviceProgram(cg, fresh, BPF_F_ALLOW_MULTI);
               attachOp(BPF_PROG_DETACH, cg, old, BPF_F_ALLOW_MULTI);
             }

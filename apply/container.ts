@@ -16,6 +16,7 @@
  * everything in the container is reached by descriptor (see {@link InRoot}). Nothing is ever created on the host.
  * @module
  */
+import { EPERM } from "../errors/errno.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import {
   AT_EMPTY_PATH,
@@ -176,7 +177,7 @@ function makeSpecEdits(root: InRoot, spec: SpecEdits, sources: SpecSources, log:
       root.mknod(n.path, n.major, n.minor, n.fileMode, n.uid, n.gid, makedev);
     } catch (e) {
       const clone = sources.nodes.get(n.path);
-      if (!(e instanceof SyscallError && e.errno === 1 /* EPERM */) || clone === undefined) throw e;
+      if (!(e instanceof SyscallError && e.errno === EPERM) || clone === undefined) throw e;
       const target = root.mountTarget(n.path, "file");
       attach(clone, target);
       root.release(target);

@@ -8,6 +8,7 @@
  * No path is ever built as `rootfs + path` and handed to the kernel.
  * @module
  */
+import { EAGAIN, EEXIST, ELOOP, ENOENT, ENOSYS, ENOTDIR, EPERM, EXDEV } from "../errors/errno.ts";
 import {
   AT_EMPTY_PATH,
   AT_SYMLINK_NOFOLLOW,
@@ -42,7 +43,6 @@ import {
 import { GpuctlError } from "../errors/mod.ts";
 import { AT_FDCWD } from "../ffi/libc.ts";
 
-const ENOENT = 2, EEXIST = 17, ENOSYS = 38, ELOOP = 40, EXDEV = 18, EAGAIN = 11;
 const MAX_LINKS = 40;
 
 /** A file type from a `statx` mode. */
@@ -106,7 +106,7 @@ export function openNoFollow(dirfd: number, path: string, what: string): number 
           () => libc().openat(fd, c, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC, 0),
         );
       } catch (e) {
-        if (e instanceof SyscallError && (e.errno === 20 /* ENOTDIR */ || e.errno === ELOOP)) {
+        if (e instanceof SyscallError && (e.errno === ENOTDIR || e.errno === ELOOP)) {
           throw new GpuctlError(
             what,
             `is a symlink or passes through one (${c}); refusing it, as runc does`,
@@ -185,7 +185,7 @@ export class InRoot {
           const probe = openat2(fd, "/", O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
           libc().close(probe);
         } catch (e) {
-          if (e instanceof SyscallError && (e.errno === ENOSYS || e.errno === 1 /* EPERM: seccomp */)) {
+          if (e instanceof SyscallError && (e.errno === ENOSYS || e.errno === EPERM /* seccomp */)) {
             has = false;
           } else throw e;
         }

@@ -5,6 +5,7 @@
  * any other error is reported by the CLI with its message, and with its stack only when debugging.
  * @module
  */
+import { EACCES, EEXIST, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EPERM, EROFS } from "./errno.ts";
 
 /** An error with a subject (`what`) and a reason (`why`) that already says what to do. */
 export class GpuctlError extends Error {
@@ -46,15 +47,15 @@ export const MAX_LINE = 1000;
 
 /** What to do about an OS error, by errno. */
 const OS_HINTS: Record<number, string> = {
-  1: "run as root, or choose a path you may write",
-  13: "run as root, or choose a path you may write",
-  30: "a read-only file system: choose another path",
-  2: "a directory on the way does not exist",
-  20: "a part of the path is not a directory",
-  21: "it is a directory: name a file",
-  28: "the file system is full",
-  17: "it exists already",
-  39: "the directory is not empty",
+  [EPERM]: "run as root, or choose a path you may write",
+  [EACCES]: "run as root, or choose a path you may write",
+  [EROFS]: "a read-only file system: choose another path",
+  [ENOENT]: "a directory on the way does not exist",
+  [ENOTDIR]: "a part of the path is not a directory",
+  [EISDIR]: "it is a directory: name a file",
+  [ENOSPC]: "the file system is full",
+  [EEXIST]: "it exists already",
+  [ENOTEMPTY]: "the directory is not empty",
 };
 
 /** Deno's form of an OS error: `Permission denied (os error 13): open '/path'`. */

@@ -5,6 +5,7 @@
  * read immediately after the failing call, before any other C call can overwrite it.
  * @module
  */
+import { EAGAIN, EINTR } from "../errors/errno.ts";
 import { backend, openLibrary } from "./mod.ts";
 import type { Backend, Decls, Library } from "./types.ts";
 
@@ -131,7 +132,7 @@ export function check(what: string, call: () => number): number {
   // errno is read by a second call, after the first has returned through the FFI layer, which may itself have
   // failed a libc call meanwhile (seen: EAGAIN after a statx that found no file). A failure read as EINTR or
   // EAGAIN is tried again: a real one (flock with LOCK_NB, a signal) comes back the same.
-  for (let tries = 0; r === -1 && ((e = errno()) === 4 || e === 11) && tries < 3; tries++) r = call();
+  for (let tries = 0; r === -1 && ((e = errno()) === EINTR || e === EAGAIN) && tries < 3; tries++) r = call();
   if (r === -1) {
     const sp = what.indexOf(" ");
     throw new SyscallError(sp < 0 ? what : what.slice(0, sp), e, sp < 0 ? "" : what.slice(sp + 1));

@@ -3,6 +3,7 @@
  * reading request lines in order, its garbage collected between them.
  * @module
  */
+import { EWOULDBLOCK } from "../errors/errno.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import { check, libc, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR, S_IFIFO, SyscallError } from "../ffi/libc.ts";
 import { LOCK_EX, LOCK_NB, privateDir, SUFFIXES } from "./protocol.ts";
@@ -20,7 +21,7 @@ export function listen(dir: string): { server: (configPath: string | undefined) 
     try {
       check("flock", () => libc().flock(lock, LOCK_EX | LOCK_NB));
     } catch (e) {
-      if (e instanceof SyscallError && e.errno === 11 /* EWOULDBLOCK */) {
+      if (e instanceof SyscallError && e.errno === EWOULDBLOCK) {
         let pid = "";
         try {
           pid = ` (pid ${Deno.readTextFileSync(`${dir}/pid`).split(" ")[0]!.trim()})`;

@@ -18,6 +18,7 @@
  * directory others can write, is never read: it is rebuilt (the log says why).
  * @module
  */
+import { ENOENT } from "../errors/errno.ts";
 import type { Config } from "../config/schema.ts";
 import type { Inventory } from "../devices/types.ts";
 import type { DriverFiles } from "../driver/locate.ts";
@@ -144,7 +145,7 @@ function ownDir(path: string, euid: number): number | string {
   try {
     fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0));
   } catch (e) {
-    return e instanceof SyscallError && e.errno === 2
+    return e instanceof SyscallError && e.errno === ENOENT
       ? "no snapshot yet"
       : `${path} cannot be opened as a directory`;
   }

@@ -6,6 +6,7 @@
  * container's device access across `systemctl daemon-reload`). Both are idempotent and never replace anything.
  * @module
  */
+import { ENOENT } from "../errors/errno.ts";
 import { GpuctlError } from "../errors/mod.ts";
 import {
   AT_EMPTY_PATH,
@@ -272,7 +273,7 @@ export function createDevCharSymlinks(devRoot: string, dryRun: boolean): Step[] 
         try {
           have = readlinkat(charFd, name);
         } catch (e) {
-          if (!(e instanceof SyscallError && e.errno === 2 /* ENOENT */)) {
+          if (!(e instanceof SyscallError && e.errno === ENOENT)) {
             out.push({ path: link, done: "refused", why: "exists and is not a symlink" });
             continue;
           }
