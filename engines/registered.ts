@@ -1,7 +1,7 @@
 /**
  * The runtimes an engine's configuration registers, read by the readers `gpuctl configure` uses: Docker's
- * daemon.json (with its default runtime), containerd's CRI runtimes (the main file and what it imports, a later
- * file's entry winning a name, as containerd merges them), and CRI-O's runtimes. `gpuctl install --uninstall` and
+ * daemon.json (with its default runtime), containerd's CRI runtimes (the main file and what it imports, or those
+ * containerd uses), and CRI-O's runtimes. `gpuctl install --uninstall` and
  * `gpuctl doctor` read the engines through these.
  * @module
  */
@@ -38,19 +38,22 @@ export function dockerRuntimes(file: string): { runtimes: Registered[]; defaultR
 
 /**
  * containerd's CRI runtimes, from the main file and the files it imports, in that order; null when the main file
- * is absent. With `merged`, one entry per name, a later file's winning.
+ * is absent. With `effective`, only those containerd uses: an imported file's CRI plugin table replaces the whole
+ * table before it (containerd 1.x does not merge inside a plugin's table), so the last file that has one gives them
+ * all.
  */
-export function containerdRuntimes(file: string, merged = false): Registered[] | null {
+export function containerdRuntimes(file: string, effective = false): Registered[] | null {
   const text = readIfExists(file);
   if (text === null) return null;
   const main = parseToml(text, file);
   const version = main.version === undefined ? 1 : Number(main.version);
   const key = criPlugin(version);
-  const out: Registered[] = [];
+  let out: Registered[] = [];
   for (const f of [file, ...importedFiles((main.imports ?? []) as string[], file)]) {
     const t = f === file ? text : readIfExists(f);
     const doc = t === null ? null : f === file ? main : parseToml(t, f);
     const cri = (doc?.plugins as Table | undefined)?.[key] as Table | undefined;
+    if (effective && cri !== undefined) out = [];
     const runtimes = ((cri?.containerd as Table | undefined)?.runtimes ?? {}) as Table;
     for (const [name, r] of Object.entries(runtimes)) {
       if (!isTable(r)) continue;
@@ -61,10 +64,7 @@ export function containerdRuntimes(file: string, merged = false): Registered[] |
       out.push({ file: f, name, path, systemdCgroup: options.SystemdCgroup === true });
     }
   }
-  if (!merged) return out;
-  const byName = new Map<string, Registered>();
-  for (const r of out) byName.set(r.name, r);
-  return [...byName.values()];
+  return out;
 }
 
 /** CRI-O's runtimes in one file; null when it is absent. */
