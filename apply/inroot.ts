@@ -6,6 +6,9 @@
  * walk with `O_NOFOLLOW` does the same. Files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and every
  * descriptor used as a target is checked through `/proc/self/fd` to lie inside the rootfs.
  * No path is ever built as `rootfs + path` and handed to the kernel.
+ *
+ * One class in one file, longer than the rest of gpuctl's by design: every way gpuctl touches a rootfs is a method
+ * here, so that no path reaches the kernel without these checks, and a reviewer reads the whole door at once.
  * @module
  */
 import { EAGAIN, EEXIST, ELOOP, ENOENT, ENOSYS, ENOTDIR, EPERM, EXDEV } from "../errors/errno.ts";

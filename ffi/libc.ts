@@ -2,7 +2,9 @@
  * libc through FFI: the system calls gpuctl makes that Deno has no API for.
  *
  * Each function returns its C result; on failure ({@link check}) a {@link SyscallError} carries errno,
- * read immediately after the failing call, before any other C call can overwrite it.
+ * read immediately after the failing call, before any other C call can overwrite it. Every C function gpuctl calls
+ * is declared here once, with its constants and its thin wrapper: a long file of declarations, kept whole so that
+ * the surface gpuctl uses of the kernel can be read in one place.
  * @module
  */
 import { EAGAIN, EINTR } from "../errors/errno.ts";
