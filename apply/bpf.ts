@@ -117,6 +117,8 @@ export function loadDeviceProgram(prog: readonly Insn[]): number {
     throw new GpuctlError(
       "device cgroup (eBPF)",
       `the kernel refused the device program: ${(e as Error).message}${text ? ` (${text})` : ""}`,
+      1,
+      { cause: e },
     );
   }
 }

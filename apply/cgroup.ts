@@ -70,6 +70,8 @@ export function allowV1(dir: string, rules: readonly DeviceRule[]): void {
       throw new GpuctlError(
         `${dir}/devices.allow`,
         `cannot allow c ${r.major}:${r.minor}: ${(e as Error).message}`,
+        1,
+        { cause: e },
       );
     }
   }

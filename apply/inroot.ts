@@ -113,6 +113,8 @@ export function openNoFollow(dirfd: number, path: string, what: string): number 
           throw new GpuctlError(
             what,
             `is a symlink or passes through one (${c}); refusing it, as runc does`,
+            1,
+            { cause: e },
           );
         }
         throw e;
@@ -268,7 +270,12 @@ export class InRoot {
     } catch (e) {
       if (e instanceof SyscallError && e.errno === ENOENT) return null;
       if (e instanceof SyscallError && (e.errno === ELOOP || e.errno === EXDEV)) {
-        throw new GpuctlError(`${path} in the container`, `crosses a symlink loop or a magic link; refusing`);
+        throw new GpuctlError(
+          `${path} in the container`,
+          `crosses a symlink loop or a magic link; refusing`,
+          1,
+          { cause: e },
+        );
       }
       throw e;
     }
@@ -373,6 +380,8 @@ export class InRoot {
               throw new GpuctlError(
                 `${done} in the container`,
                 `is a symlink that cannot be followed inside the rootfs (${(x as Error).message}); refusing`,
+                1,
+                { cause: x },
               );
             }
           }

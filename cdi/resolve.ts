@@ -54,6 +54,8 @@ export function loadSpecs(dirs: readonly string[], errors: string[] = []): Loade
           throw new GpuctlError(
             file,
             `is not valid ${n.endsWith(".json") ? "JSON" : "YAML"} (${describe(e)})`,
+            1,
+            { cause: e },
           );
         }
         validateSpec(spec, file);

@@ -127,6 +127,8 @@ export function fromNvidia(text: string, file: string): FromNvidia {
       `NVIDIA's configuration is not valid TOML (${
         (e as Error).message.split("\n")[0]!.replace(/^Invalid TOML document: /, "")
       }); fix it, or give gpuctl its own (gpuctl config --default)`,
+      1,
+      { cause: e },
     );
   }
   const config = defaultConfig() as Config;

@@ -124,7 +124,7 @@ export function readConfigText(
     const why = e instanceof Deno.errors.NotFound
       ? "no such file (give an existing --config FILE)"
       : (e as Error).message;
-    throw new GpuctlError(`config ${file}`, why);
+    throw new GpuctlError(`config ${file}`, why, 1, { cause: e });
   }
 }
 

@@ -42,6 +42,8 @@ export function openNvml(library: string, onCall?: (fn: string) => void): Nvml {
       throw new GpuctlError(
         "NVIDIA driver not found",
         `${libraryName(library)} could not be loaded (${e.reason})`,
+        1,
+        { cause: e },
       );
     }
     return nvmlFailure("NVML initialization failed", e);

@@ -29,7 +29,7 @@ function readText(path: string): string | null {
     return Deno.readTextFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
-    throw new GpuctlError(path, `cannot be read: ${(e as Error).message}`);
+    throw new GpuctlError(path, `cannot be read: ${(e as Error).message}`, 1, { cause: e });
   }
 }
 

@@ -35,6 +35,8 @@ export function parseToml(text: string, file: string): Table {
         `invalid TOML (${
           e.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "")
         }); containerd would not start with it either: fix it first`,
+        1,
+        { cause: e },
       );
     }
     throw e;

@@ -185,6 +185,8 @@ export function readLimited(path: string, max = MAX_SPEC_BYTES): string {
     throw new GpuctlError(
       path,
       `cannot be opened: ${e instanceof SyscallError ? strerror(e.errno) : String(e)}`,
+      1,
+      { cause: e },
     );
   }
   try {

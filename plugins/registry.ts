@@ -42,7 +42,7 @@ export function pluginFiles(dir: string): string[] {
       .sort();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
-    throw new GpuctlError(`pluginsDir ${dir}`, (e as Error).message);
+    throw new GpuctlError(`pluginsDir ${dir}`, (e as Error).message, 1, { cause: e });
   }
 }
 

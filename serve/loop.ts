@@ -26,7 +26,7 @@ export function listen(dir: string): { server: (configPath: string | undefined) 
         try {
           pid = ` (pid ${Deno.readTextFileSync(`${dir}/pid`).split(" ")[0]!.trim()})`;
         } catch { /* not written yet */ }
-        throw new GpuctlError("gpuctl serve", `another one is running${pid}, in ${dir}`);
+        throw new GpuctlError("gpuctl serve", `another one is running${pid}, in ${dir}`, 1, { cause: e });
       }
       throw e;
     }
