@@ -37,12 +37,16 @@ const WS = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
  * Parses JSON text. `what` names the input in errors, which say where the text is wrong and never quote it.
+ * `shallow`: the top level's members only, everything below checked and dropped.
  *
  * One function, longer than the rest of gpuctl's: a single loop over an explicit stack of open containers, whose
  * states are read together (a value, then a separator or a close, per container kind). Split into functions, the
  * stack and the position would be passed through each, and nothing in it recurses on the input's depth.
  */
-export function parseJson(text: string, what: string): JNode {
+export function parseJson(text: string, what: string, o: { shallow?: boolean } = {}): JNode {
+  // Shallow: every value is checked, but only the top-level members are kept (a container state's annotations,
+  // which the hook never reads, cost no memory).
+  const keepAll = o.shallow !== true;
   let i = 0;
   const fail = (why: string, at = i): never => {
     throw new GpuctlError(what, `is not valid JSON: ${why} at ${position(text, Math.min(at, text.length))}`);
@@ -165,8 +169,10 @@ export function parseJson(text: string, what: string): JNode {
         root = value;
         break;
       }
-      if (top.node.t === "obj") top.node.members.push([top.key!, value]);
-      else top.node.items.push(value);
+      if (keepAll || stack.length === 1) {
+        if (top.node.t === "obj") top.node.members.push([top.key!, value]);
+        else top.node.items.push(value);
+      }
       skip();
       const d = text.charCodeAt(i);
       if (d === 0x2c) {

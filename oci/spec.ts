@@ -67,7 +67,8 @@ export const MAX_SPEC_BYTES = 16 << 20;
 /** Parses the state JSON a hook reads from stdin. */
 export function parseState(text: string): OciState {
   const what = "container state on stdin";
-  const v = parseJson(text, what);
+  // Only its top-level fields are read: the annotations it repeats from config.json are checked, not kept.
+  const v = parseJson(text, what, { shallow: true });
   if (v.t !== "obj") throw new GpuctlError(what, "is not a JSON object");
   const pid = member(v, "pid"), bundle = member(v, "bundle") ?? member(v, "bundlePath"), id = member(v, "id");
   const n = pid?.t === "num" ? Number(pid.raw) : NaN;

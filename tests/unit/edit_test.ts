@@ -114,3 +114,25 @@ Deno.test("writeAtomic() replaces a file whole, keeps its mode, and leaves no te
   assertEquals((Deno.statSync(file).mode ?? 0) & 0o777, 0o600);
   assertEquals([...Deno.readDirSync(dir.path)].map((e) => e.name), ["config.json"]);
 });
+
+Deno.test("parseJson shallow: the top level's members kept, everything below checked and dropped", () => {
+  const text = '{"pid": 7, "bundle": "/b", "annotations": {"a": "1", "b": {"c": [1, 2]}}, "x": [{"y": 1}]}';
+  const full = parseJson(text, "state");
+  const shallow = parseJson(text, "state", { shallow: true });
+  assertEquals(member(shallow, "pid"), member(full, "pid"));
+  assertEquals(member(shallow, "bundle"), member(full, "bundle"));
+  const ann = member(shallow, "annotations")!;
+  assertEquals(ann.t === "obj" ? ann.members : null, []);
+  assertEquals([ann.start, ann.end], [member(full, "annotations")!.start, member(full, "annotations")!.end]);
+  const x = member(shallow, "x")!;
+  assertEquals(x.t === "arr" ? x.items : null, []);
+  // Still a parser: what is wrong below the top level is refused.
+  assertThrows(
+    () => parseJson('{"pid": 7, "annotations": {"a": }}', "state", { shallow: true }),
+    GpuctlError,
+  );
+  assertThrows(
+    () => parseJson('{"pid": 7, "annotations": {"a": "1"}', "state", { shallow: true }),
+    GpuctlError,
+  );
+});
