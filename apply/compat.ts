@@ -34,7 +34,7 @@ function noteBranches(read: ReadAt): number[] | null {
   try {
     const h = JSON.parse(new TextDecoder().decode(desc).replace(/\0+$/, "")) as { Driver?: unknown };
     return Array.isArray(h.Driver) ? h.Driver.filter((d): d is number => typeof d === "number") : [];
-  } catch {
+  } catch { // a note that is not JSON: as if it had none
     return null;
   }
 }

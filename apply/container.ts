@@ -93,7 +93,7 @@ export function libraryDirs(root: InRoot): LibraryDirs {
 function mntNs(pid: number | "self"): bigint {
   try {
     return statx(-100, `/proc/${pid}/ns/mnt`, 0).ino;
-  } catch {
+  } catch { // statx's failure is the process being gone
     throw new GpuctlError(`container process ${pid}`, "is gone (did the container exit before its hook?)");
   }
 }

@@ -51,7 +51,7 @@ export function gatherProcSources(procRoot: string, view: ProcView): ProcSources
     let data: Uint8Array;
     try {
       data = Deno.readFileSync(`${procRoot}/driver/nvidia/${f}`);
-    } catch {
+    } catch { // a file this driver does not have: none in the view either
       continue;
     }
     if (f === "params") {

@@ -35,7 +35,7 @@ export function loadSpecs(dirs: readonly string[], errors: string[] = []): Loade
         e.name
       )
         .sort();
-    } catch {
+    } catch { // no such directory: no specs from it
       return;
     }
     for (const n of names) {
@@ -84,7 +84,7 @@ export async function prepareYaml(dirs: readonly string[]): Promise<void> {
   const any = dirs.some((d) => {
     try {
       return [...Deno.readDirSync(d)].some((e) => /\.ya?ml$/.test(e.name));
-    } catch {
+    } catch { // no such directory: nothing to load YAML for
       return false;
     }
   });

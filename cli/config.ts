@@ -81,7 +81,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     let text: string;
     try {
       text = Deno.readTextFileSync(nvidiaPath);
-    } catch {
+    } catch { // absent or unreadable: said below
       throw new GpuctlError(
         `config --from-nvidia: ${nvidiaPath}`,
         "does not exist (NVIDIA_CTK_CONFIG_FILE_PATH names another)",

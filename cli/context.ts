@@ -107,7 +107,7 @@ export class Context {
           stderr: !quiet && (this.component === "serve" || this.globals.logLevel !== undefined),
           ...(this.globals.logFormat ? { format: this.globals.logFormat } : {}),
         });
-      } catch {
+      } catch { // a configuration that cannot be read logs nowhere; the command reports it
         return { debug() {}, info() {}, warn() {}, error() {} };
       }
     }

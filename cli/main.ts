@@ -22,7 +22,7 @@ export function invokedAs(): string {
     const end = raw.indexOf("\0");
     const argv0 = end < 0 ? raw : raw.slice(0, end);
     return argv0.slice(argv0.lastIndexOf("/") + 1);
-  } catch {
+  } catch { // no /proc: the name gpuctl answers to by default
     return "gpuctl";
   }
 }

@@ -36,7 +36,7 @@ async function loadModules(ctx: Context): Promise<void> {
   const modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe"].find((p) => {
     try {
       return Deno.statSync(p).isFile;
-    } catch {
+    } catch { // not there
       return false;
     }
   });

@@ -81,7 +81,7 @@ export function quickJsonc(text: string): unknown {
   if (text.includes("\\")) return null;
   try {
     return JSON.parse(jsoncToJson(text));
-  } catch {
+  } catch { // not JSON once comments are blanked: the full parser says where
     return null;
   }
 }
@@ -132,7 +132,7 @@ export function readConfigText(
 function existsOrUnknown(exists: (path: string) => boolean, file: string): boolean {
   try {
     return exists(file);
-  } catch {
+  } catch { // unknown: the read that follows says what is wrong
     return true;
   }
 }
@@ -152,7 +152,7 @@ export function plainConfig(explicit: string | undefined, exists?: (path: string
     if (r !== null) return quickConfig(r.text);
     // NVIDIA's file instead: read by readConfig(), which loads a TOML parser.
     return nvidiaFile(exists) === null ? defaultConfig() : null;
-  } catch {
+  } catch { // no such file (or unreadable): no configuration of NVIDIA's
     return null;
   }
 }
@@ -164,7 +164,7 @@ export function nvidiaFile(exists?: (path: string) => boolean): string | null {
   const file = given || `${env("XDG_CONFIG_HOME") || "/etc"}/nvidia-container-runtime/config.toml`;
   try {
     return (exists ? exists(file) : Deno.statSync(file).isFile) ? file : null;
-  } catch {
+  } catch { // no such file: NVIDIA's configuration is absent
     return null;
   }
 }

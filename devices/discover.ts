@@ -19,7 +19,7 @@ function exists(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;
-  } catch {
+  } catch { // absent
     return false;
   }
 }

@@ -69,7 +69,7 @@ export function devMinor(rdev: number): number {
 function read(path: string): string {
   try {
     return Deno.readTextFileSync(path);
-  } catch {
+  } catch { // absent: no facts from it
     return "";
   }
 }
@@ -89,7 +89,7 @@ export function statNode(devRoot: string, containerPath: string): HostNode | nul
       uid: s.uid ?? 0,
       gid: s.gid ?? 0,
     };
-  } catch {
+  } catch { // no such node
     return null;
   }
 }
@@ -110,7 +110,7 @@ export function expandNodePattern(devRoot: string, pattern: string): string[] {
   try {
     return [...Deno.readDirSync(`${devRoot.replace(/\/+$/, "")}${dir.replace(/^\/dev/, "")}`)]
       .map((e) => `${dir}/${e.name}`).filter((p) => matchesNode(pattern, p)).sort();
-  } catch {
+  } catch { // no such directory: no nodes in it
     return [];
   }
 }
@@ -145,7 +145,7 @@ export function readHostDevices(config: Config, extra: readonly string[] = []): 
   let capabilitiesDir: string | null = `${config.procRoot}/driver/nvidia/capabilities`;
   try {
     if (!Deno.statSync(capabilitiesDir).isDirectory) capabilitiesDir = null;
-  } catch {
+  } catch { // no capabilities directory: no MIG management view
     capabilitiesDir = null;
   }
   return {

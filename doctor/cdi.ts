@@ -54,7 +54,7 @@ function goneHostFile(spec: CdiSpec): string | undefined {
     try {
       Deno.lstatSync(p);
       return false;
-    } catch {
+    } catch { // gone
       return true;
     }
   });

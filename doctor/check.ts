@@ -65,7 +65,7 @@ export const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : 
 export function read(path: string): string | null {
   try {
     return Deno.readTextFileSync(path);
-  } catch {
+  } catch { // absent, a directory or not readable: the check says which file
     return null;
   }
 }
@@ -75,7 +75,7 @@ export function exists(p: string): boolean {
   try {
     Deno.statSync(p);
     return true;
-  } catch {
+  } catch { // absent
     return false;
   }
 }
@@ -85,7 +85,7 @@ export function isExecutable(p: string): boolean {
   try {
     const st = Deno.statSync(p);
     return st.isFile && ((st.mode ?? 0) & 0o111) !== 0;
-  } catch {
+  } catch { // absent
     return false;
   }
 }

@@ -50,7 +50,7 @@ export async function doctorInputs(o: DoctorOptions): Promise<DoctorInputs> {
   const installed = ["/usr/local/bin", "/usr/bin"].find((d) => {
     try {
       return Deno.statSync(`${d}/gpuctl-runtime`).isFile;
-    } catch {
+    } catch { // not installed there
       return false;
     }
   });

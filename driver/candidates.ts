@@ -95,7 +95,7 @@ export function libraryCandidates(
       names = [...Deno.readDirSync(hostPath(root, dir))].filter((e) =>
         !e.isDirectory && /\.so(\.|$)/.test(e.name)
       ).map((e) => e.name).sort();
-    } catch {
+    } catch { // no such directory under the driver root
       continue;
     }
     for (const n of names) {
@@ -121,7 +121,7 @@ export function libraryCandidates(
         !e.isDirectory && /\.so(\.|$)/.test(e.name) &&
         (all || prefixes.some((p) => e.name.startsWith(p)) || e.name.endsWith(`.so.${version}`))
       ).map((e) => e.name).sort();
-    } catch {
+    } catch { // no such directory under the driver root
       continue;
     }
     for (const n of names) {

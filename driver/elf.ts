@@ -167,7 +167,7 @@ export function elfFactsOf(path: string): ElfFacts | null {
   try {
     f = Deno.openSync(path, { read: true });
     return elfFacts(fileReader(f));
-  } catch {
+  } catch { // unreadable, or not an ELF file: no facts
     return null;
   } finally {
     f?.close();

@@ -31,7 +31,7 @@ export class RootView {
     if (info === undefined) {
       try {
         info = Deno.lstatSync(hostPath(this.root, path));
-      } catch {
+      } catch { // absent (remembered as such)
         info = null;
       }
       this.#lstat.set(path, info);
@@ -79,7 +79,7 @@ export class RootView {
         let target: string;
         try {
           target = this.#readLink(here);
-        } catch {
+        } catch { // a link that cannot be read: not resolved
           return null;
         }
         if (target.startsWith("/")) done.length = 0;
@@ -108,7 +108,7 @@ export function elfClass(file: string): 32 | 64 | null {
     const b = new Uint8Array(5);
     if (f.readSync(b) !== 5 || b[0] !== 0x7f || b[1] !== 0x45 || b[2] !== 0x4c || b[3] !== 0x46) return null;
     return b[4] === 1 ? 32 : b[4] === 2 ? 64 : null;
-  } catch {
+  } catch { // unreadable: not an ELF file as far as gpuctl can tell
     return null;
   } finally {
     f?.close();

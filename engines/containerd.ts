@@ -289,7 +289,7 @@ export function containerdChanges(o: ContainerdOptions): FileChange[] {
         const sameToml = (a: string, b: string) => {
           try {
             return sameValue(parseToml(a, o.file), parseToml(b, o.file));
-          } catch {
+          } catch { // not TOML: not the same
             return false;
           }
         };

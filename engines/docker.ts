@@ -100,7 +100,7 @@ export function dockerChange(text: string | null, o: DockerOptions): FileChange 
     const sameJson = (a: string, b: string) => {
       try {
         return sameValue(JSON.parse(a), JSON.parse(b));
-      } catch {
+      } catch { // not JSON: not the same
         return false;
       }
     };
@@ -175,7 +175,7 @@ function assertMeans(text: string, expected: Json, file: string): void {
   let got: unknown;
   try {
     got = JSON.parse(text);
-  } catch {
+  } catch { // not JSON: compared as nothing, so the check below refuses it
     got = undefined;
   }
   if (!sameValue(got, expected)) {

@@ -99,7 +99,7 @@ function modeOf(file: string): { mode: number; uid: number; gid: number } | unde
   try {
     const s = Deno.statSync(file);
     return { mode: (s.mode ?? 0o644) & 0o7777, uid: s.uid ?? 0, gid: s.gid ?? 0 };
-  } catch {
+  } catch { // absent: no mode to copy
     return undefined;
   }
 }
@@ -138,7 +138,7 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
     if (c.before !== null && !owned(c.before) && !c.undo) {
       try {
         Deno.lstatSync(`${c.file}.gpuctl-backup`);
-      } catch {
+      } catch { // no backup yet: this is the first, kept once
         writeAtomic(`${c.file}.gpuctl-backup`, c.before, like ? { like } : {});
       }
     }
@@ -146,7 +146,7 @@ export function applyChanges(changes: readonly FileChange[]): string[] {
     let dirMade = false;
     try {
       Deno.statSync(dir);
-    } catch {
+    } catch { // absent: made below, and said so in the mark
       dirMade = true;
     }
     Deno.mkdirSync(dir, { recursive: true });

@@ -48,7 +48,7 @@ export function hookExecutable(config: Config): { path: string; argv0: string } 
   const path = dirs.map((d) => `${d}/nvidia-container-runtime-hook`).find((p) => {
     try {
       return Deno.statSync(p).isFile;
-    } catch {
+    } catch { // not there
       return false;
     }
   });

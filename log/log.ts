@@ -58,7 +58,7 @@ function sinkLogger(
     if (out === null || LOG_LEVELS.indexOf(lvl) < min) return;
     try {
       out.writeSync(enc.encode(formatLine(format, component, lvl, msg, fields) + "\n"));
-    } catch {
+    } catch { // a log that cannot be written is dropped, never failing a command
       out = null;
     }
   };

@@ -84,7 +84,7 @@ export const SBIN_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/us
 export function selfPath(): string | null {
   try {
     return Deno.realPathSync(selfExecutable() ?? Deno.execPath());
-  } catch {
+  } catch { // no /proc/self/exe: unknown
     return null;
   }
 }

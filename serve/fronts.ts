@@ -181,7 +181,7 @@ export function frontFresh(path: string, configFile: string): boolean {
 function mtimeNs(path: string): bigint | null {
   try {
     return statx(AT_FDCWD, path, 0).mtimeNs;
-  } catch {
+  } catch { // absent
     return null;
   }
 }
@@ -204,7 +204,7 @@ export function invokedFrom(): string | null {
   try {
     const raw = Deno.readTextFileSync("/proc/self/cmdline");
     argv0 = raw.slice(0, raw.indexOf("\0") < 0 ? raw.length : raw.indexOf("\0"));
-  } catch {
+  } catch { // no /proc: not known
     return null;
   }
   if (argv0.includes("/")) return argv0.startsWith("/") ? argv0 : `${Deno.cwd()}/${argv0}`;
@@ -228,7 +228,7 @@ export function frontBeside(name: string): string | null {
   const p = `${from.slice(0, from.lastIndexOf("/"))}/${name}`;
   try {
     return Deno.statSync(p).isFile && frontCommand(Deno.readTextFileSync(p)) !== null ? p : null;
-  } catch {
+  } catch { // not there: none beside it
     return null;
   }
 }

@@ -71,7 +71,7 @@ async function collector(): Promise<(() => void) | null> {
     v8.setFlagsFromString("--expose-gc");
     const gc = (await import("node:vm")).runInNewContext("gc") as unknown;
     return typeof gc === "function" ? () => gc() : null;
-  } catch {
+  } catch { // no way to collect on this runtime: none
     return null;
   }
 }

@@ -101,7 +101,7 @@ export function privateDir(path: string): number {
 export function uptime(): number {
   try {
     return Math.floor(Number(Deno.readTextFileSync("/proc/uptime").split(" ")[0]));
-  } catch {
+  } catch { // no /proc/uptime: every deadline counts as future
     return 0;
   }
 }
@@ -129,7 +129,7 @@ export function procStart(pid: number | "self"): string | null {
   try {
     const st = Deno.readTextFileSync(`/proc/${pid}/stat`);
     return st.slice(st.lastIndexOf(") ") + 2).split(" ")[19] ?? null;
-  } catch {
+  } catch { // gone
     return null;
   }
 }
@@ -149,7 +149,7 @@ export function runningServer(dir: string): number | null {
   let text: string;
   try {
     text = Deno.readTextFileSync(`${dir}/pid`);
-  } catch {
+  } catch { // no pid file: none running
     return null;
   }
   const [pid, start] = text.trim().split(" ");

@@ -65,7 +65,7 @@ const PENDING_MS = 10 * 60_000;
 function ownMountNamespace(): string | null {
   try {
     return Deno.readLinkSync("/proc/thread-self/ns/mnt");
-  } catch {
+  } catch { // unknown: compared as such
     return null;
   }
 }
@@ -334,7 +334,7 @@ export class Server {
         "open reply",
         () => libc().openat(this.dirFd, name, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0),
       );
-    } catch {
+    } catch { // its caller is gone: nobody to answer
       return;
     }
     try {

@@ -71,7 +71,7 @@ export interface Facts {
 function readText(path: string): string {
   try {
     return Deno.readTextFileSync(path);
-  } catch {
+  } catch { // absent: a fact of the key too
     return "(absent)";
   }
 }
@@ -80,7 +80,7 @@ function identity(path: string): string {
   try {
     const s = Deno.statSync(path);
     return `${s.dev}:${s.ino}:${s.size}:${s.mtime?.getTime()}`;
-  } catch {
+  } catch { // absent: a fact of the key too
     return "(absent)";
   }
 }
@@ -112,7 +112,7 @@ function listing(dir: string, depth: number): string[] {
   let names: Deno.DirEntry[];
   try {
     names = [...Deno.readDirSync(dir)];
-  } catch {
+  } catch { // absent: empty
     return [];
   }
   return names.sort((a, b) => (a.name < b.name ? -1 : 1)).flatMap((e) =>
@@ -214,7 +214,7 @@ export function readSnapshot(config: Config, key: string): { snapshot: Snapshot 
       const changed = changedFile(s.fileIds);
       if (changed !== null) return { why: `a driver file changed (${changed})` };
       return { snapshot: s };
-    } catch {
+    } catch { // any failure to read it is a corrupt snapshot: rebuilt
       return { why: "the snapshot file is corrupt" };
     } finally {
       libc().close(fd);

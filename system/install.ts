@@ -75,7 +75,7 @@ function tool(name: string): string | null {
   return ["/usr/bin", "/bin", "/usr/local/bin"].map((d) => `${d}/${name}`).find((p) => {
     try {
       return Deno.statSync(p).isFile;
-    } catch {
+    } catch { // not there
       return false;
     }
   }) ?? null;
@@ -89,7 +89,7 @@ function configStamp(io: InstallIo): { file: string; mtime: Date | null; fromNvi
   const stat = (f: string) => {
     try {
       return Deno.statSync(f).mtime;
-    } catch {
+    } catch { // absent
       return null;
     }
   };

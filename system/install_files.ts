@@ -19,7 +19,7 @@ export const VERSION_MARK = ".installed-by-gpuctl";
 export function lstat(path: string): Deno.FileInfo | null {
   try {
     return Deno.lstatSync(path);
-  } catch {
+  } catch { // absent
     return null;
   }
 }
@@ -29,7 +29,7 @@ export function readSmall(path: string): string | null {
   if (info === null || !info.isFile || info.size >= 64 << 10) return null;
   try {
     return Deno.readTextFileSync(path);
-  } catch {
+  } catch { // unreadable: not a file of install's
     return null;
   }
 }
@@ -127,7 +127,7 @@ export function isOurGpuctl(path: string, libDir: string): boolean {
   if (!info.isFile) return false;
   try {
     return packTrailer(path) !== null; // a packed gpuctl copied there by hand
-  } catch {
+  } catch { // not a packed gpuctl
     return false;
   }
 }
@@ -148,7 +148,7 @@ export function versionDirs(libDir: string): string[] {
   try {
     return [...Deno.readDirSync(libDir)].filter((e) => e.isDirectory)
       .map((e) => `${libDir}/${e.name}`).filter((d) => lstat(`${d}/${VERSION_MARK}`) !== null).sort();
-  } catch {
+  } catch { // no such directory: none
     return [];
   }
 }

@@ -86,7 +86,7 @@ export interface NodeFacts {
 function read(path: string): string | null {
   try {
     return Deno.readTextFileSync(path);
-  } catch {
+  } catch { // absent
     return null;
   }
 }
@@ -142,7 +142,7 @@ export function nodeState(devRoot: string, n: WantedNode): NodeState {
   let st: Deno.FileInfo;
   try {
     st = Deno.lstatSync(hostPath(devRoot, n.path));
-  } catch {
+  } catch { // no such node
     return n.major === null ? { state: "unloaded" } : { state: "absent" };
   }
   if (!st.isCharDevice) return { state: "wrong", saw: st.isSymlink ? "a symlink" : "not a character device" };
@@ -227,7 +227,7 @@ export function nvidiaNodes(devRoot: string): { rel: string; major: number; mino
     let entries: Deno.DirEntry[] = [];
     try {
       entries = [...Deno.readDirSync(dir)];
-    } catch {
+    } catch { // no such directory: nothing to link
       return;
     }
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {

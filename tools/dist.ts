@@ -104,7 +104,7 @@ if (wanted !== "packed") {
     denort !== undefined && !(() => {
       try {
         return Deno.statSync(denort).isFile;
-      } catch {
+      } catch { // not there
         return false;
       }
     })()
