@@ -35,15 +35,27 @@ function position(text: string, offset: number): string {
 
 const WS = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
+/** Where a collected object's members go, in document order, instead of its `members`. */
+export type MemberSink = (key: string, value: JNode) => void;
+
+export interface ParseOptions {
+  /** Keep only the top level's members; everything below is checked and dropped. */
+  shallow?: boolean;
+  /**
+   * For an object that is a member of the top-level object (`key`): a sink for its members, which are then not
+   * kept in the tree (config.json's annotations, read once into a map), or null to keep them.
+   */
+  collect?: (key: string, node: JNode) => MemberSink | null;
+}
+
 /**
  * Parses JSON text. `what` names the input in errors, which say where the text is wrong and never quote it.
- * `shallow`: the top level's members only, everything below checked and dropped.
  *
  * One function, longer than the rest of gpuctl's: a single loop over an explicit stack of open containers, whose
  * states are read together (a value, then a separator or a close, per container kind). Split into functions, the
  * stack and the position would be passed through each, and nothing in it recurses on the input's depth.
  */
-export function parseJson(text: string, what: string, o: { shallow?: boolean } = {}): JNode {
+export function parseJson(text: string, what: string, o: ParseOptions = {}): JNode {
   // Shallow: every value is checked, but only the top-level members are kept (a container state's annotations,
   // which the hook never reads, cost no memory).
   const keepAll = o.shallow !== true;
@@ -128,7 +140,7 @@ export function parseJson(text: string, what: string, o: { shallow?: boolean } =
   };
 
   type Open = Extract<JNode, { t: "obj" | "arr" }>;
-  const stack: { node: Open; key: string | null }[] = [];
+  const stack: { node: Open; key: string | null; sink: MemberSink | null }[] = [];
   let root: JNode | undefined;
   skip();
   for (;;) {
@@ -156,7 +168,12 @@ export function parseJson(text: string, what: string, o: { shallow?: boolean } =
           if (text.charCodeAt(i) !== 0x3a) fail("expected ':'");
           i++;
         }
-        stack.push({ node, key });
+        // A top-level member's object may hand its members to a sink instead of keeping them.
+        const root = stack.length === 1 ? stack[0]! : undefined;
+        const sink = o.collect && root?.node.t === "obj" && node.t === "obj"
+          ? o.collect(root.key!, node)
+          : null;
+        stack.push({ node, key, sink });
         continue;
       }
     } else {
@@ -169,7 +186,8 @@ export function parseJson(text: string, what: string, o: { shallow?: boolean } =
         root = value;
         break;
       }
-      if (keepAll || stack.length === 1) {
+      if (top.sink !== null) top.sink(top.key!, value);
+      else if (keepAll || stack.length === 1) {
         if (top.node.t === "obj") top.node.members.push([top.key!, value]);
         else top.node.items.push(value);
       }

@@ -6,7 +6,7 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { type JNode, member, parseJson } from "./json.ts";
+import { foldKey, type JNode, member, parseJson } from "./json.ts";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -114,7 +114,20 @@ class Fields {
 
 /** Parses config.json text, checking the types of the fields gpuctl reads as runc's decoder would. */
 export function parseSpec(text: string, file: string): OciSpec {
-  const tree = parseJson(text, file);
+  // The annotations (any number, the image's author's choice) go straight into maps, one per top-level object
+  // that could be runc's `annotations`, instead of into the tree.
+  const collected = new Map<JNode, Collected>();
+  const tree = parseJson(text, file, {
+    collect: (key, node) => {
+      if (foldKey(key) !== "annotations") return null;
+      const c: Collected = { map: new Map() };
+      collected.set(node, c);
+      return (k, v) => {
+        if (v.t !== "str" && v.t !== "null") c.bad ??= k;
+        else c.map.set(k, v.t === "str" ? v.value : "");
+      };
+    },
+  });
   if (tree.t !== "obj") throw new GpuctlError(file, "is not a JSON object");
   const f = new Fields(file);
   const process = f.obj(tree, "process", "process");
@@ -124,7 +137,7 @@ export function parseSpec(text: string, file: string): OciSpec {
   const root = f.obj(tree, "root", "root");
   const rootPath = f.optStr(member(root, "path"), "root.path");
   const mounts = mountsOf(f, tree);
-  const annotations = annotationsOf(f, tree);
+  const annotations = annotationsOf(f, tree, collected);
   const prestart = f.list(member(f.obj(tree, "hooks", "hooks"), "prestart"), "hooks.prestart").map((h) => {
     if (h.t !== "obj") f.bad("a prestart hook is not an object");
     return {
@@ -159,19 +172,27 @@ function mountsOf(f: Fields, tree: JNode): OciMount[] {
   return mounts;
 }
 
+/** An annotations object's members, collected while parsing: a later duplicate key overwrites an earlier one. */
+interface Collected {
+  map: Map<string, string>;
+  /** The first member that is not a string (Go's decoder refuses any that is not). */
+  bad?: string;
+}
+
 /**
- * One pass, in order: a later duplicate key overwrites an earlier one, as Go's decoder fills a map, and every
- * value must be a string (Go's decoder refuses any that is not). Looking each key's last value up instead would
- * be quadratic in the number of annotations, which the image's author chooses.
+ * The annotations runc reads: those of the object its rule picks (the last key matching `annotations`), collected in
+ * one pass while parsing, in order, as Go's decoder fills a map. Looking each key's last value up instead would be
+ * quadratic in the number of annotations, which the image's author chooses.
  */
-function annotationsOf(f: Fields, tree: JNode): Map<string, string> {
-  const annotations = new Map<string, string>();
+function annotationsOf(
+  f: Fields,
+  tree: JNode,
+  collected: ReadonlyMap<JNode, Collected>,
+): Map<string, string> {
   const ann = f.obj(tree, "annotations", "annotations");
-  for (const [k, v] of ann?.t === "obj" ? ann.members : []) {
-    if (v.t !== "str" && v.t !== "null") f.bad(`annotation "${k.slice(0, 64)}" is not a string`);
-    annotations.set(k, v.t === "str" ? v.value : "");
-  }
-  return annotations;
+  const c = ann === undefined ? undefined : collected.get(ann);
+  if (c?.bad !== undefined) f.bad(`annotation "${c.bad.slice(0, 64)}" is not a string`);
+  return c?.map ?? new Map();
 }
 
 /**

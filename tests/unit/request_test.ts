@@ -551,3 +551,19 @@ Deno.test("readRequest(): the volume-mounts strategy's NVIDIA_VISIBLE_DEVICES, w
   );
   assertThrows(() => readRequest(spec([`${env[0]}/`]), accept), GpuctlError, "but none is mounted there");
 });
+
+Deno.test("parseSpec(): annotations as runc reads them, collected while parsing and not kept in the tree", () => {
+  const text = `{"annotations": {"a": "1", "b": "2"}, "process": {"env": []},
+    "Annotations": {"x": "1", "x": "2", "n": null}}`;
+  const s = parseSpec(text, "config.json");
+  // The last key matching "annotations" (case-insensitively) wins, as Go's decoder does; in it, the last "x".
+  assertEquals([...s.annotations], [["x", "2"], ["n", ""]]);
+  const node = s.tree.t === "obj" ? s.tree.members.find(([k]) => k === "Annotations")![1] : null;
+  assertEquals(node?.t === "obj" ? node.members : null, []);
+  // A value that is not a string is refused, naming its key.
+  assertThrows(
+    () => parseSpec('{"annotations": {"ok": "1", "bad": {"x": 1}}}', "config.json"),
+    GpuctlError,
+    'annotation "bad" is not a string',
+  );
+});
