@@ -8,7 +8,8 @@
  *   the first GPU container with no snapshot;
  * - **hostile**: time and peak memory on a 24 MB image linker cache and a 9,999-deep config.json;
  * - **podman**: a GPU container through CDI under Podman against a plain one, and gpuctl processes per container;
- * - **startup**: `gpuctl --version`, FFI load, `gpuctl info` and `list` on the fake NVML, ld.so.cache parsing;
+ * - **startup**: `gpuctl --version`, FFI load, `gpuctl info` and `list` on the fake NVML, `cdi generate` against an
+ *   empty `deno run`, ld.so.cache parsing;
  * - **docker**: `docker run --rm` through runc, the shim with and without a GPU, and Docker's `--gpus`;
  * - **artifact**: `dist/gpuctl` against `deno run dist/gpuctl.js`: `--version`, and a GPU container with a gpuctl
  *   process and with `gpuctl serve`, each installed from one of them.
@@ -121,6 +122,25 @@ try {
         env,
       },
     ]);
+
+    // cdi generate as an operator runs it, the driver snapshot warm (built in the warm-up rounds), against the
+    // floor of any Deno process.
+    Deno.writeTextFileSync(`${tmp}/hook`, "#!/bin/sh\n", { mode: 0o755 });
+    Deno.writeTextFileSync(`${tmp}/cdi.jsonc`, fixtureConfig(d, { cacheDir: `${tmp}/cdi-cache` }));
+    const [floor, generate] = await group("gpuctl cdi generate on the fake driver, 8 GPUs (dist/gpuctl.js)", [
+      { name: "deno run empty.ts", cmd: run(`${tmp}/empty.ts`) },
+      {
+        name: "gpuctl cdi generate",
+        cmd: gpuctl("cdi", "generate", "--hook-path", `${tmp}/hook`),
+        env: { GPUCTL_CONFIG: `${tmp}/cdi.jsonc` },
+      },
+    ]);
+    const ratio = generate!.medianMs / floor!.medianMs;
+    results.push(
+      `cdi generate: ${ratio.toFixed(2)}× an empty deno run (target ≤ 2.2×: ${
+        ratio <= 2.2 ? "met" : "MISSED"
+      })`,
+    );
 
     const big = await bigCache(tmp, 5000);
     const { readLdCache } = await import("../driver/ldcache.ts");
