@@ -20,14 +20,16 @@ export function isNvidiaSpec(spec: CdiSpec): boolean {
   return editsOf(spec).some((e) => (e?.hooks ?? []).some((h) => /gpuctl|nvidia/i.test(h.path)));
 }
 
-/** NVIDIA's specs in `dirs`, and the files that could not be read as specs. */
-export async function nvidiaSpecs(
-  dirs: readonly string[],
-): Promise<{ specs: LoadedSpec[]; errors: string[] }> {
+/** Every spec in `dirs` by CDI's own rules, and the files that could not be read as specs. */
+async function allSpecs(dirs: readonly string[]): Promise<{ specs: LoadedSpec[]; errors: string[] }> {
   await prepareYaml(dirs);
   const errors: string[] = [];
-  const all = loadSpecs(dirs, errors);
-  return { specs: all.filter((s) => isNvidiaSpec(s.spec)), errors };
+  return { specs: loadSpecs(dirs, errors), errors };
+}
+
+/** NVIDIA's specs in `dirs`. */
+export async function nvidiaSpecs(dirs: readonly string[]): Promise<LoadedSpec[]> {
+  return (await allSpecs(dirs)).specs.filter((s) => isNvidiaSpec(s.spec));
 }
 
 /** The driver version gpuctl's container-edits hook was generated for, when the spec has one. */
@@ -65,9 +67,7 @@ function goneHostFile(spec: CdiSpec): string | undefined {
  * devices; a spec for another driver gives the old files.
  */
 export async function cdiCheck(c: Config, driver: string | null): Promise<Check> {
-  await prepareYaml(c.cdiSpecDirs);
-  const errors: string[] = [];
-  const all = loadSpecs(c.cdiSpecDirs, errors);
+  const { specs: all, errors } = await allSpecs(c.cdiSpecDirs);
   const conflicts = [...cdiRegistry(all).conflicts];
   if (conflicts.length > 0) {
     const [name, files] = conflicts[0]!;

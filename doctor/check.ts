@@ -4,6 +4,8 @@
  */
 import type { Config } from "../config/schema.ts";
 
+export { exists } from "../ffi/libc.ts";
+
 export type Status = "ok" | "warn" | "fail" | "skip";
 
 export interface Check {
@@ -67,16 +69,6 @@ export function read(path: string): string | null {
     return Deno.readTextFileSync(path);
   } catch { // absent, a directory or not readable: the check says which file
     return null;
-  }
-}
-
-/** Whether `p` exists (following links). */
-export function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch { // absent
-    return false;
   }
 }
 

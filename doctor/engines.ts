@@ -4,7 +4,13 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
-import { containerdRuntimes, crioRuntimes, dockerRuntimes, type Registered } from "../engines/registered.ts";
+import {
+  containerdRuntimes,
+  crioRuntimes,
+  dockerRuntimes,
+  nameFlag,
+  type Registered,
+} from "../engines/registered.ts";
 import { type Check, type DoctorInputs, fail, isExecutable, ok, warn } from "./check.ts";
 import { CDI_FIX, nvidiaSpecs } from "./cdi.ts";
 
@@ -13,7 +19,6 @@ export const PODMAN_CDI_DIRS = ["/etc/cdi", "/var/run/cdi"] as const;
 
 /** A runtime that is gpuctl (or NVIDIA's, which gpuctl replaces). */
 const isOurs = (r: Registered) => /gpuctl|nvidia-container-runtime/.test(r.path);
-const flag = (name: string) => name === "nvidia" ? "" : ` --name ${name}`;
 
 /** The engine checks asked for, in a fixed order. */
 export async function engineChecks(i: DoctorInputs): Promise<Check[]> {
@@ -54,7 +59,7 @@ function dockerCheck(file: string): Check {
       "engine.docker",
       broken.map((r) => `runtime "${r.name}" → ${r.path}, which does not exist`).join("; ") +
         " (docker run: OCI runtime create failed: no such file or directory)",
-      `gpuctl install && gpuctl configure docker${flag(broken[0]!.name)}`,
+      `gpuctl install && gpuctl configure docker${nameFlag(broken[0]!.name)}`,
     );
   }
   if (ours.length === 0) {
@@ -98,7 +103,7 @@ function containerdCheck(file: string): Check {
     return fail(
       "engine.containerd",
       `runtime "${r.name}" lacks SystemdCgroup = true, which runc has: its pods would use cgroupfs while the kubelet uses systemd`,
-      `gpuctl configure containerd${flag(r.name)} && ${restart}`,
+      `gpuctl configure containerd${nameFlag(r.name)} && ${restart}`,
     );
   }
   return ok(
@@ -133,13 +138,13 @@ function crioCheck(file: string): Check {
 }
 
 async function podmanCheck(c: Config, podmanDirs: readonly string[]): Promise<Check> {
-  if ((await nvidiaSpecs(podmanDirs)).specs.length > 0) {
+  if ((await nvidiaSpecs(podmanDirs)).length > 0) {
     return ok("engine.podman", "reads the CDI specs: podman run --device nvidia.com/gpu=all");
   }
   // A spec where gpuctl reads it, but Podman does not.
   const others = c.cdiSpecDirs.filter((d) => !podmanDirs.includes(d));
   const elsewhere = [
-    ...new Set((await nvidiaSpecs(others)).specs.map((s) => s.file.slice(0, s.file.lastIndexOf("/")))),
+    ...new Set((await nvidiaSpecs(others)).map((s) => s.file.slice(0, s.file.lastIndexOf("/")))),
   ];
   const fails = "podman run --device nvidia.com/gpu=… fails (unresolvable CDI devices)";
   return warn(

@@ -7,7 +7,7 @@
  * nothing, and its reader's error is kept.
  * @module
  */
-import { containerdRuntimes, crioRuntimes, dockerRuntimes } from "./registered.ts";
+import { containerdRuntimes, crioRuntimes, dockerRuntimes, nameFlag } from "./registered.ts";
 import { loadSpecs, prepareYaml } from "../cdi/resolve.ts";
 
 /** One program an engine's configuration names. */
@@ -39,15 +39,13 @@ function tryRead<T>(read: () => T | null, errors: string[]): T | null {
   }
 }
 
-const flag = (name: string) => name === "nvidia" ? "" : ` --name ${name}`;
-
 function docker(file: string, errors: string[]): Reference[] {
   const d = tryRead(() => dockerRuntimes(file), errors);
   return (d?.runtimes ?? []).map((r) => ({
     file,
     path: r.path,
     what: `Docker's runtime "${r.name}"${d?.defaultRuntime === r.name ? ", its default runtime" : ""}`,
-    fix: `gpuctl configure docker${flag(r.name)} --remove`,
+    fix: `gpuctl configure docker${nameFlag(r.name)} --remove`,
   }));
 }
 
@@ -56,7 +54,7 @@ function containerd(file: string, errors: string[]): Reference[] {
     file: r.file,
     path: r.path,
     what: `containerd's runtime "${r.name}"`,
-    fix: `gpuctl configure containerd${flag(r.name)} --remove`,
+    fix: `gpuctl configure containerd${nameFlag(r.name)} --remove`,
   }));
 }
 
@@ -65,7 +63,7 @@ function crio(file: string, errors: string[]): Reference[] {
     file,
     path: r.path,
     what: `CRI-O's runtime "${r.name}"`,
-    fix: `gpuctl configure crio${flag(r.name)} --remove`,
+    fix: `gpuctl configure crio${nameFlag(r.name)} --remove`,
   }));
 }
 

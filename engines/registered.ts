@@ -20,6 +20,9 @@ export interface Registered {
   systemdCgroup?: boolean;
 }
 
+/** The `--name` a gpuctl command needs for a runtime of this name (none for NVIDIA's default, `nvidia`). */
+export const nameFlag = (name: string): string => name === "nvidia" ? "" : ` --name ${name}`;
+
 type Table = Record<string, unknown>;
 const isTable = (v: unknown): v is Table => v !== null && typeof v === "object" && !Array.isArray(v);
 
