@@ -1,8 +1,8 @@
 /**
  * The bench's main table: what gpuctl adds to a container, as ratios over plain runc timed in the same run.
  *
- * gpuctl is installed as a host installs it (`gpuctl install --prefix DIR`, run from dist/gpuctl.js): the sh front
- * `gpuctl-runtime` and the `nvidia-container-runtime-hook` launcher. A lifecycle is what an engine asks of a
+ * gpuctl is installed as a host installs it (`gpuctl install --prefix DIR`, run from dist/gpuctl, the artifact): the
+ * sh fronts `gpuctl-runtime` and `nvidia-container-runtime-hook`, which exec the packed gpuctl as their serve client. A lifecycle is what an engine asks of a
  * runtime for one container — `create`, `start`, `delete --force` — run by one sh script, the same for every
  * case, with config.json restored first (engines write a fresh one per container).
  *
@@ -135,9 +135,20 @@ export async function rig(tmp: string, gpuctl: string, name = "rig"): Promise<Ri
 
 export const GPU_ENV = ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"];
 
-/** Runs the table's cases interleaved and returns its rows; `bundleJs` is dist/gpuctl.js. */
-export async function overheadTable(tmp: string, bundleJs: string, runs: number): Promise<OverheadRow[]> {
-  const r = await rig(tmp, bundleJs, "overhead");
+/** `gpuctl serve` from `gpuctl` (dist/gpuctl.js, run by Deno, or an executable), as {@link rig} installs it. */
+export function serveFrom(gpuctl: string, env: Record<string, string>, dir: string) {
+  return startServe(gpuctl, env, dir, {
+    stderr: "inherit",
+    ...(gpuctl.endsWith(".js") ? {} : { exe: gpuctl }),
+  });
+}
+
+/**
+ * Runs the table's cases interleaved and returns its rows; `gpuctl` is what is installed: dist/gpuctl, the
+ * artifact a host runs (or dist/gpuctl.js).
+ */
+export async function overheadTable(tmp: string, gpuctl: string, runs: number): Promise<OverheadRow[]> {
+  const r = await rig(tmp, gpuctl, "overhead");
   const { dir, env, front, log, lifecycle } = r;
   Deno.writeTextFileSync(`${tmp}/empty.ts`, "");
   const plain = await r.bundle("plain", { args: ["/bin/true"] });
@@ -150,14 +161,14 @@ export async function overheadTable(tmp: string, bundleJs: string, runs: number)
 
   // The same, with `gpuctl serve` running: its own rig (configuration, snapshot, log), so that the fronts of the
   // first find no server and run gpuctl per container.
-  const sr = await rig(tmp, bundleJs, "served");
+  const sr = await rig(tmp, gpuctl, "served");
   const servedGpu = await sr.bundle("gpu", { args: ["/bin/true"], env: GPU_ENV });
   const servedHook = await sr.bundle("hook", {
     args: ["/bin/true"],
     env: GPU_ENV,
     hook: { path: sr.hook, env: gpuctlEnvList(sr.config) },
   });
-  const server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`, { stderr: "inherit" });
+  const server = await serveFrom(gpuctl, sr.env, `${sr.dir}/cache/serve`);
 
   // A created container for state to look at.
   const id = `gpuctl-bench-${Deno.pid}`;

@@ -7,8 +7,8 @@
  */
 import { type Case, timeTogether, type Timing } from "./lib.ts";
 import { Podman } from "../tests/e2e/podman.ts";
-import { startServe } from "../tests/e2e/bundle.ts";
-import { rig } from "./overhead.ts";
+import type { startServe } from "../tests/e2e/bundle.ts";
+import { rig, serveFrom } from "./overhead.ts";
 
 export interface PodmanResult {
   plain: Timing;
@@ -18,20 +18,19 @@ export interface PodmanResult {
   processesPerServedContainer: number;
 }
 
-export async function podmanBench(tmp: string, bundleJs: string, runs: number): Promise<PodmanResult> {
-  const r = await rig(tmp, bundleJs, "podman");
-  const sr = await rig(tmp, bundleJs, "podman-served");
+/** `gpuctl` is what is installed: dist/gpuctl, the artifact a host runs (or dist/gpuctl.js). */
+export async function podmanBench(tmp: string, gpuctl: string, runs: number): Promise<PodmanResult> {
+  const r = await rig(tmp, gpuctl, "podman");
+  const sr = await rig(tmp, gpuctl, "podman-served");
+  const run = gpuctl.endsWith(".js") ? [Deno.execPath(), "run", "-A", "--quiet", gpuctl] : [gpuctl];
   const vendor = `gpuctl-bench-${Deno.pid}.test`, servedVendor = `gpuctl-bench-served-${Deno.pid}.test`;
   // Podman refuses a run root longer than 50 characters.
   const pdir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
   const podman = new Podman(pdir);
   const generate = async (rg: typeof r, v: string) => {
-    const g = await new Deno.Command(Deno.execPath(), {
+    const g = await new Deno.Command(run[0]!, {
       args: [
-        "run",
-        "-A",
-        "--quiet",
-        bundleJs,
+        ...run.slice(1),
         "cdi",
         "generate",
         "--vendor",
@@ -49,7 +48,7 @@ export async function podmanBench(tmp: string, bundleJs: string, runs: number): 
   try {
     await generate(r, vendor);
     await generate(sr, servedVendor);
-    server = await startServe(bundleJs, sr.env, `${sr.dir}/cache/serve`, { stderr: "inherit" });
+    server = await serveFrom(gpuctl, sr.env, `${sr.dir}/cache/serve`);
     await podman.importImage("bench/busybox");
     const podmanCmd = (...a: string[]) => podman.argv([...Podman.RUN, ...a]);
     const env = podman.env;

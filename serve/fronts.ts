@@ -8,7 +8,8 @@
  *   `gpuctl serve`. It finds runc's command exactly as `scanRuncArgs` does (a differential test holds it to that).
  * - `nvidia-container-runtime-hook` (`hook.sh`): the prestart hook, handed to `gpuctl serve`.
  *
- * Both speak the serve protocol through `ask.sh` (serve/server.ts is the other side).
+ * Both speak the serve protocol through `ask.sh` (serve/server.ts is the other side) — or, installed from a packed
+ * gpuctl, exec it as their client (`client.c`, in its launcher), so that the served path starts no other process.
  * @module
  */
 import type { Config } from "../config/schema.ts";
@@ -40,6 +41,11 @@ export interface FrontOptions {
   gpuctl: readonly string[];
   version: string;
   serve: ServeClient | null;
+  /**
+   * A packed gpuctl (its launcher holds serve/fronts/client.c), by absolute path: the fronts exec it as their serve
+   * client and config.json reader instead of mkfifo, sleep, head and grep. Null: the fronts do it in sh.
+   */
+  client?: string | null;
 }
 
 /** What the runtime front is written with besides. */
@@ -119,13 +125,16 @@ export function runtimeFront(o: RuntimeFrontOptions): string {
     RUNTIMES: lines("runtimes", o.config.runtimes),
     SBIN: SBIN_DIRS.join(":"),
     ...serveVars(o.serve),
+    CLIENT: o.client ?? "",
   }) + ASK + RUNTIME;
 }
 
 /** The `nvidia-container-runtime-hook` front's text. */
 export function hookFront(o: FrontOptions): string {
-  return header("nvidia-container-runtime-hook", o.version, [...o.gpuctl, "hook"], serveVars(o.serve)) + ASK +
-    HOOK;
+  return header("nvidia-container-runtime-hook", o.version, [...o.gpuctl, "hook"], {
+    ...serveVars(o.serve),
+    CLIENT: o.client ?? "",
+  }) + ASK + HOOK;
 }
 
 /**

@@ -18,7 +18,7 @@ import { hookFront, runtimeFront, type ServeClient, stampFront } from "../serve/
 import { type Config, DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import { nvidiaConfigPath } from "../config/nvidia.ts";
 import { answerTimeout, serveDir } from "../serve/protocol.ts";
-import { selfCommand, selfExecutable, VERSION } from "../version.ts";
+import { packTrailer, selfCommand, selfExecutable, VERSION } from "../version.ts";
 import {
   frontState,
   isOurGpuctl,
@@ -105,12 +105,15 @@ function configStamp(io: InstallIo): { file: string; mtime: Date | null; fromNvi
 
 function frontText(io: InstallIo, name: (typeof NAMES)[number], gpuctl: string[], self: string): string {
   const serve = serveClient(io.config);
-  if (name === "nvidia-container-runtime-hook") return hookFront({ gpuctl, version: VERSION, serve });
+  // A packed gpuctl is its fronts' serve client (serve/fronts/client.c, in its launcher).
+  const client = gpuctl.length === 1 && packTrailer(gpuctl[0]!) !== null ? gpuctl[0]! : null;
+  if (name === "nvidia-container-runtime-hook") return hookFront({ gpuctl, version: VERSION, serve, client });
   const c = configStamp(io);
   return runtimeFront({
     gpuctl,
     version: VERSION,
     serve,
+    client,
     config: io.config,
     configFile: c.file,
     hadConfig: c.mtime !== null,

@@ -200,6 +200,7 @@ export function writeRuntimeFront(
     config: Parameters<typeof runtimeFront>[0]["config"];
     configFile: string;
     serve?: ServeClient | null;
+    client?: string | null;
   },
 ): string {
   let mtime: Date | null = null;
@@ -219,6 +220,7 @@ export function writeRuntimeFront(
       gpuctl: o.gpuctl,
       version: "test",
       serve: o.serve ?? null,
+      client: o.client ?? null,
       config: o.config,
       configFile: o.configFile,
       hadConfig: mtime !== null,
@@ -228,5 +230,30 @@ export function writeRuntimeFront(
     { mode: 0o755 },
   );
   stampFront(path, o.configFile);
+  return path;
+}
+
+/**
+ * The fronts' C serve client (serve/fronts/client.c, as the packed launcher holds it) built into `path`, with a
+ * stand-in launcher that runs `gpuctl` (a program) where the real one would run gpuctl (tests/fixtures/serve-client).
+ */
+export async function serveClientBinary(path: string, gpuctl: string): Promise<string> {
+  const o = await new Deno.Command("gcc", {
+    args: [
+      "-static",
+      "-O1",
+      "-Wall",
+      "-Wextra",
+      "-Werror",
+      "-Wno-format-truncation",
+      "-o",
+      path,
+      `${PROJECT}/tests/fixtures/serve-client/main.c`,
+      `${PROJECT}/serve/fronts/client.c`,
+    ],
+    stderr: "piped",
+  }).output();
+  if (!o.success) throw new Error(`gcc: ${new TextDecoder().decode(o.stderr)}`);
+  Deno.symlinkSync(gpuctl, `${path}.gpuctl`);
   return path;
 }

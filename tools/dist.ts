@@ -158,6 +158,7 @@ if (kind === null) {
       "-o",
       `${obj}/launcher`,
       `${root}/tools/pack/launcher.c`,
+      `${root}/serve/fronts/client.c`,
     ]);
     await sh(["strip", `${obj}/launcher`]);
     const launcher = Deno.readFileSync(`${obj}/launcher`);

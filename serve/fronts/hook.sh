@@ -1,5 +1,5 @@
 # The nvidia-container-runtime-hook front (serve/fronts.ts writes it, after a preamble of quoted assignments from
-# gpuctl install: the serve client's S, T, PROTOCOL, MKFIFO, SLEEP, HEAD, and the function gpuctl).
+# gpuctl install: the serve client's S, T, PROTOCOL, MKFIFO, SLEEP, HEAD, RM, CLIENT, and the function gpuctl).
 #
 # The prestart hook and CDI's container-edits hook go to a running gpuctl serve; everything else (other stages,
 # no server) runs gpuctl. As a gpuctl hook process does, it first drops the variables that change how programs load
@@ -28,6 +28,8 @@ prestart | createRuntime | container-edits)
     read -r me _ 2>/dev/null </proc/self/stat || me=
     case $me in '' | *[!0-9]*) me= ;; esac
   fi
+  # A packed gpuctl is its own serve client (serve/fronts/client.c): no other process on the way.
+  [ -n "$S" ] && [ -n "$CLIENT" ] && exec "$CLIENT" --serve-client hook "$S" "$T" "$PROTOCOL" "$me" -- "$@"
   ask hook ${me:+"--caller=$me"} "$@"
   s=$?
   [ $s = 1 ] && gpuctl "$@"

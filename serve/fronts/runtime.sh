@@ -1,6 +1,6 @@
 # The gpuctl-runtime front (serve/fronts.ts writes it, after a preamble of quoted assignments from gpuctl install:
 # VERSION, SELF, CONFIG, HAD_CONFIG, FROM_NVIDIA, DEFAULT_CONFIG, GREP, MARKERS, RUNTIMES, SBIN, the serve client's S, T, PROTOCOL,
-# MKFIFO, SLEEP, HEAD, and the function gpuctl).
+# MKFIFO, SLEEP, HEAD, RM, CLIENT, and the function gpuctl).
 #
 # runc's commands go straight to the low-level runtime, and so does a create or run whose config.json mentions no
 # GPU request; only one that may ask for a GPU goes to gpuctl serve, or to gpuctl. A request the front misses would
@@ -133,6 +133,14 @@ fi
 
 case $cmd in
 create | run)
+  # A packed gpuctl is its own serve client (serve/fronts/client.c): it reads config.json for the markers itself
+  # and does the rest of this branch with no other process on the way.
+  if [ -n "$CLIENT" ] && runtime; then
+    f=0
+    fresh && f=1
+    exec "$CLIENT" --serve-client runtime "$S" "$T" "$PROTOCOL" "$r" "$f" "$gn" "$id" "$bundle" "$cmd" "$MARKERS" \
+      -- "$@"
+  fi
   if ! fresh || mentions; then
     s=1
     if [ "$cmd" = create ] && runtime; then

@@ -11,11 +11,14 @@ import { scanRuncArgs } from "../../oci/runc_args.ts";
 import { readRequest } from "../../request/request.ts";
 import { parseSpec } from "../../oci/spec.ts";
 import { defaultConfig } from "../../config/schema.ts";
-import { tempDir, writeRuntimeFront } from "../helpers.ts";
+import { serveClientBinary, tempDir, writeRuntimeFront } from "../helpers.ts";
 
 const config = defaultConfig();
 
-function setup(dir: string) {
+/** Both fronts a host may get: the serve client in sh (ask.sh, grep), or a packed gpuctl's own in C (client.c). */
+const KINDS = ["sh", "C"] as const;
+
+async function setup(dir: string, kind: (typeof KINDS)[number]) {
   for (const who of ["runc", "gpuctl"]) {
     Deno.writeTextFileSync(`${dir}/${who}`, `#!/bin/sh\necho "${who} loop=\${GPUCTL_RUNTIME_EXEC-} $*"\n`, {
       mode: 0o755,
@@ -25,6 +28,7 @@ function setup(dir: string) {
     gpuctl: [`${dir}/gpuctl`],
     config: { ...config, runtimes: [`${dir}/runc`] },
     configFile: `${dir}/config.jsonc`,
+    client: kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/gpuctl`) : null,
   });
   // Three bundles: one asking for a GPU, one without (markers nowhere), the working directory asking for one.
   const write = (b: string, env: string[], extra: Record<string, unknown> = {}) => {
@@ -72,164 +76,170 @@ async function front(path: string, args: string[], cwd: string) {
   return { who: out.split(" ")[0], args: out.split(" ").slice(2).join(" "), loop: out.split(" ")[1], out };
 }
 
-Deno.test("front: the shim's cases, each decided as the shim decides, with the arguments unchanged", async () => {
-  using t = tempDir();
-  const f = setup(t.path);
-  const g = `${t.path}/gpu`, p = `${t.path}/plain`, cwd = `${t.path}/cwd`;
-  const cases: string[][] = [
-    ["state", "c1"],
-    ["start", "c1"],
-    ["delete", "--force", "c1"],
-    ["--version"],
-    ["-v"],
-    ["--version", "extra"],
-    ["configure", "--runtime=docker"],
-    ["features"],
-    [
-      "--root",
-      "/r",
-      "--log",
-      "/l.json",
-      "--log-format",
-      "json",
-      "create",
-      "--bundle",
-      g,
-      "--pid-file",
-      "/p",
-      "c1",
-    ],
-    [
-      "--root",
-      "/r",
-      "--log",
-      "/l.json",
-      "--log-format",
-      "json",
-      "create",
-      "--bundle",
-      p,
-      "--pid-file",
-      "/p",
-      "c1",
-    ],
-    ["--root=/r", "--log=/l", "create", `--bundle=${g}`, "c1"],
-    ["-root", "/r", "-log", "/l", "create", "-b", p, "c1"],
-    ["-root=/r", "create", `-b=${g}`, "c1"],
-    ["--systemd-cgroup", "--debug", "run", "-b", "../plain", "c1"],
-    ["--systemd-cgroup", "--debug", "run", "-b", "../gpu", "c1"],
-    ["--root", "create", "delete", "c1"],
-    ["--root", "delete", "create", "c1"],
-    ["create", "--console-socket", "/s", "--bundle", p, "c1"],
-    ["create", "--pid-file", "--bundle", "c1"],
-    ["create", "c1", "--bundle", p],
-    ["create", "c1", "--", "--bundle", p],
-    ["--", "create", "-b", p, "c1"],
-    ["--log-format", "text", "--root", "/r"],
-    ["create", "c1"],
-    ["run", "--detach", "c1"],
-    ["create", `--bundle=`, "c1"],
-    ["create", "--bundle", p, "-b", g, "c1"],
-    ["create", "--bundle", g, "-b"],
-    ["-", "create", "--bundle", g],
-    ["create", "-", "--bundle", g],
-    ["create", "---bundle", g, "c1"],
-    ["create", "--preserve-fds", "--bundle", "--bundle", p, "c1"],
-    ["create", "--bundle", `${t.path}/missing`, "c1"],
-  ];
-  for (const args of cases) {
-    const want = expected(args, cwd);
-    const got = await front(f, args, cwd);
-    assertEquals(got.who, want, `${args.join(" ")}: ${got.out}`);
-    assertEquals(
-      got.args,
-      [...(want === "gpuctl" ? ["runtime"] : []), ...args].join(" "),
-      "arguments unchanged",
-    );
-    if (want === "runc") {
-      assertEquals(got.loop, `loop=${t.path}/runc`, "the runtime runs with the loop guard");
-    }
-  }
-});
-
-Deno.test("front: random argument vectors, decided as the shim decides (a GPU request is never missed)", async () => {
-  using t = tempDir();
-  const f = setup(t.path);
-  const cwd = `${t.path}/cwd`;
-  let seed = 42;
-  const r = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
-  const parts = [
-    () => [
-      pick(["--root", "-root", "--log", "-log", "--log-format", "--criu", "--rootless"]),
-      pick(["/r", "x", "create", "-b"]),
-    ],
-    () => [pick(["--root=/r", "-log=/l", "--debug", "--systemd-cgroup", "-", "--"])],
-  ];
-  const cmd = () => [pick(["create", "run", "state", "start", "delete", "kill", "exec", "ps"])];
-  const opts = () =>
-    pick([
-      () => [
-        pick(["--bundle", "-b", "--bundle", "-b"]),
-        pick([`${t.path}/gpu`, `${t.path}/plain`, "../gpu", "../plain", "."]),
+for (const kind of KINDS) {
+  Deno.test(`front: the shim's cases, each decided as the shim decides, with the arguments unchanged (serve client in ${kind})`, async () => {
+    using t = tempDir();
+    const f = await setup(t.path, kind);
+    const g = `${t.path}/gpu`, p = `${t.path}/plain`, cwd = `${t.path}/cwd`;
+    const cases: string[][] = [
+      ["state", "c1"],
+      ["start", "c1"],
+      ["delete", "--force", "c1"],
+      ["--version"],
+      ["-v"],
+      ["--version", "extra"],
+      ["configure", "--runtime=docker"],
+      ["features"],
+      [
+        "--root",
+        "/r",
+        "--log",
+        "/l.json",
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        g,
+        "--pid-file",
+        "/p",
+        "c1",
       ],
-      () => [pick([`--bundle=${t.path}/gpu`, `-b=${t.path}/plain`, "--bundle=../gpu", "-b=."])],
-      () => [
-        pick(["--pid-file", "--console-socket", "--preserve-fds", "--pidfd-socket"]),
-        pick(["/p", "--bundle", "-b", "3"]),
+      [
+        "--root",
+        "/r",
+        "--log",
+        "/l.json",
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        p,
+        "--pid-file",
+        "/p",
+        "c1",
       ],
-      () => [pick(["--detach", "--no-pivot", "-d", "c1", "--", "-"])],
-    ])();
-  let gpuctl = 0;
-  for (let i = 0; i < 300; i++) {
-    const args = [
-      ...Array.from({ length: Math.floor(r() * 3) }, () => pick(parts)()).flat(),
-      ...cmd(),
-      ...Array.from({ length: Math.floor(r() * 4) }, opts).flat(),
+      ["--root=/r", "--log=/l", "create", `--bundle=${g}`, "c1"],
+      ["-root", "/r", "-log", "/l", "create", "-b", p, "c1"],
+      ["-root=/r", "create", `-b=${g}`, "c1"],
+      ["--systemd-cgroup", "--debug", "run", "-b", "../plain", "c1"],
+      ["--systemd-cgroup", "--debug", "run", "-b", "../gpu", "c1"],
+      ["--root", "create", "delete", "c1"],
+      ["--root", "delete", "create", "c1"],
+      ["create", "--console-socket", "/s", "--bundle", p, "c1"],
+      ["create", "--pid-file", "--bundle", "c1"],
+      ["create", "c1", "--bundle", p],
+      ["create", "c1", "--", "--bundle", p],
+      ["--", "create", "-b", p, "c1"],
+      ["--log-format", "text", "--root", "/r"],
+      ["create", "c1"],
+      ["run", "--detach", "c1"],
+      ["create", `--bundle=`, "c1"],
+      ["create", "--bundle", p, "-b", g, "c1"],
+      ["create", "--bundle", g, "-b"],
+      ["-", "create", "--bundle", g],
+      ["create", "-", "--bundle", g],
+      ["create", "---bundle", g, "c1"],
+      ["create", "--preserve-fds", "--bundle", "--bundle", p, "c1"],
+      ["create", "--bundle", `${t.path}/missing`, "c1"],
     ];
-    const want = expected(args, cwd);
-    const got = await front(f, args, cwd);
-    assertEquals(got.who, want, `${args.join(" ")}: ${got.out}`);
-    if (want === "gpuctl") gpuctl++;
-  }
-  assert(gpuctl > 30, `${gpuctl} cases went to gpuctl`);
-});
+    for (const args of cases) {
+      const want = expected(args, cwd);
+      const got = await front(f, args, cwd);
+      assertEquals(got.who, want, `${args.join(" ")}: ${got.out}`);
+      assertEquals(
+        got.args,
+        [...(want === "gpuctl" ? ["runtime"] : []), ...args].join(" "),
+        "arguments unchanged",
+      );
+      if (want === "runc") {
+        assertEquals(got.loop, `loop=${t.path}/runc`, "the runtime runs with the loop guard");
+      }
+    }
+  });
+}
 
-Deno.test("front: what sends a create to gpuctl, and what does not", async () => {
-  using t = tempDir();
-  const f = setup(t.path);
-  const b = `${t.path}/b`;
-  Deno.mkdirSync(b);
-  const go = async (spec: unknown) => {
-    Deno.writeTextFileSync(`${b}/config.json`, typeof spec === "string" ? spec : JSON.stringify(spec));
-    return (await front(f, ["create", "--bundle", b, "c1"], t.path)).who;
-  };
-  assertEquals(await go({ process: { env: ["PATH=/bin"] } }), "runc");
-  assertEquals(await go({ process: { env: ["NVIDIA_VISIBLE_DEVICES=all"] } }), "gpuctl");
-  assertEquals(
-    await go({ process: { env: ["CUDA_VERSION=12.4"] } }),
-    "gpuctl",
-    "a legacy CUDA image asks for all",
-  );
-  assertEquals(await go({ annotations: { "cdi.k8s.io/gpu": "nvidia.com/gpu=0" } }), "gpuctl");
-  assertEquals(
-    await go({ mounts: [{ destination: "/var/run/nvidia-container-devices/0", source: "/dev/null" }] }),
-    "gpuctl",
-  );
-  // A request spelled with JSON escapes is not missed: gpuctl reads the file.
-  assertEquals(await go('{"process":{"env":["NVIDIA\\u005fVISIBLE_DEVICES=0"]}}'), "gpuctl");
-  assertEquals(await go('{"annotations":{"cdi.k8s.io\\/x":"nvidia.com\\/gpu=0"}}'), "gpuctl");
-  // Unreadable or absent: gpuctl says what is wrong.
-  Deno.removeSync(`${b}/config.json`);
-  assertEquals((await front(f, ["create", "--bundle", b, "c1"], t.path)).who, "gpuctl");
-  // A loop (the runtime ran the front again): gpuctl explains it.
-  const o = await new Deno.Command("/bin/sh", {
-    args: [f, "state", "c1"],
-    env: { GPUCTL_RUNTIME_EXEC: "/x/runc" },
-    stdout: "piped",
-  }).output();
-  assertEquals(new TextDecoder().decode(o.stdout).split(" ")[0], "gpuctl");
-});
+for (const kind of KINDS) {
+  Deno.test(`front: random argument vectors, decided as the shim decides (a GPU request is never missed) (serve client in ${kind})`, async () => {
+    using t = tempDir();
+    const f = await setup(t.path, kind);
+    const cwd = `${t.path}/cwd`;
+    let seed = 42;
+    const r = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+    const parts = [
+      () => [
+        pick(["--root", "-root", "--log", "-log", "--log-format", "--criu", "--rootless"]),
+        pick(["/r", "x", "create", "-b"]),
+      ],
+      () => [pick(["--root=/r", "-log=/l", "--debug", "--systemd-cgroup", "-", "--"])],
+    ];
+    const cmd = () => [pick(["create", "run", "state", "start", "delete", "kill", "exec", "ps"])];
+    const opts = () =>
+      pick([
+        () => [
+          pick(["--bundle", "-b", "--bundle", "-b"]),
+          pick([`${t.path}/gpu`, `${t.path}/plain`, "../gpu", "../plain", "."]),
+        ],
+        () => [pick([`--bundle=${t.path}/gpu`, `-b=${t.path}/plain`, "--bundle=../gpu", "-b=."])],
+        () => [
+          pick(["--pid-file", "--console-socket", "--preserve-fds", "--pidfd-socket"]),
+          pick(["/p", "--bundle", "-b", "3"]),
+        ],
+        () => [pick(["--detach", "--no-pivot", "-d", "c1", "--", "-"])],
+      ])();
+    let gpuctl = 0;
+    for (let i = 0; i < 300; i++) {
+      const args = [
+        ...Array.from({ length: Math.floor(r() * 3) }, () => pick(parts)()).flat(),
+        ...cmd(),
+        ...Array.from({ length: Math.floor(r() * 4) }, opts).flat(),
+      ];
+      const want = expected(args, cwd);
+      const got = await front(f, args, cwd);
+      assertEquals(got.who, want, `${args.join(" ")}: ${got.out}`);
+      if (want === "gpuctl") gpuctl++;
+    }
+    assert(gpuctl > 30, `${gpuctl} cases went to gpuctl`);
+  });
+}
+
+for (const kind of KINDS) {
+  Deno.test(`front: what sends a create to gpuctl, and what does not (serve client in ${kind})`, async () => {
+    using t = tempDir();
+    const f = await setup(t.path, kind);
+    const b = `${t.path}/b`;
+    Deno.mkdirSync(b);
+    const go = async (spec: unknown) => {
+      Deno.writeTextFileSync(`${b}/config.json`, typeof spec === "string" ? spec : JSON.stringify(spec));
+      return (await front(f, ["create", "--bundle", b, "c1"], t.path)).who;
+    };
+    assertEquals(await go({ process: { env: ["PATH=/bin"] } }), "runc");
+    assertEquals(await go({ process: { env: ["NVIDIA_VISIBLE_DEVICES=all"] } }), "gpuctl");
+    assertEquals(
+      await go({ process: { env: ["CUDA_VERSION=12.4"] } }),
+      "gpuctl",
+      "a legacy CUDA image asks for all",
+    );
+    assertEquals(await go({ annotations: { "cdi.k8s.io/gpu": "nvidia.com/gpu=0" } }), "gpuctl");
+    assertEquals(
+      await go({ mounts: [{ destination: "/var/run/nvidia-container-devices/0", source: "/dev/null" }] }),
+      "gpuctl",
+    );
+    // A request spelled with JSON escapes is not missed: gpuctl reads the file.
+    assertEquals(await go('{"process":{"env":["NVIDIA\\u005fVISIBLE_DEVICES=0"]}}'), "gpuctl");
+    assertEquals(await go('{"annotations":{"cdi.k8s.io\\/x":"nvidia.com\\/gpu=0"}}'), "gpuctl");
+    // Unreadable or absent: gpuctl says what is wrong.
+    Deno.removeSync(`${b}/config.json`);
+    assertEquals((await front(f, ["create", "--bundle", b, "c1"], t.path)).who, "gpuctl");
+    // A loop (the runtime ran the front again): gpuctl explains it.
+    const o = await new Deno.Command("/bin/sh", {
+      args: [f, "state", "c1"],
+      env: { GPUCTL_RUNTIME_EXEC: "/x/runc" },
+      stdout: "piped",
+    }).output();
+    assertEquals(new TextDecoder().decode(o.stdout).split(" ")[0], "gpuctl");
+  });
+}
 
 Deno.test("front: runc's command, its global options and the container id, found as the shim finds them", async () => {
   // The front's own scan of the arguments, run alone: what it deletes a created container with when gpuctl serve

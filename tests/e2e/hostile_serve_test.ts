@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, logLines, writeRuntimeFront } from "../helpers.ts";
+import { bundleTo, logLines, serveClientBinary, writeRuntimeFront } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
@@ -28,245 +28,259 @@ async function sh(script: string, env: Record<string, string> = {}) {
   };
 }
 
-Deno.test({
-  name:
-    "hostile serve: the fronts and gpuctl serve hold against their environment, other users, stalls and floods",
-  ignore: Deno.uid() !== 0,
-  fn: async (t) => {
-    const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-hserve-" });
-    Deno.chmodSync(dir, 0o755);
-    const d = await fakeDriver(standardSpec(2, { mig: false }));
-    const config = `${dir}/gpuctl.jsonc`, log = `${dir}/gpuctl.log`;
-    Deno.writeTextFileSync(
-      config,
-      fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: log, nvmlTimeout: 1 }),
-    );
-    const js = await bundleTo(`${dir}/gpuctl.js`);
-    const { config: cfg } = await readConfig(config);
-    const client = serveClient(cfg)!;
-    Deno.mkdirSync(`${dir}/bin`);
-    Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
-      mode: 0o755,
-    });
-    const front = writeRuntimeFront(`${dir}/bin/front`, {
-      gpuctl: [`${dir}/fail`],
-      config: cfg,
-      configFile: config,
-      serve: client,
-    });
-    const ran = () => {
+for (const kind of ["sh", "C"] as const) {
+  Deno.test({
+    name:
+      `hostile serve (serve client in ${kind}): the fronts and gpuctl serve hold against their environment, other users, stalls and floods`,
+    ignore: Deno.uid() !== 0,
+    fn: async (t) => {
+      const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-hserve-" });
+      Deno.chmodSync(dir, 0o755);
+      const d = await fakeDriver(standardSpec(2, { mig: false }));
+      const config = `${dir}/gpuctl.jsonc`, log = `${dir}/gpuctl.log`;
+      Deno.writeTextFileSync(
+        config,
+        fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: log, nvmlTimeout: 1 }),
+      );
+      const js = await bundleTo(`${dir}/gpuctl.js`);
+      const { config: cfg } = await readConfig(config);
+      const client = serveClient(cfg)!;
+      Deno.mkdirSync(`${dir}/bin`);
+      Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
+        mode: 0o755,
+      });
+      const cClient = kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/fail`) : null;
+      const front = writeRuntimeFront(`${dir}/bin/front`, {
+        gpuctl: [`${dir}/fail`],
+        config: cfg,
+        configFile: config,
+        serve: client,
+        client: cClient,
+      });
+      const ran = () => {
+        try {
+          return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
+        } catch {
+          return "";
+        }
+      };
+      const cleanRan = () => Deno.writeTextFileSync(`${dir}/gpuctl-ran`, "");
+      let n = 0;
+      const bundle = (env: string[], args = ["/bin/true"]) => makeBundle(`${dir}/b${++n}`, { args, env });
+      /** One container's lifecycle through the front, as an engine with GPUCTL_CONFIG set (and `env`) runs it. */
+      let w = 0;
+      const lifecycle = (b: string, env: Record<string, string> = {}) => {
+        const vars = Object.entries({ GPUCTL_CONFIG: config, ...env }).map(([k, v]) => `${k}='${v}'`).join(
+          " ",
+        );
+        const rt = `${dir}/bin/rt-${++w}`; // one per call: calls run at once
+        Deno.writeTextFileSync(rt, `#!/bin/sh\n${vars} exec ${front} "$@"\n`, { mode: 0o755 });
+        return runcLifecycle(b, rt);
+      };
+      const server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
       try {
-        return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
-      } catch {
-        return "";
-      }
-    };
-    const cleanRan = () => Deno.writeTextFileSync(`${dir}/gpuctl-ran`, "");
-    let n = 0;
-    const bundle = (env: string[], args = ["/bin/true"]) => makeBundle(`${dir}/b${++n}`, { args, env });
-    /** One container's lifecycle through the front, as an engine with GPUCTL_CONFIG set (and `env`) runs it. */
-    let w = 0;
-    const lifecycle = (b: string, env: Record<string, string> = {}) => {
-      const vars = Object.entries({ GPUCTL_CONFIG: config, ...env }).map(([k, v]) => `${k}='${v}'`).join(" ");
-      const rt = `${dir}/bin/rt-${++w}`; // one per call: calls run at once
-      Deno.writeTextFileSync(rt, `#!/bin/sh\n${vars} exec ${front} "$@"\n`, { mode: 0o755 });
-      return runcLifecycle(b, rt);
-    };
-    const server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
-    try {
-      await t.step(
-        "an engine's IFS=/ and a PATH without grep: a plain container goes to runc, a GPU one is served",
-        async () => {
-          cleanRan();
-          const plain = await lifecycle(await bundle([]), { IFS: "/", PATH: "/nonexistent" });
-          assertEquals(plain.code, 0, plain.stderr);
-          const gpu = await lifecycle(await bundle(["NVIDIA_VISIBLE_DEVICES=0"]), {
-            IFS: "/",
-            PATH: "/nonexistent",
-          });
-          assertEquals(gpu.code, 0, gpu.stderr);
-          assertEquals(logLines(log).findLast((l) => l.msg === "GPU container prepared")!.served, true);
-          assertEquals(ran(), "");
-        },
-      );
+        await t.step(
+          "an engine's IFS=/ and a PATH without grep: a plain container goes to runc, a GPU one is served",
+          async () => {
+            cleanRan();
+            const plain = await lifecycle(await bundle([]), { IFS: "/", PATH: "/nonexistent" });
+            assertEquals(plain.code, 0, plain.stderr);
+            const gpu = await lifecycle(await bundle(["NVIDIA_VISIBLE_DEVICES=0"]), {
+              IFS: "/",
+              PATH: "/nonexistent",
+            });
+            assertEquals(gpu.code, 0, gpu.stderr);
+            assertEquals(logLines(log).findLast((l) => l.msg === "GPU container prepared")!.served, true);
+            assertEquals(ran(), "");
+          },
+        );
 
-      await t.step(
-        "a pid file naming another live process: not taken for the server, gpuctl runs at once",
-        async () => {
-          cleanRan();
-          const other = new Deno.Command("sleep", { args: ["60"] }).spawn();
-          const fake = `${dir}/fake/serve`;
-          Deno.mkdirSync(fake, { recursive: true, mode: 0o700 });
-          await sh(`mkfifo -m 600 ${fake}/requests`);
-          // The server's pid file, the pid since given to another process (its start time differs).
-          Deno.writeTextFileSync(`${fake}/pid`, `${other.pid} 1\n`);
-          const f = writeRuntimeFront(`${dir}/bin/front-reused`, {
-            gpuctl: [`${dir}/fail`],
-            config: cfg,
-            configFile: config,
-            serve: { ...client, dir: fake },
-          });
-          const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
-          const r = await sh(`GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-reused`);
-          other.kill();
-          await other.status;
-          assertEquals(r.code, 1, "gpuctl (the stand-in) ran, at once");
-          assert(r.ms < 5000, `${r.ms} ms: not the server's timeout`);
-          assertStringIncludes(ran(), "runtime --root");
-          const { status } = serveCheck({ ...cfg, cacheDir: `${dir}/fake` }, []);
-          assertEquals(status, "ok");
-          assertStringIncludes(serveCheck({ ...cfg, cacheDir: `${dir}/fake` }, []).saw, "not running");
-        },
-      );
+        await t.step(
+          "a pid file naming another live process: not taken for the server, gpuctl runs at once",
+          async () => {
+            cleanRan();
+            const other = new Deno.Command("sleep", { args: ["60"] }).spawn();
+            const fake = `${dir}/fake/serve`;
+            Deno.mkdirSync(fake, { recursive: true, mode: 0o700 });
+            await sh(`mkfifo -m 600 ${fake}/requests`);
+            // The server's pid file, the pid since given to another process (its start time differs).
+            Deno.writeTextFileSync(`${fake}/pid`, `${other.pid} 1\n`);
+            const f = writeRuntimeFront(`${dir}/bin/front-reused`, {
+              gpuctl: [`${dir}/fail`],
+              config: cfg,
+              configFile: config,
+              serve: { ...client, dir: fake },
+              client: cClient,
+            });
+            const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
+            const r = await sh(
+              `GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-reused`,
+            );
+            other.kill();
+            await other.status;
+            assertEquals(r.code, 1, "gpuctl (the stand-in) ran, at once");
+            assert(r.ms < 5000, `${r.ms} ms: not the server's timeout`);
+            assertStringIncludes(ran(), "runtime --root");
+            const { status } = serveCheck({ ...cfg, cacheDir: `${dir}/fake` }, []);
+            assertEquals(status, "ok");
+            assertStringIncludes(serveCheck({ ...cfg, cacheDir: `${dir}/fake` }, []).saw, "not running");
+          },
+        );
 
-      await t.step(
-        "a serve directory another user owns: the front writes nothing there, and follows no link",
-        async () => {
-          cleanRan();
-          const evil = `${dir}/evil`;
-          Deno.mkdirSync(`${evil}/serve`, { recursive: true });
-          Deno.writeTextFileSync(`${dir}/roots-file`, "root's\n");
-          await sh(`mkfifo -m 666 ${evil}/serve/requests`);
-          // A live server's pid file (this test's own process, with its real start time), and planted links.
-          Deno.writeTextFileSync(`${evil}/serve/pid`, `${Deno.pid} ${procStart(Deno.pid)}\n`);
-          for (let p = 1; p < 400; p++) {
-            Deno.symlinkSync(`${dir}/roots-file`, `${evil}/serve/${p}.runtime.argv`);
-          }
-          await sh(`chown -R 65534:65534 ${evil} && chmod 777 ${evil} ${evil}/serve`);
-          const before = [...Deno.readDirSync(`${evil}/serve`)].length;
-          const f = writeRuntimeFront(`${dir}/bin/front-evil`, {
-            gpuctl: [`${dir}/fail`],
-            config: cfg,
-            configFile: config,
-            serve: { ...client, dir: `${evil}/serve` },
-          });
-          const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
-          const r = await sh(`GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-evil`);
-          assertEquals(r.code, 1);
-          assertStringIncludes(ran(), "runtime --root", "gpuctl ran, the user's directory unused");
-          assertEquals([...Deno.readDirSync(`${evil}/serve`)].length, before, "nothing written there");
-          assertEquals(Deno.readTextFileSync(`${dir}/roots-file`), "root's\n");
-          // gpuctl serve refuses such a cacheDir, in one line.
-          Deno.writeTextFileSync(`${dir}/evil.jsonc`, JSON.stringify({ cacheDir: evil }));
-          const refused = await sh(
-            `GPUCTL_CONFIG=${dir}/evil.jsonc ${Deno.execPath()} run -A --quiet ${js} serve --no-warm-up`,
-          );
-          assertEquals(refused.code, 1);
-          assertEquals(
-            refused.stderr,
-            `gpuctl: ${evil}: is owned by uid 65534: gpuctl serve listens only in a directory of root's (cacheDir)\n`,
-          );
-        },
-      );
+        await t.step(
+          "a serve directory another user owns: the front writes nothing there, and follows no link",
+          async () => {
+            cleanRan();
+            const evil = `${dir}/evil`;
+            Deno.mkdirSync(`${evil}/serve`, { recursive: true });
+            Deno.writeTextFileSync(`${dir}/roots-file`, "root's\n");
+            await sh(`mkfifo -m 666 ${evil}/serve/requests`);
+            // A live server's pid file (this test's own process, with its real start time), and planted links.
+            Deno.writeTextFileSync(`${evil}/serve/pid`, `${Deno.pid} ${procStart(Deno.pid)}\n`);
+            for (let p = 1; p < 400; p++) {
+              Deno.symlinkSync(`${dir}/roots-file`, `${evil}/serve/${p}.runtime.argv`);
+            }
+            await sh(`chown -R 65534:65534 ${evil} && chmod 777 ${evil} ${evil}/serve`);
+            const before = [...Deno.readDirSync(`${evil}/serve`)].length;
+            const f = writeRuntimeFront(`${dir}/bin/front-evil`, {
+              gpuctl: [`${dir}/fail`],
+              config: cfg,
+              configFile: config,
+              serve: { ...client, dir: `${evil}/serve` },
+              client: cClient,
+            });
+            const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
+            const r = await sh(`GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-evil`);
+            assertEquals(r.code, 1);
+            assertStringIncludes(ran(), "runtime --root", "gpuctl ran, the user's directory unused");
+            assertEquals([...Deno.readDirSync(`${evil}/serve`)].length, before, "nothing written there");
+            assertEquals(Deno.readTextFileSync(`${dir}/roots-file`), "root's\n");
+            // gpuctl serve refuses such a cacheDir, in one line.
+            Deno.writeTextFileSync(`${dir}/evil.jsonc`, JSON.stringify({ cacheDir: evil }));
+            const refused = await sh(
+              `GPUCTL_CONFIG=${dir}/evil.jsonc ${Deno.execPath()} run -A --quiet ${js} serve --no-warm-up`,
+            );
+            assertEquals(refused.code, 1);
+            assertEquals(
+              refused.stderr,
+              `gpuctl: ${evil}: is owned by uid 65534: gpuctl serve listens only in a directory of root's (cacheDir)\n`,
+            );
+          },
+        );
 
-      await t.step(
-        "a stopped server: a front whose request cannot even be written fails in time, never hangs",
-        async () => {
-          cleanRan();
-          Deno.kill(server.pid, "SIGSTOP");
-          try {
-            // Fill the request FIFO (64 KiB), as ~1,900 queued creates would.
-            const fill = await sh(
-              `python3 -c "import os; fd=os.open('${dir}/cache/serve/requests', os.O_WRONLY|os.O_NONBLOCK)
+        await t.step(
+          "a stopped server: a front whose request cannot even be written fails in time, never hangs",
+          async () => {
+            cleanRan();
+            Deno.kill(server.pid, "SIGSTOP");
+            try {
+              // Fill the request FIFO (64 KiB), as ~1,900 queued creates would.
+              const fill = await sh(
+                `python3 -c "import os; fd=os.open('${dir}/cache/serve/requests', os.O_WRONLY|os.O_NONBLOCK)
 try:
     while True: os.write(fd, b'x' * 63 + b'\\n')
 except BlockingIOError: pass"`,
-            );
-            assertEquals(fill.code, 0, fill.stderr);
-            const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
-            const r = await sh(
-              `GPUCTL_CONFIG=${config} ${front} --root ${b}/state create --bundle ${b} c-full`,
-            );
-            assertEquals(r.code, 1);
-            assertMatch(
-              r.stderr,
-              /^gpuctl: gpuctl serve \(pid \d+, in \S+\) did not answer in 12s and may still act/,
-            );
-            assert(r.ms < 16_000, `${r.ms} ms`);
-            assertEquals(ran(), "", "gpuctl never runs behind a server that may still act");
-            const left = [...Deno.readDirSync(`${dir}/cache/serve`)].map((e) => e.name).filter((x) =>
-              /^\d+\./.test(x)
-            );
-            assertEquals(left, [], "the front's own files removed");
-          } finally {
-            Deno.kill(server.pid, "SIGCONT");
-          }
-        },
-      );
-
-      await t.step(
-        "requests whose containers failed while the server was stopped are dropped, not done",
-        async () => {
-          Deno.kill(server.pid, "SIGSTOP");
-          const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
-          const original = Deno.readTextFileSync(`${b}/config.json`);
-          let r;
-          try {
-            r = await sh(`GPUCTL_CONFIG=${config} ${front} --root ${b}/state create --bundle ${b} c-late`);
-          } finally {
-            Deno.kill(server.pid, "SIGCONT");
-          }
-          assertEquals(r.code, 1, r.stderr);
-          // Served afterwards: another container, so the late one has surely been read by now.
-          const ok = await lifecycle(await bundle(["NVIDIA_VISIBLE_DEVICES=1"]));
-          assertEquals(ok.code, 0, ok.stderr);
-          assertEquals(
-            Deno.readTextFileSync(`${b}/config.json`),
-            original,
-            "the abandoned container was not prepared",
-          );
-        },
-      );
-
-      await t.step(
-        "one tenant's containers with 40,000 annotations each, queued: another's container is served in time",
-        async () => {
-          cleanRan();
-          const annotations: Record<string, string> = {};
-          for (let i = 0; i < 40_000; i++) {
-            annotations[`tenant.example/key-${i}`] = `value-${i}`;
-          }
-          const heavy = await Promise.all(
-            [1, 2, 3, 4].map(() =>
-              makeBundle(`${dir}/heavy${++n}`, {
-                args: ["/bin/true"],
-                env: ["NVIDIA_VISIBLE_DEVICES=0"],
-                edit: (c) => (c.annotations = annotations),
-              })
-            ),
-          );
-          const plain = await bundle(["NVIDIA_VISIBLE_DEVICES=1"]);
-          const all = await Promise.all([...heavy.map((b) => lifecycle(b)), lifecycle(plain)]);
-          for (const r of all) assertEquals(r.code, 0, r.stderr);
-          assertEquals(ran(), "");
-        },
-      );
-
-      await t.step("the hook front: loader variables reach nothing it runs", async () => {
-        cleanRan();
-        const evil = `${dir}/evil.so`;
-        Deno.writeTextFileSync(
-          `${dir}/evil.c`,
-          `#include <stdio.h>\n__attribute__((constructor)) static void mark(void) {\n` +
-            `  char c[64] = ""; FILE *f = fopen("/proc/self/comm", "r"); if (f) { fgets(c, sizeof c, f); fclose(f); }\n` +
-            `  FILE *o = fopen("${dir}/preloaded", "a"); if (o) { fputs(c, o); fclose(o); } }\n`,
+              );
+              assertEquals(fill.code, 0, fill.stderr);
+              const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
+              const r = await sh(
+                `GPUCTL_CONFIG=${config} ${front} --root ${b}/state create --bundle ${b} c-full`,
+              );
+              assertEquals(r.code, 1);
+              assertMatch(
+                r.stderr,
+                /^gpuctl: gpuctl serve \(pid \d+, in \S+\) did not answer in 12s and may still act/,
+              );
+              assert(r.ms < 16_000, `${r.ms} ms`);
+              assertEquals(ran(), "", "gpuctl never runs behind a server that may still act");
+              const left = [...Deno.readDirSync(`${dir}/cache/serve`)].map((e) => e.name).filter((x) =>
+                /^\d+\./.test(x)
+              );
+              assertEquals(left, [], "the front's own files removed");
+            } finally {
+              Deno.kill(server.pid, "SIGCONT");
+            }
+          },
         );
-        const cc = await sh(`gcc -shared -fPIC -o ${evil} ${dir}/evil.c`);
-        assertEquals(cc.code, 0, cc.stderr);
-        const hook = `${dir}/bin/hook`;
-        Deno.writeTextFileSync(hook, hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client }), {
-          mode: 0o755,
+
+        await t.step(
+          "requests whose containers failed while the server was stopped are dropped, not done",
+          async () => {
+            Deno.kill(server.pid, "SIGSTOP");
+            const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
+            const original = Deno.readTextFileSync(`${b}/config.json`);
+            let r;
+            try {
+              r = await sh(`GPUCTL_CONFIG=${config} ${front} --root ${b}/state create --bundle ${b} c-late`);
+            } finally {
+              Deno.kill(server.pid, "SIGCONT");
+            }
+            assertEquals(r.code, 1, r.stderr);
+            // Served afterwards: another container, so the late one has surely been read by now.
+            const ok = await lifecycle(await bundle(["NVIDIA_VISIBLE_DEVICES=1"]));
+            assertEquals(ok.code, 0, ok.stderr);
+            assertEquals(
+              Deno.readTextFileSync(`${b}/config.json`),
+              original,
+              "the abandoned container was not prepared",
+            );
+          },
+        );
+
+        await t.step(
+          "one tenant's containers with 40,000 annotations each, queued: another's container is served in time",
+          async () => {
+            cleanRan();
+            const annotations: Record<string, string> = {};
+            for (let i = 0; i < 40_000; i++) {
+              annotations[`tenant.example/key-${i}`] = `value-${i}`;
+            }
+            const heavy = await Promise.all(
+              [1, 2, 3, 4].map(() =>
+                makeBundle(`${dir}/heavy${++n}`, {
+                  args: ["/bin/true"],
+                  env: ["NVIDIA_VISIBLE_DEVICES=0"],
+                  edit: (c) => (c.annotations = annotations),
+                })
+              ),
+            );
+            const plain = await bundle(["NVIDIA_VISIBLE_DEVICES=1"]);
+            const all = await Promise.all([...heavy.map((b) => lifecycle(b)), lifecycle(plain)]);
+            for (const r of all) assertEquals(r.code, 0, r.stderr);
+            assertEquals(ran(), "");
+          },
+        );
+
+        await t.step("the hook front: loader variables reach nothing it runs", async () => {
+          cleanRan();
+          const evil = `${dir}/evil.so`;
+          Deno.writeTextFileSync(
+            `${dir}/evil.c`,
+            `#include <stdio.h>\n__attribute__((constructor)) static void mark(void) {\n` +
+              `  char c[64] = ""; FILE *f = fopen("/proc/self/comm", "r"); if (f) { fgets(c, sizeof c, f); fclose(f); }\n` +
+              `  FILE *o = fopen("${dir}/preloaded", "a"); if (o) { fputs(c, o); fclose(o); } }\n`,
+          );
+          const cc = await sh(`gcc -shared -fPIC -o ${evil} ${dir}/evil.c`);
+          assertEquals(cc.code, 0, cc.stderr);
+          const hook = `${dir}/bin/hook`;
+          Deno.writeTextFileSync(
+            hook,
+            hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
+            {
+              mode: 0o755,
+            },
+          );
+          // A stage the server does not take: the front runs gpuctl (the stand-in) itself.
+          const r = await sh(`LD_PRELOAD=${evil} ${hook} poststop </dev/null`);
+          assertEquals(r.code, 1);
+          assertStringIncludes(ran(), "hook poststop");
+          // Only the front's first shell, which the loader started with it, has it; nothing after the re-exec.
+          assertEquals(Deno.readTextFileSync(`${dir}/preloaded`).trim().split("\n"), ["hook"]);
         });
-        // A stage the server does not take: the front runs gpuctl (the stand-in) itself.
-        const r = await sh(`LD_PRELOAD=${evil} ${hook} poststop </dev/null`);
-        assertEquals(r.code, 1);
-        assertStringIncludes(ran(), "hook poststop");
-        // Only the front's first shell, which the loader started with it, has it; nothing after the re-exec.
-        assertEquals(Deno.readTextFileSync(`${dir}/preloaded`).trim().split("\n"), ["hook"]);
-      });
-    } finally {
-      await server.stop();
-      Deno.removeSync(dir, { recursive: true });
-    }
-  },
-});
+      } finally {
+        await server.stop();
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  });
+}

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, logLines, runGpuctl } from "../helpers.ts";
+import { bundleTo, logLines, runGpuctl, serveClientBinary } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
@@ -18,74 +18,82 @@ const IMAGE = "gpuctl-test/busybox-glibc";
 const VIEW =
   "nvml-probe -L; echo ==; ls /proc/driver/nvidia/gpus; echo ==; ldconfig -p | grep -c libnvidia-ml";
 
-Deno.test("gpuctl serve: a CDI container's hook is served, starting no gpuctl process; without the server, gpuctl runs", async (t) => {
-  const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
-  const d = await fakeDriver(standardSpec(2, { mig: false }));
-  const podman = new Podman(`${dir}/p`);
-  const config = `${dir}/gpuctl.jsonc`;
-  const log = `${dir}/gpuctl.log`;
-  Deno.writeTextFileSync(
-    config,
-    fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: log, cdiSpecDirs: [podman.cdiDir] }),
-  );
-  const { config: cfg } = await readConfig(config);
-  const client = serveClient(cfg);
-  assert(client !== null);
-  Deno.mkdirSync(`${dir}/bin`);
-  Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
-    mode: 0o755,
-  });
-  const hook = `${dir}/bin/nvidia-container-runtime-hook`;
-  Deno.writeTextFileSync(hook, hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client }), {
-    mode: 0o755,
-  });
-  const ran = () => {
-    try {
-      return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
-    } catch {
-      return "";
-    }
-  };
-  const js = await bundleTo(`${dir}/gpuctl.js`);
-  let server: Awaited<ReturnType<typeof startServe>> | null = null;
-  try {
-    const g = await runGpuctl([
-      "cdi",
-      "generate",
-      "--hook-path",
+for (const kind of ["sh", "C"] as const) {
+  Deno.test(`gpuctl serve: a CDI container's hook is served (serve client in ${kind}), starting no gpuctl process; without the server, gpuctl runs`, async (t) => {
+    const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
+    const d = await fakeDriver(standardSpec(2, { mig: false }));
+    const podman = new Podman(`${dir}/p`);
+    const config = `${dir}/gpuctl.jsonc`;
+    const log = `${dir}/gpuctl.log`;
+    Deno.writeTextFileSync(
+      config,
+      fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: log, cdiSpecDirs: [podman.cdiDir] }),
+    );
+    const { config: cfg } = await readConfig(config);
+    const client = serveClient(cfg);
+    assert(client !== null);
+    Deno.mkdirSync(`${dir}/bin`);
+    Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
+      mode: 0o755,
+    });
+    const hook = `${dir}/bin/nvidia-container-runtime-hook`;
+    const cClient = kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/fail`) : null;
+    Deno.writeTextFileSync(
       hook,
-      "--output",
-      `${podman.cdiDir}/nvidia.json`,
-    ], {
-      env: gpuctlEnv(config),
-    });
-    assertEquals(g.code, 0, g.stderr);
-    await podman.importImage(IMAGE);
-    server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
+      hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
+      { mode: 0o755 },
+    );
+    const ran = () => {
+      try {
+        return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
+      } catch {
+        return "";
+      }
+    };
+    const js = await bundleTo(`${dir}/gpuctl.js`);
+    let server: Awaited<ReturnType<typeof startServe>> | null = null;
+    try {
+      const g = await runGpuctl([
+        "cdi",
+        "generate",
+        "--hook-path",
+        hook,
+        "--output",
+        `${podman.cdiDir}/nvidia.json`,
+      ], {
+        env: gpuctlEnv(config),
+      });
+      assertEquals(g.code, 0, g.stderr);
+      await podman.importImage(IMAGE);
+      server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
 
-    await t.step("served: its GPU, its /proc view and linker cache, and no gpuctl process", async () => {
-      const r = await podman.run(["--device", "nvidia.com/gpu=1", IMAGE, "sh", "-c", VIEW]);
-      const [probe, proc, cache] = r.stdout.split("==\n");
-      assertEquals(probe!.split("\n").filter((l) => l.startsWith("GPU ")), [
-        `GPU 0: ${d.spec.gpus[1]!.name} (UUID: ${d.spec.gpus[1]!.uuid})`,
-      ]);
-      assertEquals(proc, `${d.spec.gpus[1]!.busId.replace(/^0000/, "").toLowerCase()}\n`);
-      assertEquals(cache!.trim(), "1", "the hook's linker cache");
-      assertEquals(ran(), "", "gpuctl never ran");
-      const line = logLines(log).findLast((l) => l.msg === "container edits made")!;
-      assertEquals(line.pid, server!.pid, "made by the server");
-    });
+      await t.step("served: its GPU, its /proc view and linker cache, and no gpuctl process", async () => {
+        const r = await podman.run(["--device", "nvidia.com/gpu=1", IMAGE, "sh", "-c", VIEW]);
+        const [probe, proc, cache] = r.stdout.split("==\n");
+        assertEquals(probe!.split("\n").filter((l) => l.startsWith("GPU ")), [
+          `GPU 0: ${d.spec.gpus[1]!.name} (UUID: ${d.spec.gpus[1]!.uuid})`,
+        ]);
+        assertEquals(proc, `${d.spec.gpus[1]!.busId.replace(/^0000/, "").toLowerCase()}\n`);
+        assertEquals(cache!.trim(), "1", "the hook's linker cache");
+        assertEquals(ran(), "", "gpuctl never ran");
+        const line = logLines(log).findLast((l) => l.msg === "container edits made")!;
+        assertEquals(line.pid, server!.pid, "made by the server");
+      });
 
-    await t.step("the server stopped: the front runs gpuctl, whose failure fails the container", async () => {
-      await server!.stop();
-      server = null;
-      const r = await podman.run(["--device", "nvidia.com/gpu=1", IMAGE, "true"], false);
-      assert(r.code !== 0, "never a container without its edits");
-      assertStringIncludes(ran(), "container-edits");
-    });
-  } finally {
-    await server?.stop();
-    await podman.cleanup();
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+      await t.step(
+        "the server stopped: the front runs gpuctl, whose failure fails the container",
+        async () => {
+          await server!.stop();
+          server = null;
+          const r = await podman.run(["--device", "nvidia.com/gpu=1", IMAGE, "true"], false);
+          assert(r.code !== 0, "never a container without its edits");
+          assertStringIncludes(ran(), "container-edits");
+        },
+      );
+    } finally {
+      await server?.stop();
+      await podman.cleanup();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+}

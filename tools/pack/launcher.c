@@ -282,7 +282,17 @@ static void unpack(int in, const struct trailer *t, const char *dir, const char 
   }
 }
 
+/* serve/fronts/client.c: the fronts' serve client, which runs gpuctl through launch when it must. */
+int serve_client(int argc, char **argv, int (*launch)(int, char **));
+
+static int launch(int argc, char **argv);
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--serve-client") == 0) return serve_client(argc, argv, launch);
+  return launch(argc, argv);
+}
+
+static int launch(int argc, char **argv) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) die("gpuctl", "cannot find its own file (/proc/self/exe): is /proc mounted?");
@@ -338,4 +348,5 @@ int main(int argc, char **argv) {
   env[k] = NULL;
   execve(deno, av, env);
   die_errno(deno, "cannot run the unpacked Deno");
+  return 1;
 }
