@@ -3,11 +3,12 @@
  *
  * - **overhead** (the main table): per case, gpuctl's overhead over plain runc with its target — the pass-through
  *   (`state`), a container without a GPU request through the installed `gpuctl-runtime`, a GPU container through
- *   it (spec mode, warm driver snapshot) and through the prestart hook, with `gpuctl serve` running — with the
- *   phases from gpuctl's log; for reference the two GPU cases with a gpuctl process each, an empty `deno run`, and
- *   the first GPU container with no snapshot;
+ *   it (spec mode, warm driver snapshot) and through the prestart hook, with `gpuctl serve` running and with a
+ *   gpuctl process each — with the phases from gpuctl's log; for reference an empty `deno run`, and the first GPU
+ *   container with no snapshot. gpuctl is installed from `dist/gpuctl`, the artifact a host runs;
  * - **hostile**: time and peak memory on a 24 MB image linker cache and a 9,999-deep config.json;
- * - **podman**: a GPU container through CDI under Podman against a plain one, and gpuctl processes per container;
+ * - **podman**: a GPU container through CDI under Podman against a plain one, per process and served, with their
+ *   targets, and gpuctl processes per container;
  * - **startup**: `gpuctl --version`, FFI load, `gpuctl info` and `list` on the fake NVML, `cdi generate` against an
  *   empty `deno run`, ld.so.cache parsing;
  * - **docker**: `docker run --rm` through runc, the shim with and without a GPU, and Docker's `--gpus`;
@@ -17,7 +18,7 @@
  * `BENCH_ONLY=overhead,podman` runs some sections; `BENCH_RUNS` sets the rounds. The cases of one table run
  * interleaved, round by round, so that a busy machine's slow spells fall on all of them alike.
  *
- * Runs from the project root; builds dist/gpuctl.js and the fake driver first.
+ * Runs from the project root; builds dist/gpuctl.js, dist/gpuctl (into its own directory) and the fake driver first.
  * @module
  */
 import { type Case, report, timeTogether } from "./lib.ts";
@@ -62,7 +63,8 @@ try {
   if (want("artifact")) await artifactTable(tmp, bundleJs, exe, runs);
   if (want("podman")) {
     const r = Math.min(runs, 9);
-    printPodman(await podmanBench(tmp, exe, r), r);
+    const met = printPodman(await podmanBench(tmp, exe, r), r);
+    results.push(`CDI under Podman targets: ${met ? "all met" : "some MISSED"}`);
   }
   Deno.writeTextFileSync(`${tmp}/empty.ts`, "");
   Deno.writeTextFileSync(

@@ -31,17 +31,17 @@ export async function runHook(
     return;
   }
   const t0 = performance.now();
-  const [{ editsForRequest }, { applyEdits }, { snapshotFacts }] = await Promise.all([
+  const [{ editsForRequest }, { applyEdits }, { planThroughCache }] = await Promise.all([
     import("./prepare.ts"),
     import("../apply/container.ts"),
-    import("../snapshot/facts.ts"),
+    import("./plan_cache.ts"),
   ]);
   const t1 = performance.now();
   const { edits, gpus, cdi } = await editsForRequest(config, req, {
     bundle: state.bundle,
     rootPath: spec.rootPath,
     warn: (m) => log.warn(m),
-    facts: snapshotFacts(config, { configPath, log }),
+    plan: () => planThroughCache(config, req, log, configPath),
   });
   const t2 = performance.now();
   if (cdi && edits.spec.env.length > 0) {

@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config/config.ts";
 import { discover, type SourceChoice } from "../devices/discover.ts";
-import { readHostDevices } from "../devices/nodes.ts";
+import { type HostDevices, readHostDevices } from "../devices/nodes.ts";
 import { type DeviceRequest, selectDevices } from "../devices/select.ts";
 import { isCdiName } from "../cdi/names.ts";
 import type { Inventory } from "../devices/types.ts";
@@ -38,6 +38,16 @@ export interface Prepared {
   registry: Registry;
   files: DriverFiles;
   plan: Plan;
+  /** What the plan was made from besides the request, for keeping it (flows/plan_cache.ts). */
+  from: {
+    /** The snapshot the facts were, when the driver's files came from it too (else the plan is not kept). */
+    snapshot: { key: string; fileIds: string[] } | null;
+    /** The host's device nodes read for the plan, and which nodes besides the GPUs' were looked for. */
+    host: HostDevices;
+    extraNodes: string[];
+    /** The facts' warnings, said again whenever the plan is used. */
+    warnings: string[];
+  };
 }
 
 /**
@@ -88,8 +98,10 @@ export async function preparePlan(
   for (const w of facts.warnings) warn(w);
   const inventory = facts.inventory;
   const selection = selectDevices(req.devices, inventory, req.devicesSource);
-  const files = facts.files !== null && capabilities.effective.every((n) => facts.capabilities.includes(n))
-    ? facts.files
+  const fromFacts = facts.files !== null &&
+    capabilities.effective.every((n) => facts.capabilities.includes(n));
+  const files = fromFacts
+    ? facts.files!
     : locateDriverFiles(config, registry, inventory.driver.version, warn, capabilities.effective);
   const extraNodes = [
     ...registry.names.flatMap((n) => (registry.get(n)?.deviceNodes ?? []).filter((d) => d.startsWith("/"))),
@@ -105,7 +117,18 @@ export async function preparePlan(
     ...(req.imexChannels ? { imexChannels: req.imexChannels } : {}),
     ...(req.mig ? { mig: req.mig } : {}),
   });
-  return { inventory, registry, files, plan };
+  return {
+    inventory,
+    registry,
+    files,
+    plan,
+    from: {
+      snapshot: fromFacts ? facts.snapshot ?? null : null,
+      host,
+      extraNodes,
+      warnings: facts.warnings,
+    },
+  };
 }
 
 /**
@@ -172,7 +195,8 @@ export async function editsForRequest(
     bundle: string;
     rootPath: string | undefined;
     warn: (m: string) => void;
-    facts?: FactsProvider;
+    /** The plan for a request that names no CDI devices (default: planned here, without a snapshot). */
+    plan?: () => Promise<Plan>;
   },
 ): Promise<{ edits: ContainerEdits; gpus: string[]; cdi: boolean }> {
   const names = cdiNames(req);
@@ -185,7 +209,7 @@ export async function editsForRequest(
     const r = resolveCdi(config.cdiSpecDirs, names);
     return { edits: cdiToContainerEdits(r, config.procRoot), gpus: names, cdi: true };
   }
-  const { plan } = await planForRequest(config, req, opts.warn, opts.facts);
+  const plan = opts.plan ? await opts.plan() : (await planForRequest(config, req, opts.warn)).plan;
   const { InRoot } = await import("../apply/inroot.ts");
   const { libraryDirs } = await import("../apply/container.ts");
   const root = InRoot.openRootfs(opts.bundle, opts.rootPath);

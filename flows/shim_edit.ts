@@ -13,7 +13,7 @@ import { addToLists, type ListAddition, writeAtomic } from "../oci/edit.ts";
 import { member, parseJson } from "../oci/json.ts";
 import type { CdiEdits } from "../cdi/spec.ts";
 import type { OciSpec } from "../oci/spec.ts";
-import { cdiNames, planForRequest } from "./prepare.ts";
+import { cdiNames } from "./prepare.ts";
 import type { GpuRequest } from "../request/request.ts";
 import { type ContainerEdits, containerEdits, type ProcView } from "../edits/edits.ts";
 import {
@@ -139,13 +139,8 @@ export async function editForGpu(
     return null;
   }
   const t0 = performance.now();
-  const { snapshotFacts } = await import("../snapshot/facts.ts");
-  const { plan } = await planForRequest(
-    config,
-    req,
-    (m) => log.warn(m),
-    snapshotFacts(config, { configPath, log }),
-  );
+  const { planThroughCache } = await import("./plan_cache.ts");
+  const plan = await planThroughCache(config, req, log, configPath);
   for (const w of plan.warnings) log.warn(w);
   const t1 = performance.now();
   const root = InRoot.openRootfs(b.bundle, b.spec.rootPath);

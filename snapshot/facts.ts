@@ -34,7 +34,13 @@ export function snapshotFacts(
     if ("snapshot" in r) {
       const s = r.snapshot;
       if (!namesMigUuid(devices)) {
-        return { inventory: s.inventory, files: s.files, capabilities: s.capabilities, warnings: s.warnings };
+        return {
+          inventory: s.inventory,
+          files: s.files,
+          capabilities: s.capabilities,
+          warnings: s.warnings,
+          snapshot: { key, fileIds: s.fileIds },
+        };
       }
       const d = await discoverIsolated(config, "auto", o.configPath);
       return { inventory: d.inventory, files: s.files, capabilities: s.capabilities, warnings: d.warnings };
@@ -50,12 +56,13 @@ export function snapshotFacts(
       capabilities,
     );
     const facts = { inventory: d.inventory, files, capabilities, warnings };
-    const unsaved = writeSnapshot(config, { format: FORMAT, key, ...facts, fileIds: fileIdentities(files) });
+    const fileIds = fileIdentities(files);
+    const unsaved = writeSnapshot(config, { format: FORMAT, key, ...facts, fileIds });
     o.log.info("driver snapshot rebuilt", {
       why: r.why,
       ms: Math.round((performance.now() - t0) * 10) / 10,
       ...(unsaved !== null ? { notSaved: unsaved } : {}),
     });
-    return facts;
+    return unsaved === null && !namesMigUuid(devices) ? { ...facts, snapshot: { key, fileIds } } : facts;
   };
 }

@@ -66,6 +66,8 @@ export interface Facts {
   files: DriverFiles | null;
   capabilities: string[];
   warnings: string[];
+  /** The snapshot the facts are, whole, when they are one (a plan made from them may be kept under its key). */
+  snapshot?: { key: string; fileIds: string[] };
 }
 
 function readText(path: string): string {
@@ -99,7 +101,7 @@ export function fileIdentities(files: DriverFiles): string[] {
 }
 
 /** The first driver file whose identity is not the one recorded, or null when all are. */
-function changedFile(recorded: readonly string[]): string | null {
+export function changedFile(recorded: readonly string[]): string | null {
   for (const line of recorded) {
     const at = line.lastIndexOf(" ");
     const path = line.slice(0, at);
@@ -161,16 +163,55 @@ function ownDir(path: string, euid: number): number | string {
  * The snapshot's file in `cacheDir` for a configuration: named by a hash of it (the key, which holds the whole
  * configuration, is still compared in full). FNV-1a, twice: no cryptography on every container's start.
  */
-function fileFor(config: Config): string {
+export function fileFor(config: Config): string {
   const { logFile: _f, logLevel: _l, ...facts } = config;
-  const text = JSON.stringify(facts);
+  return `snapshot-${nameHash(JSON.stringify(facts))}.json`;
+}
+
+/** 16 hex digits naming a cache file by its contents' key (FNV-1a, twice; the key itself is compared in full). */
+export function nameHash(text: string): string {
   let a = 0x811c9dc5, b = 0x050c5d1f;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193) >>> 0;
     b = Math.imul(b ^ c, 0x01000193) >>> 0;
   }
-  return `snapshot-${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}.json`;
+  return `${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}`;
+}
+
+/**
+ * A file of `cacheDir`'s as only gpuctl writes them: a private regular file of this user's, in a directory of its
+ * own that nobody else can write, at most `max` bytes. Its text, or why it is not to be read.
+ */
+export function readPrivate(config: Config, name: string, max: number): { text: string } | { why: string } {
+  if (config.cacheDir === null) return { why: "no cacheDir" };
+  const euid = libc().geteuid();
+  const dir = ownDir(config.cacheDir, euid);
+  if (typeof dir === "string") return { why: dir };
+  try {
+    let fd: number;
+    try {
+      fd = check(
+        `open ${name}`,
+        () => libc().openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
+      );
+    } catch { // absent (or not openable): none
+      return { why: "absent" };
+    }
+    try {
+      const st = statx(fd, "", AT_EMPTY_PATH);
+      if ((st.mode & S_IFMT) !== S_IFREG || st.uid !== euid || (st.mode & 0o077) !== 0 || st.size > max) {
+        return { why: "not a private regular file of this user's; ignored" };
+      }
+      return { text: new TextDecoder().decode(readAll(fd, max, name, st.size)) };
+    } catch { // unreadable: as if corrupt
+      return { why: "unreadable" };
+    } finally {
+      libc().close(fd);
+    }
+  } finally {
+    libc().close(dir);
+  }
 }
 
 /** The snapshot for `key`, or why there is none to use. */
@@ -243,24 +284,38 @@ function keyChange(was: string, now: string): string {
 
 /** Writes the snapshot (the directory made private if absent); a failure only costs the next start its speed. */
 export function writeSnapshot(config: Config, s: Snapshot): string | null {
+  return writePrivate(config, fileFor(config), JSON.stringify(s));
+}
+
+/**
+ * Writes a file of `cacheDir`'s (the directory made private if absent) by a rename from a new private file beside
+ * it, after `before` has had the directory's descriptor (to make room). Why not, or null once written.
+ */
+export function writePrivate(
+  config: Config,
+  name: string,
+  text: string,
+  before?: (dir: number) => void,
+): string | null {
   if (config.cacheDir === null) return null;
   try {
     Deno.mkdirSync(config.cacheDir, { recursive: true, mode: 0o700 });
   } catch { /* there already, or not makeable: ownDir says */ }
   const dir = ownDir(config.cacheDir, libc().geteuid());
   if (typeof dir === "string") return dir;
-  const name = fileFor(config), tmp = `.${name}.${Deno.pid}`;
+  const tmp = `.${name}.${Deno.pid}`;
   try {
+    before?.(dir);
     const fd = check(
-      "create snapshot",
+      `create ${name}`,
       () => libc().openat(dir, tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600),
     );
     try {
-      writeAll(fd, new TextEncoder().encode(JSON.stringify(s)), "snapshot");
+      writeAll(fd, new TextEncoder().encode(text), name);
     } finally {
       libc().close(fd);
     }
-    check("rename snapshot", () => libc().renameat(dir, tmp, dir, name));
+    check(`rename ${name}`, () => libc().renameat(dir, tmp, dir, name));
     return null;
   } catch (e) {
     libc().unlinkat(dir, tmp, 0);
