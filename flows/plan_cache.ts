@@ -1,7 +1,8 @@
 /**
  * Plans kept beside the driver snapshot: the plan a request shape got (its devices, capabilities, requirements,
- * gated features, IMEX channels, MIG flags), in `cacheDir` as `plan-<hash>.json`, so that the next container with
- * the same shape loads one small file instead of reading the snapshot whole, loading the registry and planning.
+ * gated features, IMEX channels, MIG flags; or `cdi generate`'s capabilities), in `cacheDir` as `plan-<hash>.json`,
+ * so that the next container with the same shape loads one small file instead of reading the snapshot whole,
+ * loading the registry and planning.
  *
  * An entry is used only while everything the plan was made from is as it was: the snapshot's key, read fresh
  * (gpuctl, the configuration, the plugins, the driver, the GPUs, MIG, the driver's linker cache, the firmware
@@ -14,6 +15,7 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
+import type { DeviceRequest } from "../devices/select.ts";
 import { readHostDevices } from "../devices/nodes.ts";
 import { libc } from "../ffi/libc.ts";
 import type { Logger } from "../log/log.ts";
@@ -67,14 +69,22 @@ function entryName(config: Config, shape: string): string {
   return `plan-${nameHash(`${fileFor(config)}\n${shape}`)}.json`;
 }
 
-/** The kept plan for `req`, if one is and all it was made from is unchanged; else null and why. */
-export function keptPlan(
-  config: Config,
-  req: GpuRequest,
-): { plan: Plan; warnings: string[] } | { why: string } {
+/** What a plan is kept under: everything its request asks, as one string, and the devices it names. */
+export interface Shape {
+  text: string;
+  devices: DeviceRequest;
+}
+
+/** A container's request as a {@link Shape}. */
+export function shapeOf(req: GpuRequest): Shape {
+  return { text: requestShape(req), devices: req.devices };
+}
+
+/** The kept plan for `shape`, if one is and all it was made from is unchanged; else why not. */
+export function keptPlan(config: Config, s: Shape): { plan: Plan; warnings: string[] } | { why: string } {
   if (config.cacheDir === null) return { why: "no cacheDir" };
-  if (namesMigUuid(req.devices)) return { why: "a MIG device named by UUID" };
-  const shape = requestShape(req);
+  if (namesMigUuid(s.devices)) return { why: "a MIG device named by UUID" };
+  const shape = s.text;
   const r = readPrivate(config, entryName(config, shape), MAX_ENTRY);
   if ("why" in r) return r;
   let e: Entry;
@@ -98,10 +108,10 @@ export function keptPlan(
   return { plan: e.plan, warnings: e.warnings };
 }
 
-/** Keeps `plan` for `req` (see the module's description); a failure costs only the next container its speed. */
+/** Keeps `plan` for `shape` (see the module's description); a failure costs only the next container its speed. */
 export function keepPlan(
   config: Config,
-  req: GpuRequest,
+  s: Shape,
   plan: Plan,
   from: {
     snapshot: { key: string; fileIds: string[] } | null;
@@ -110,8 +120,8 @@ export function keepPlan(
     warnings: string[];
   },
 ): string | null {
-  if (config.cacheDir === null || from.snapshot === null || namesMigUuid(req.devices)) return null;
-  const shape = requestShape(req);
+  if (config.cacheDir === null || from.snapshot === null || namesMigUuid(s.devices)) return null;
+  const shape = s.text;
   const e: Entry = {
     format: FORMAT,
     key: from.snapshot.key,
@@ -138,7 +148,8 @@ export async function planThroughCache(
   log: Logger,
   configPath: string | undefined,
 ): Promise<Plan> {
-  const kept = keptPlan(config, req);
+  const shape = shapeOf(req);
+  const kept = keptPlan(config, shape);
   if ("plan" in kept) {
     for (const w of kept.warnings) log.warn(w);
     return kept.plan;
@@ -153,7 +164,7 @@ export async function planThroughCache(
     (m) => log.warn(m),
     snapshotFacts(config, { configPath, log }),
   );
-  const unsaved = keepPlan(config, req, plan, from);
+  const unsaved = keepPlan(config, shape, plan, from);
   log.debug("plan made", { kept: unsaved === null && from.snapshot !== null, why: kept.why });
   return plan;
 }
