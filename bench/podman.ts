@@ -1,7 +1,7 @@
 /**
  * CDI under a real Podman: `podman run --rm` of a container given one GPU by the spec `gpuctl cdi generate` wrote
- * — its hook a gpuctl process, and its hook served by `gpuctl serve` — against the same container without it, in
- * the same run; and how many gpuctl processes one GPU container costs (counted from the log, where each hook
+ * — its hook a gpuctl process, its hook served by `gpuctl serve`, and the spec with no hook (`--no-hook`) —
+ * against the same container without it, in the same run; and how many gpuctl processes one GPU container costs (counted from the log, where each hook
  * writes one line with its pid: the server's own lines are not processes).
  * @module
  */
@@ -14,6 +14,8 @@ export interface PodmanResult {
   plain: Timing;
   gpu: Timing;
   served: Timing;
+  /** The spec `cdi generate --no-hook` writes: no hook, so no process. */
+  noHook: Timing;
   processesPerContainer: number;
   processesPerServedContainer: number;
 }
@@ -24,10 +26,11 @@ export async function podmanBench(tmp: string, gpuctl: string, runs: number): Pr
   const sr = await rig(tmp, gpuctl, "podman-served");
   const run = gpuctl.endsWith(".js") ? [Deno.execPath(), "run", "-A", "--quiet", gpuctl] : [gpuctl];
   const vendor = `gpuctl-bench-${Deno.pid}.test`, servedVendor = `gpuctl-bench-served-${Deno.pid}.test`;
+  const noHookVendor = `gpuctl-bench-nohook-${Deno.pid}.test`;
   // Podman refuses a run root longer than 50 characters.
   const pdir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
   const podman = new Podman(pdir);
-  const generate = async (rg: typeof r, v: string) => {
+  const generate = async (rg: typeof r, v: string, noHook = false) => {
     const g = await new Deno.Command(run[0]!, {
       args: [
         ...run.slice(1),
@@ -37,8 +40,7 @@ export async function podmanBench(tmp: string, gpuctl: string, runs: number): Pr
         v,
         "--output",
         `${podman.cdiDir}/${v}.json`,
-        "--hook-path",
-        rg.hook,
+        ...(noHook ? ["--no-hook"] : ["--hook-path", rg.hook]),
       ],
       env: rg.env,
     }).output();
@@ -48,6 +50,7 @@ export async function podmanBench(tmp: string, gpuctl: string, runs: number): Pr
   try {
     await generate(r, vendor);
     await generate(sr, servedVendor);
+    await generate(r, noHookVendor, true);
     server = await serveFrom(gpuctl, sr.env, `${sr.dir}/cache/serve`);
     await podman.importImage("bench/busybox");
     const podmanCmd = (...a: string[]) => podman.argv([...Podman.RUN, ...a]);
@@ -64,11 +67,16 @@ export async function podmanBench(tmp: string, gpuctl: string, runs: number): Pr
         cmd: podmanCmd("--device", `${servedVendor}/gpu=0`, "bench/busybox", "true"),
         env,
       },
+      {
+        name: "podman run --rm --device <gpu 0>, spec with no hook",
+        cmd: podmanCmd("--device", `${noHookVendor}/gpu=0`, "bench/busybox", "true"),
+        env,
+      },
     ];
     await timeTogether(cases, { runs: 1, warmup: 0 });
     Deno.writeTextFileSync(r.log, "");
     Deno.writeTextFileSync(sr.log, "");
-    const [plain, gpu, served] = await timeTogether(cases, { runs, warmup: 0 });
+    const [plain, gpu, served, noHook] = await timeTogether(cases, { runs, warmup: 0 });
     // Each gpuctl process logs one line for its container; the server's lines carry its pid.
     const count = (log: string, not?: number) =>
       Deno.readTextFileSync(log).split("\n").filter((l) => l.includes('"msg":"container edits made"'))
@@ -77,6 +85,7 @@ export async function podmanBench(tmp: string, gpuctl: string, runs: number): Pr
       plain: plain!,
       gpu: gpu!,
       served: served!,
+      noHook: noHook!,
       processesPerContainer: count(r.log),
       processesPerServedContainer: count(sr.log, server.pid),
     };
@@ -106,6 +115,13 @@ export function printPodman(p: PodmanResult, runs: number): boolean {
   console.log(`  ${"podman run --rm".padEnd(46)} ${p.plain.medianMs.toFixed(1).padStart(7)}ms`);
   row("podman run --rm --device <gpu>", p.gpu, PODMAN_TARGETS.perProcess);
   row("podman run --rm --device <gpu>, gpuctl serve", p.served, PODMAN_TARGETS.served);
+  // For reference: what the engine's own mounts cost, with nothing of gpuctl's running (--no-hook).
+  const over = p.noHook.medianMs - p.plain.medianMs;
+  console.log(
+    `  ${"podman run --rm --device <gpu>, no hook".padEnd(46)} ${
+      p.noHook.medianMs.toFixed(1).padStart(7)
+    }ms  +${over.toFixed(1)}ms, ${(over / p.plain.medianMs).toFixed(2)}× over plain  (reference)`,
+  );
   console.log(
     `  gpuctl processes per GPU container:            ${p.processesPerContainer.toFixed(2)} (at most 1)`,
   );

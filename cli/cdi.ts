@@ -11,7 +11,7 @@ import { CDI_OUTPUT } from "../cdi/spec.ts";
 export const HELP =
   `Usage: gpuctl cdi generate [--output FILE|-] [--format json|yaml] [--vendor VENDOR] [--class CLASS]
                            [--device-name-strategy index|uuid|type-index]... [--capabilities CAPS]
-                           [--hook-path PATH] [--no-cuda-compat]
+                           [--hook-path PATH | --no-hook] [--no-cuda-compat]
                            [--driver-root DIR] [--dev-root DIR] [--library-search-path DIR]...
        gpuctl cdi list [--json] [--spec-dir DIR]...
        gpuctl cdi transform-root --from DIR --to DIR [--input FILE|-] [--output FILE|-]
@@ -33,6 +33,11 @@ written atomically; cdiVersion is the lowest that expresses it.
   --capabilities CAPS  the driver's files for these (default utility,compute; all; gated ones by name: gds,
                      mofed, gdrcopy, nvswitch)
   --no-cuda-compat   no CUDA forward compatibility in the hook
+  --no-hook          a spec with no hook, so no process per container: each library link becomes a mount of
+                     its file, every 64-bit library is mounted in /usr/lib64 too (found by SONAME where a
+                     Debian, Ubuntu or lib64 image's loader looks by default); not made: the linker cache
+                     (ldconfig -p does not list them), the /proc/driver/nvidia view (every GPU listed there, as
+                     in NVIDIA's specs), CUDA forward compatibility, 32-bit libraries outside Debian layouts
   --driver-root DIR, --dev-root DIR, --library-search-path DIR   this run's driverRoot, devRoot, libraryDirs
 NVIDIA's names work too: --nvidia-cdi-hook-path (--nvidia-ctk-path) for --hook-path, and --mode auto|nvml
 (the default) or gds|mofed|gdrcopy|nvswitch (that capability added).
@@ -129,11 +134,15 @@ async function generate(ctx: Context, args: string[]): Promise<number> {
     capabilities: { type: "string" },
     "hook-path": { type: "string" },
     "no-cuda-compat": { type: "boolean" },
+    "no-hook": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     ctx.out(HELP);
     return 0;
+  }
+  if (values["no-hook"] && values["hook-path"] !== undefined) {
+    throw new UsageError("cdi generate --no-hook", "names no hook; leave out --hook-path");
   }
   const output = values.output === "-" || values.output === undefined ? undefined : outputFile(values.output);
   const format = values.format ?? (output !== undefined && /\.ya?ml$/.test(output) ? "yaml" : "json");
@@ -152,7 +161,7 @@ async function generate(ctx: Context, args: string[]): Promise<number> {
   };
   const { specHook, generateSpec } = await import("../flows/cdi_generate.ts");
   const { frontBeside } = await import("../serve/fronts.ts");
-  const hook = specHook(
+  const hook = values["no-hook"] ? null : specHook(
     config,
     values["hook-path"],
     ctx.globals.configPath,

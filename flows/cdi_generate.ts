@@ -6,11 +6,19 @@
  * gpuctl itself, with an explicit environment, one process per container.
  *
  * Libraries go to the Debian multiarch directories (a spec cannot look inside the image); the hook's linker cache
- * makes them found in any image layout.
+ * makes them found in any image layout. `--no-hook` makes a spec with no hook, and so no process at all, that says
+ * as mounts what a mount can (see {@link noHookMounts}).
  * @module
  */
 import type { Config } from "../config/config.ts";
-import { charDevice, type ContainerEdits, containerEdits, MULTIARCH, type NodeEdit } from "../edits/edits.ts";
+import {
+  charDevice,
+  type ContainerEdits,
+  containerEdits,
+  LIB64,
+  MULTIARCH,
+  type NodeEdit,
+} from "../edits/edits.ts";
 import type { NodeRole, Plan } from "../plan/plan.ts";
 import { type FactsProvider, preparePlan } from "./prepare.ts";
 import { keepPlan, keptPlan } from "./plan_cache.ts";
@@ -35,8 +43,11 @@ export interface GenerateOptions {
   strategies: readonly NameStrategy[];
   /** `NVIDIA_DRIVER_CAPABILITIES` grammar; `undefined`: utility,compute. */
   capabilities: string | undefined;
-  /** The hook's executable and its `argv` before the hook's own arguments. */
-  hook: { path: string; argv: string[]; env: string[] };
+  /**
+   * The hook's executable and its `argv` before the hook's own arguments; `null`: a spec with no hook, what the
+   * hook would make said as mounts where a mount can say it ({@link noHookMounts}).
+   */
+  hook: { path: string; argv: string[]; env: string[] } | null;
   cudaCompat: boolean;
   facts?: FactsProvider;
 }
@@ -52,7 +63,10 @@ export function cdiNode(n: NodeEdit): CdiDeviceNode {
 }
 
 /** The hook that makes, inside the container, what the spec cannot express. */
-export function cdiHook(edits: ContainerEdits, o: Pick<GenerateOptions, "hook" | "cudaCompat">): CdiHook {
+export function cdiHook(
+  edits: ContainerEdits,
+  o: { hook: NonNullable<GenerateOptions["hook"]>; cudaCompat: boolean },
+): CdiHook {
   return {
     hookName: "createContainer",
     path: o.hook.path,
@@ -71,7 +85,44 @@ export function cdiHook(edits: ContainerEdits, o: Pick<GenerateOptions, "hook" |
   };
 }
 
-/** Container edits as a CDI spec's common edits: everything but the per-device nodes, plus the hook. */
+/**
+ * A spec with no hook says as mounts what the hook would make: each library link becomes a bind mount of the file
+ * it names, at the link's path (the loader finds a library by its SONAME in the directories it searches by default,
+ * with no linker cache entry), and every 64-bit library, file and link, is mounted in `/usr/lib64` too, where a
+ * lib64 image's loader looks (the Debian multiarch directory is where a Debian or Ubuntu image's looks). What no
+ * mount can say is left undone: the container's linker cache (programs that read it, `ldconfig -p`, do not see the
+ * libraries), the /proc/driver/nvidia view (every GPU's directory stays visible there, as with NVIDIA's own specs)
+ * and CUDA forward compatibility; 32-bit libraries are found on Debian-layout images only.
+ */
+export function noHookMounts(edits: ContainerEdits): ContainerEdits["spec"]["mounts"] {
+  const byPath = new Map(edits.spec.mounts.map((m) => [m.containerPath, m]));
+  const links = new Map(edits.inside.symlinks.map((l) => [l.path, l.target]));
+  const resolve = (path: string, target: string) =>
+    target.startsWith("/") ? target : `${path.slice(0, path.lastIndexOf("/"))}/${target}`;
+  const out = [...edits.spec.mounts];
+  for (const l of edits.inside.symlinks) {
+    // A chain of links (libcuda.so → libcuda.so.1 → the file), followed a bounded number of times.
+    let p = resolve(l.path, l.target);
+    for (let hops = 0; hops < 8 && !byPath.has(p) && links.has(p); hops++) p = resolve(p, links.get(p)!);
+    const m = byPath.get(p);
+    if (m !== undefined && !m.dir && !byPath.has(l.path)) {
+      const linked = { ...m, containerPath: l.path };
+      out.push(linked);
+      byPath.set(l.path, linked);
+    }
+  }
+  const lib = `${MULTIARCH.lib}/`;
+  for (const m of [...out]) {
+    const path = `${LIB64.lib}/${m.containerPath.slice(lib.length)}`;
+    if (m.containerPath.startsWith(lib) && !byPath.has(path)) {
+      out.push({ ...m, containerPath: path });
+      byPath.set(path, m);
+    }
+  }
+  return out;
+}
+
+/** Container edits as a CDI spec's common edits: everything but the per-device nodes, plus the hook (if any). */
 export function cdiCommonEdits(
   edits: ContainerEdits,
   perDevice: ReadonlySet<string>,
@@ -81,13 +132,13 @@ export function cdiCommonEdits(
     // A legacy NVIDIA hook that also runs must not inject the GPUs a second time.
     env: [...edits.spec.env, "NVIDIA_VISIBLE_DEVICES=void"],
     deviceNodes: edits.spec.deviceNodes.filter((n) => !perDevice.has(n.path)).map(cdiNode),
-    mounts: edits.spec.mounts.map((m) => ({
+    mounts: (o.hook === null ? noHookMounts(edits) : edits.spec.mounts).map((m) => ({
       hostPath: m.hostPath,
       containerPath: m.containerPath,
       type: "bind",
       options: [...m.options, "rbind", "rprivate"],
     })),
-    hooks: [cdiHook(edits, o)],
+    ...(o.hook !== null ? { hooks: [cdiHook(edits, { hook: o.hook, cudaCompat: o.cudaCompat })] } : {}),
   };
 }
 
