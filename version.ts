@@ -92,7 +92,7 @@ export function packedSelf(): string | null {
 }
 
 /** A packed gpuctl's trailer (tools/pack/launcher.c), or null for any other file. */
-export function packTrailer(path: string): { sha256: string; version: string } | null {
+export function packTrailer(path: string): { sha256: string; version: string; launcherSize: number } | null {
   const f = Deno.openSync(path, { read: true });
   try {
     const size = f.statSync().size;
@@ -111,7 +111,9 @@ export function packTrailer(path: string): { sha256: string; version: string } |
       return nul < 0 ? s : s.slice(0, nul);
     };
     if (text(0, 16) !== "GPUCTL-PACK-1" || text(TRAILER - 8, TRAILER) !== "GPUCTLPK") return null;
-    return { sha256: text(48, 113), version: text(113, 177) };
+    // deno_off: where the payload begins, after the launcher's program.
+    const launcherSize = Number(new DataView(t.buffer).getBigUint64(16, true));
+    return { sha256: text(48, 113), version: text(113, 177), launcherSize };
   } finally {
     f.close();
   }

@@ -5,8 +5,8 @@
 import type { Config } from "../config/schema.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import { PROTOCOL, runningServer, serveDir } from "../serve/protocol.ts";
-import { frontCommand, frontFresh, frontServe } from "../serve/fronts.ts";
-import { type Check, type DoctorInputs, exists, fail, isExecutable, ok, read, warn } from "./check.ts";
+import { frontCommand, frontFresh, frontServe, readFront } from "../serve/fronts.ts";
+import { type Check, type DoctorInputs, exists, fail, isExecutable, ok, warn } from "./check.ts";
 
 /** `gpuctl.config`: the file parses; NVIDIA's config.toml read in its place says what did not carry over. */
 export function configCheck(i: DoctorInputs): Check {
@@ -55,7 +55,7 @@ export function linksCheck(i: DoctorInputs): { check: Check; fronts: string[] } 
   const fix = `gpuctl install --prefix ${i.prefix}`;
   // A front whose gpuctl is gone (a checkout deleted, a copy removed by hand) fails every GPU container.
   const dangling = [runtime, hook].filter((p) => !missing.includes(p)).flatMap((p) => {
-    const words = frontCommand(read(p) ?? "") ?? [];
+    const words = frontCommand(readFront(p) ?? "") ?? [];
     const gone = words.filter((w, k) => w.startsWith("/") && (k === 0 ? !isExecutable(w) : !exists(w)));
     return gone.length === 0 ? [] : [`${p} runs ${gone[0]}, which is gone`];
   });
@@ -97,7 +97,7 @@ export function serveCheck(c: Config, fronts: readonly string[]): Check {
     );
   }
   const stale = fronts.filter((f) => {
-    const s = frontServe(read(f) ?? "");
+    const s = frontServe(readFront(f) ?? "");
     return s === null || s.protocol !== PROTOCOL || s.dir !== dir;
   });
   return stale.length === 0

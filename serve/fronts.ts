@@ -62,6 +62,87 @@ export interface RuntimeFrontOptions extends FrontOptions {
   grep: string | null;
 }
 
+/** A binary front's trailer (serve/fronts/front.h, tools/pack/launcher.c): 256 bytes ending the file. */
+const FRONT_TRAILER = 256;
+const FRONT_MAGIC = "GPUCTL-FRONT-1", FRONT_END = "GPUCTLFR";
+/** A front's text is a few KiB; a binary front's program under a MiB. */
+const MAX_FRONT_TEXT = 1 << 20, MAX_FRONT = 16 << 20;
+
+/**
+ * A binary front: `launcher` (a packed gpuctl's program, tools/pack/launcher.c, which runs a front's text with no
+ * shell: serve/fronts/front.c), then the sh front's `text`, then the trailer that locates it.
+ */
+export function binaryFront(launcher: Uint8Array, text: string): Uint8Array {
+  const t = new TextEncoder().encode(text);
+  const out = new Uint8Array(launcher.length + t.length + FRONT_TRAILER);
+  out.set(launcher, 0);
+  out.set(t, launcher.length);
+  const trailer = out.subarray(launcher.length + t.length);
+  trailer.set(new TextEncoder().encode(FRONT_MAGIC), 0);
+  const dv = new DataView(out.buffer, out.byteOffset + launcher.length + t.length, FRONT_TRAILER);
+  dv.setBigUint64(16, BigInt(launcher.length), true);
+  dv.setBigUint64(24, BigInt(t.length), true);
+  trailer.set(new TextEncoder().encode(FRONT_END), FRONT_TRAILER - 8);
+  return out;
+}
+
+/** A packed gpuctl's program, without its payload: what a binary front starts with. */
+export function launcherOf(packed: string, launcherSize: number): Uint8Array {
+  const f = Deno.openSync(packed, { read: true });
+  try {
+    const b = new Uint8Array(launcherSize);
+    for (let got = 0; got < b.length;) {
+      const n = f.readSync(b.subarray(got));
+      if (n === null) throw new GpuctlError(packed, "is cut short; download it again");
+      got += n;
+    }
+    return b;
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * A front's text: a sh front's file, or the text a binary front carries. Null for a file that is neither (absent,
+ * not a regular file, larger than a front is).
+ */
+export function readFront(path: string): string | null {
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(path, { read: true });
+  } catch { // absent or unreadable: no front
+    return null;
+  }
+  try {
+    const st = f.statSync();
+    if (!st.isFile || st.size > MAX_FRONT) return null;
+    const all = new Uint8Array(st.size);
+    for (let got = 0; got < all.length;) {
+      const n = f.readSync(all.subarray(got));
+      if (n === null) return null;
+      got += n;
+    }
+    const dec = new TextDecoder();
+    if (all.length >= FRONT_TRAILER) {
+      const t = all.subarray(all.length - FRONT_TRAILER);
+      if (
+        dec.decode(t.subarray(0, FRONT_MAGIC.length)) === FRONT_MAGIC &&
+        dec.decode(t.subarray(FRONT_TRAILER - 8)) === FRONT_END
+      ) {
+        const dv = new DataView(t.buffer, t.byteOffset, FRONT_TRAILER);
+        const off = Number(dv.getBigUint64(16, true)), len = Number(dv.getBigUint64(24, true));
+        if (len > MAX_FRONT_TEXT || off + len > all.length - FRONT_TRAILER) return null;
+        return dec.decode(all.subarray(off, off + len));
+      }
+    }
+    return st.size < 64 << 10 ? dec.decode(all) : null;
+  } catch { // unreadable: no front
+    return null;
+  } finally {
+    f.close();
+  }
+}
+
 /** A word for sh: single-quoted. */
 export function shQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
@@ -173,12 +254,8 @@ export function frontConfig(text: string): { file: string; had: boolean } | null
  * the front's own test (serve/fronts/runtime.sh's `fresh`), made here for doctor.
  */
 export function frontFresh(path: string, configFile: string): boolean {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    return true; // no front: nothing stale
-  }
+  const text = readFront(path);
+  if (text === null) return true; // no front: nothing stale
   const c = frontConfig(text);
   if (c === null || c.file !== configFile) return false;
   if (assigned(text, "FROM_NVIDIA") === "1" && mtimeNs(DEFAULT_CONFIG_PATH) !== null) return false;
@@ -236,7 +313,7 @@ export function frontBeside(name: string): string | null {
   if (from === null) return null;
   const p = `${from.slice(0, from.lastIndexOf("/"))}/${name}`;
   try {
-    return Deno.statSync(p).isFile && frontCommand(Deno.readTextFileSync(p)) !== null ? p : null;
+    return Deno.statSync(p).isFile && frontCommand(readFront(p) ?? "") !== null ? p : null;
   } catch { // not there: none beside it
     return null;
   }

@@ -14,7 +14,14 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { hookFront, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
+import {
+  binaryFront,
+  hookFront,
+  launcherOf,
+  runtimeFront,
+  type ServeClient,
+  stampFront,
+} from "../serve/fronts.ts";
 import { type Config, DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import { nvidiaConfigPath } from "../config/nvidia.ts";
 import { answerTimeout, serveDir } from "../serve/protocol.ts";
@@ -197,12 +204,18 @@ async function placeGpuctl(
   return { target, previous: old !== null ? old.slice(0, old.lastIndexOf("/")) : null };
 }
 
-/** The two fronts, each replaced only when it is an earlier front of gpuctl's and differs. */
+/**
+ * The two fronts, each replaced only when it is an earlier front of gpuctl's and differs. From a packed gpuctl they
+ * are binary (its launcher's program with the front's text after it: no shell per container, serve/fronts/front.c);
+ * otherwise sh.
+ */
 function writeFronts(io: InstallIo, prefix: string, gpuctl: string[]): void {
+  const packed = gpuctl.length === 1 ? packTrailer(gpuctl[0]!) : null;
+  const launcher = packed !== null ? launcherOf(gpuctl[0]!, packed.launcherSize) : null;
   for (const name of NAMES) {
     const path = `${prefix}/${name}`;
     const want = frontText(io, name, gpuctl, path);
-    const s = frontState(path, want);
+    const s = frontState(path, want, launcher !== null);
     // The runtime front's modification time is its configuration's: it notices a change to that file itself.
     const stamp = (file: string) => {
       if (name === "gpuctl-runtime") stampFront(file, configStamp(io).file);
@@ -220,7 +233,8 @@ function writeFronts(io: InstallIo, prefix: string, gpuctl: string[]): void {
     }
     Deno.mkdirSync(prefix, { recursive: true });
     writeAtomically(path, (tmp) => {
-      Deno.writeTextFileSync(tmp, want, { mode: 0o755, createNew: true });
+      const bytes = launcher !== null ? binaryFront(launcher, want) : new TextEncoder().encode(want);
+      Deno.writeFileSync(tmp, bytes, { mode: 0o755, createNew: true });
       Deno.chmodSync(tmp, 0o755);
       stamp(tmp);
     });

@@ -6,7 +6,7 @@
  */
 import { GpuctlError } from "../errors/mod.ts";
 import type { Config } from "../config/schema.ts";
-import { INSTALL_MARK } from "../serve/fronts.ts";
+import { INSTALL_MARK, readFront } from "../serve/fronts.ts";
 import { serveDir } from "../serve/protocol.ts";
 import { packTrailer, VERSION } from "../version.ts";
 
@@ -34,11 +34,21 @@ export function readSmall(path: string): string | null {
   }
 }
 
-/** A front's state: what install would write (`same`), an earlier front (`ours`), someone else's, or absent. */
-export function frontState(path: string, want: string): "same" | "ours" | "foreign" | "absent" {
-  if (lstat(path) === null) return "absent";
-  const text = readSmall(path);
-  if (text !== null && text.includes(INSTALL_MARK)) return text === want ? "same" : "ours";
+/**
+ * A front's state: what install would write (`same`: its text, and binary or sh as wanted), an earlier front
+ * (`ours`), someone else's, or absent.
+ */
+export function frontState(
+  path: string,
+  want: string,
+  binary = false,
+): "same" | "ours" | "foreign" | "absent" {
+  const st = lstat(path);
+  if (st === null) return "absent";
+  const text = st.isFile ? readFront(path) : null;
+  if (text !== null && text.includes(INSTALL_MARK)) {
+    return text === want && (st.size >= 64 << 10) === binary ? "same" : "ours";
+  }
   return "foreign";
 }
 

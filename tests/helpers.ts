@@ -3,7 +3,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
+import { binaryFront, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
 export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 export const DENO = Deno.execPath();
 
@@ -230,6 +230,50 @@ export function writeRuntimeFront(
     { mode: 0o755 },
   );
   stampFront(path, o.configFile);
+  return path;
+}
+
+let launcherBuilt: Promise<Uint8Array> | null = null;
+
+/** tools/pack/launcher.c's program as `deno task dist` builds it (its serve client and binary front with it). */
+export function launcherProgram(): Promise<Uint8Array> {
+  launcherBuilt ??= (async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "gpuctl-launcher-" });
+    try {
+      const o = await new Deno.Command("gcc", {
+        args: [
+          "-static",
+          "-Os",
+          "-Wall",
+          "-Wextra",
+          "-Werror",
+          "-Wno-format-truncation",
+          "-o",
+          `${dir}/launcher`,
+          `${PROJECT}/tools/pack/launcher.c`,
+          `${PROJECT}/serve/fronts/client.c`,
+          `${PROJECT}/serve/fronts/front.c`,
+        ],
+        stderr: "piped",
+      }).output();
+      if (!o.success) throw new Error(`gcc: ${new TextDecoder().decode(o.stderr)}`);
+      return Deno.readFileSync(`${dir}/launcher`);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  })();
+  return launcherBuilt;
+}
+
+/**
+ * The front at `path` (sh, as written by {@link writeRuntimeFront} or `hookFront`) made binary in place, as
+ * `gpuctl install` writes it from a packed gpuctl: the launcher's program, then the same text. A runtime front gets
+ * its configuration's modification time again (`configFile`).
+ */
+export async function toBinaryFront(path: string, configFile?: string): Promise<string> {
+  const text = Deno.readTextFileSync(path);
+  Deno.writeFileSync(path, binaryFront(await launcherProgram(), text), { mode: 0o755 });
+  if (configFile !== undefined) stampFront(path, configFile);
   return path;
 }
 

@@ -159,6 +159,7 @@ if (kind === null) {
       `${obj}/launcher`,
       `${root}/tools/pack/launcher.c`,
       `${root}/serve/fronts/client.c`,
+      `${root}/serve/fronts/front.c`,
     ]);
     await sh(["strip", `${obj}/launcher`]);
     const launcher = Deno.readFileSync(`${obj}/launcher`);

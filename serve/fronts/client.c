@@ -34,21 +34,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
+
 /* config.json's bound in gpuctl (oci/spec.ts MAX_SPEC_BYTES), and one byte more so that the server sees it over. */
 #define MAX_STATE ((size_t)16 << 20)
 /* A config.json larger than this is handed to gpuctl unread (it refuses it by name). */
 #define MAX_SCAN ((size_t)64 << 20)
 #define MAX_ANSWER 65536
 
-typedef int launch_fn(int argc, char **argv);
-
-struct client {
-  const char *dir, *protocol;
-  long timeout;
-  int dirfd;
-  long server;
-  char reply[32];
-};
 
 static int64_t boot_ms(void) {
   struct timespec ts;
@@ -279,7 +272,7 @@ static char **runtime_argv(const char *rt, char **args, int nargs) {
   return av;
 }
 
-static int exec_runtime(const char *rt, char **args, int nargs) {
+int client_exec_runtime(const char *rt, char **args, int nargs) {
   setenv("GPUCTL_RUNTIME_EXEC", rt, 1);
   execv(rt, runtime_argv(rt, args, nargs));
   fprintf(stderr, "gpuctl: %s: cannot run it (%s)\n", rt, strerror(errno));
@@ -336,8 +329,8 @@ static void restore_stdin(const char *state, size_t len) {
   close(fd);
 }
 
-static int hook(launch_fn *launch, char **argv, struct client *c, const char *caller, char **args, int nargs) {
-  if (!listening(c)) return run_gpuctl(launch, argv[0], "hook", args, nargs);
+int client_hook(launch_fn *launch, char *argv0, struct client *c, const char *caller, char **args, int nargs) {
+  if (!listening(c)) return run_gpuctl(launch, argv0, "hook", args, nargs);
   size_t len;
   char *state = read_bounded(0, MAX_STATE + 1, &len);
   if (!state) return fail(1, "cannot read the container's state from stdin");
@@ -359,26 +352,26 @@ static int hook(launch_fn *launch, char **argv, struct client *c, const char *ca
   if (s == 0 && strcmp(word, "ok") == 0) return 0;
   if (s == 1 || strcmp(word, "direct") == 0) {
     restore_stdin(state, len);
-    return run_gpuctl(launch, argv[0], "hook", args, nargs);
+    return run_gpuctl(launch, argv0, "hook", args, nargs);
   }
   return fail(code, msg);
 }
 
-static int runtime(launch_fn *launch, char **argv, struct client *c, char **o, char **args, int nargs) {
+int client_runtime(launch_fn *launch, char *argv0, struct client *c, char **o, char **args, int nargs) {
   const char *rt = o[0], *fresh = o[1], *id = o[3], *bundle = o[4], *cmd = o[5], *markers = o[6];
   int gn = atoi(o[2]);
   if (gn < 0 || gn > nargs) gn = 0;
-  if (strcmp(fresh, "1") == 0 && !mentions(bundle, markers)) return exec_runtime(rt, args, nargs);
+  if (strcmp(fresh, "1") == 0 && !mentions(bundle, markers)) return client_exec_runtime(rt, args, nargs);
   static char answer[MAX_ANSWER];
   int s = 1;
   if (strcmp(cmd, "create") == 0 && listening(c)) s = ask(c, "runtime", args, nargs, NULL, 0, answer);
   if (s == 2) return 1;
-  if (s == 1) return run_gpuctl(launch, argv[0], "runtime", args, nargs);
+  if (s == 1) return run_gpuctl(launch, argv0, "runtime", args, nargs);
   int code;
   char *word, *msg;
   answered(answer, &code, &word, &msg);
-  if (strcmp(word, "pass") == 0) return exec_runtime(rt, args, nargs);
-  if (strcmp(word, "direct") == 0) return run_gpuctl(launch, argv[0], "runtime", args, nargs);
+  if (strcmp(word, "pass") == 0) return client_exec_runtime(rt, args, nargs);
+  if (strcmp(word, "direct") == 0) return run_gpuctl(launch, argv0, "runtime", args, nargs);
   if (strcmp(word, "view") != 0) return fail(code, msg);
   /* gpuctl serve has edited config.json and written the rootfs's files; the view comes once runc has created it. */
   int st = run_runtime(rt, runtime_argv(rt, args, nargs), 0);
@@ -427,6 +420,6 @@ int serve_client(int argc, char **argv, launch_fn *launch) {
   if (*end || c.timeout < 0) c.timeout = 0;
   char **args = argv + dash + 1;
   int nargs = argc - dash - 1;
-  if (hookv) return hook(launch, argv, &c, argv[6], args, nargs);
-  return runtime(launch, argv, &c, argv + 6, args, nargs);
+  if (hookv) return client_hook(launch, argv[0], &c, argv[6], args, nargs);
+  return client_runtime(launch, argv[0], &c, argv + 6, args, nargs);
 }

@@ -11,12 +11,16 @@ import { scanRuncArgs } from "../../oci/runc_args.ts";
 import { readRequest } from "../../request/request.ts";
 import { parseSpec } from "../../oci/spec.ts";
 import { defaultConfig } from "../../config/schema.ts";
-import { serveClientBinary, tempDir, writeRuntimeFront } from "../helpers.ts";
+import { serveClientBinary, tempDir, toBinaryFront, writeRuntimeFront } from "../helpers.ts";
 
 const config = defaultConfig();
 
-/** Both fronts a host may get: the serve client in sh (ask.sh, grep), or a packed gpuctl's own in C (client.c). */
-const KINDS = ["sh", "C"] as const;
+/**
+ * The fronts a host may get: sh with its serve client in sh (ask.sh, grep) or in C (a packed gpuctl's, client.c);
+ * or binary, a packed gpuctl's program running the same text (front.c).
+ */
+const KINDS = ["sh", "C", "binary"] as const;
+const LABEL = { sh: "sh front", C: "sh front, C serve client", binary: "binary front" } as const;
 
 async function setup(dir: string, kind: (typeof KINDS)[number]) {
   for (const who of ["runc", "gpuctl"]) {
@@ -30,6 +34,7 @@ async function setup(dir: string, kind: (typeof KINDS)[number]) {
     configFile: `${dir}/config.jsonc`,
     client: kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/gpuctl`) : null,
   });
+  if (kind === "binary") await toBinaryFront(front, `${dir}/config.jsonc`);
   // Three bundles: one asking for a GPU, one without (markers nowhere), the working directory asking for one.
   const write = (b: string, env: string[], extra: Record<string, unknown> = {}) => {
     Deno.mkdirSync(b, { recursive: true });
@@ -61,8 +66,9 @@ function expected(args: string[], cwd: string): "runc" | "gpuctl" {
 }
 
 async function front(path: string, args: string[], cwd: string) {
-  const o = await new Deno.Command("/bin/sh", {
-    args: [path, ...args],
+  // Run as an engine runs it: the file itself (a sh front by its #!, a binary one as a program).
+  const o = await new Deno.Command(path, {
+    args,
     cwd,
     env: { GPUCTL_CONFIG: `${path.slice(0, path.lastIndexOf("/"))}/config.jsonc` },
     stdout: "piped",
@@ -77,7 +83,7 @@ async function front(path: string, args: string[], cwd: string) {
 }
 
 for (const kind of KINDS) {
-  Deno.test(`front: the shim's cases, each decided as the shim decides, with the arguments unchanged (serve client in ${kind})`, async () => {
+  Deno.test(`front: the shim's cases, each decided as the shim decides, with the arguments unchanged (${LABEL[kind]})`, async () => {
     using t = tempDir();
     const f = await setup(t.path, kind);
     const g = `${t.path}/gpu`, p = `${t.path}/plain`, cwd = `${t.path}/cwd`;
@@ -159,7 +165,7 @@ for (const kind of KINDS) {
 }
 
 for (const kind of KINDS) {
-  Deno.test(`front: random argument vectors, decided as the shim decides (a GPU request is never missed) (serve client in ${kind})`, async () => {
+  Deno.test(`front: random argument vectors, decided as the shim decides (a GPU request is never missed) (${LABEL[kind]})`, async () => {
     using t = tempDir();
     const f = await setup(t.path, kind);
     const cwd = `${t.path}/cwd`;
@@ -204,7 +210,7 @@ for (const kind of KINDS) {
 }
 
 for (const kind of KINDS) {
-  Deno.test(`front: what sends a create to gpuctl, and what does not (serve client in ${kind})`, async () => {
+  Deno.test(`front: what sends a create to gpuctl, and what does not (${LABEL[kind]})`, async () => {
     using t = tempDir();
     const f = await setup(t.path, kind);
     const b = `${t.path}/b`;
@@ -232,8 +238,8 @@ for (const kind of KINDS) {
     Deno.removeSync(`${b}/config.json`);
     assertEquals((await front(f, ["create", "--bundle", b, "c1"], t.path)).who, "gpuctl");
     // A loop (the runtime ran the front again): gpuctl explains it.
-    const o = await new Deno.Command("/bin/sh", {
-      args: [f, "state", "c1"],
+    const o = await new Deno.Command(f, {
+      args: ["state", "c1"],
       env: { GPUCTL_RUNTIME_EXEC: "/x/runc" },
       stdout: "piped",
     }).output();

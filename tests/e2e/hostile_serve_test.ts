@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, logLines, serveClientBinary, writeRuntimeFront } from "../helpers.ts";
+import { bundleTo, logLines, serveClientBinary, toBinaryFront, writeRuntimeFront } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
@@ -28,10 +28,12 @@ async function sh(script: string, env: Record<string, string> = {}) {
   };
 }
 
-for (const kind of ["sh", "C"] as const) {
+const LABEL = { sh: "sh fronts", C: "sh fronts, C serve client", binary: "binary fronts" } as const;
+for (const kind of ["sh", "C", "binary"] as const) {
   Deno.test({
-    name:
-      `hostile serve (serve client in ${kind}): the fronts and gpuctl serve hold against their environment, other users, stalls and floods`,
+    name: `hostile serve (${
+      LABEL[kind]
+    }): the fronts and gpuctl serve hold against their environment, other users, stalls and floods`,
     ignore: Deno.uid() !== 0,
     fn: async (t) => {
       const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-hserve-" });
@@ -50,13 +52,19 @@ for (const kind of ["sh", "C"] as const) {
         mode: 0o755,
       });
       const cClient = kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/fail`) : null;
-      const front = writeRuntimeFront(`${dir}/bin/front`, {
-        gpuctl: [`${dir}/fail`],
-        config: cfg,
-        configFile: config,
-        serve: client,
-        client: cClient,
-      });
+      // The same text as a binary front, as install writes it from a packed gpuctl.
+      const asKind = async (path: string, configFile?: string) =>
+        kind === "binary" ? await toBinaryFront(path, configFile) : path;
+      const front = await asKind(
+        writeRuntimeFront(`${dir}/bin/front`, {
+          gpuctl: [`${dir}/fail`],
+          config: cfg,
+          configFile: config,
+          serve: client,
+          client: cClient,
+        }),
+        config,
+      );
       const ran = () => {
         try {
           return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
@@ -105,13 +113,16 @@ for (const kind of ["sh", "C"] as const) {
             await sh(`mkfifo -m 600 ${fake}/requests`);
             // The server's pid file, the pid since given to another process (its start time differs).
             Deno.writeTextFileSync(`${fake}/pid`, `${other.pid} 1\n`);
-            const f = writeRuntimeFront(`${dir}/bin/front-reused`, {
-              gpuctl: [`${dir}/fail`],
-              config: cfg,
-              configFile: config,
-              serve: { ...client, dir: fake },
-              client: cClient,
-            });
+            const f = await asKind(
+              writeRuntimeFront(`${dir}/bin/front-reused`, {
+                gpuctl: [`${dir}/fail`],
+                config: cfg,
+                configFile: config,
+                serve: { ...client, dir: fake },
+                client: cClient,
+              }),
+              config,
+            );
             const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
             const r = await sh(
               `GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-reused`,
@@ -142,13 +153,16 @@ for (const kind of ["sh", "C"] as const) {
             }
             await sh(`chown -R 65534:65534 ${evil} && chmod 777 ${evil} ${evil}/serve`);
             const before = [...Deno.readDirSync(`${evil}/serve`)].length;
-            const f = writeRuntimeFront(`${dir}/bin/front-evil`, {
-              gpuctl: [`${dir}/fail`],
-              config: cfg,
-              configFile: config,
-              serve: { ...client, dir: `${evil}/serve` },
-              client: cClient,
-            });
+            const f = await asKind(
+              writeRuntimeFront(`${dir}/bin/front-evil`, {
+                gpuctl: [`${dir}/fail`],
+                config: cfg,
+                configFile: config,
+                serve: { ...client, dir: `${evil}/serve` },
+                client: cClient,
+              }),
+              config,
+            );
             const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
             const r = await sh(`GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-evil`);
             assertEquals(r.code, 1);
@@ -270,12 +284,21 @@ except BlockingIOError: pass"`,
               mode: 0o755,
             },
           );
+          await asKind(hook);
           // A stage the server does not take: the front runs gpuctl (the stand-in) itself.
           const r = await sh(`LD_PRELOAD=${evil} ${hook} poststop </dev/null`);
           assertEquals(r.code, 1);
           assertStringIncludes(ran(), "hook poststop");
-          // Only the front's first shell, which the loader started with it, has it; nothing after the re-exec.
-          assertEquals(Deno.readTextFileSync(`${dir}/preloaded`).trim().split("\n"), ["hook"]);
+          // Only a sh front's first shell, which the loader started with it, has it; nothing after the re-exec. A
+          // binary front is static: the loader never runs, and what it runs has none of them.
+          const preloaded = () => {
+            try {
+              return Deno.readTextFileSync(`${dir}/preloaded`).trim().split("\n");
+            } catch {
+              return [];
+            }
+          };
+          assertEquals(preloaded(), kind === "binary" ? [] : ["hook"]);
         });
       } finally {
         await server.stop();

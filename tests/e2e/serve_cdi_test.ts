@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, logLines, runGpuctl, serveClientBinary } from "../helpers.ts";
+import { bundleTo, logLines, runGpuctl, serveClientBinary, toBinaryFront } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
@@ -18,8 +18,9 @@ const IMAGE = "gpuctl-test/busybox-glibc";
 const VIEW =
   "nvml-probe -L; echo ==; ls /proc/driver/nvidia/gpus; echo ==; ldconfig -p | grep -c libnvidia-ml";
 
-for (const kind of ["sh", "C"] as const) {
-  Deno.test(`gpuctl serve: a CDI container's hook is served (serve client in ${kind}), starting no gpuctl process; without the server, gpuctl runs`, async (t) => {
+const LABEL = { sh: "sh front", C: "sh front, C serve client", binary: "binary front" } as const;
+for (const kind of ["sh", "C", "binary"] as const) {
+  Deno.test(`gpuctl serve: a CDI container's hook is served (${LABEL[kind]}), starting no gpuctl process; without the server, gpuctl runs`, async (t) => {
     const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
     const d = await fakeDriver(standardSpec(2, { mig: false }));
     const podman = new Podman(`${dir}/p`);
@@ -43,6 +44,7 @@ for (const kind of ["sh", "C"] as const) {
       hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
       { mode: 0o755 },
     );
+    if (kind === "binary") await toBinaryFront(hook);
     const ran = () => {
       try {
         return Deno.readTextFileSync(`${dir}/gpuctl-ran`);

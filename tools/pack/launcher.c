@@ -17,6 +17,9 @@
  * (DENO_*, NODE_OPTIONS) are dropped; GPUCTL_SELF names this file for gpuctl (which removes it and DENO_DIR
  * from its environment before anything else).
  *
+ * It is also the fronts' serve client (serve/fronts/client.c: `--serve-client`, for the sh fronts) and, with a
+ * front's text after it instead of the payload, a binary front (serve/fronts/front.c).
+ *
  * Static, so the dynamic loader's variables never apply to it. Written from the public SHA-256 standard
  * (FIPS 180-4) and the Linux man pages; no code of anyone else's.
  */
@@ -31,6 +34,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "../../serve/fronts/client.h"
+#include "../../serve/fronts/front.h"
 
 #define TRAILER_SIZE 256
 #define MAGIC "GPUCTL-PACK-1"
@@ -282,13 +288,45 @@ static void unpack(int in, const struct trailer *t, const char *dir, const char 
   }
 }
 
-/* serve/fronts/client.c: the fronts' serve client, which runs gpuctl through launch when it must. */
-int serve_client(int argc, char **argv, int (*launch)(int, char **));
+/*
+ * A binary front's trailer (serve/fronts/front.h): this program, then a sh front's text, then this. `gpuctl install`
+ * writes such a file from a packed gpuctl's head, as gpuctl-runtime and nvidia-container-runtime-hook.
+ */
+struct front_trailer {
+  char magic[16];
+  uint64_t text_off, text_len;
+  char pad[TRAILER_SIZE - 16 - 16 - 8];
+  char end[8];
+};
+_Static_assert(sizeof(struct front_trailer) == TRAILER_SIZE, "front trailer size");
+#define MAX_FRONT_TEXT (1 << 20)
 
 static int launch(int argc, char **argv);
 
+/* When this file is a binary front: runs it (never returns). */
+static void front(int argc, char **argv) {
+  int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  struct front_trailer t;
+  if (in < 0 || fstat(in, &st) != 0 || st.st_size < TRAILER_SIZE ||
+      pread(in, &t, sizeof t, st.st_size - TRAILER_SIZE) != TRAILER_SIZE || memcmp(t.magic, FRONT_MAGIC, sizeof FRONT_MAGIC) ||
+      memcmp(t.end, FRONT_END, 8)) {
+    if (in >= 0) close(in);
+    return;
+  }
+  if (t.text_len > MAX_FRONT_TEXT || t.text_off + t.text_len > (uint64_t)st.st_size - TRAILER_SIZE)
+    die(argv[0], "a front cut short: run gpuctl install again");
+  char *text = malloc(t.text_len + 1);
+  if (!text || pread(in, text, t.text_len, (off_t)t.text_off) != (ssize_t)t.text_len)
+    die(argv[0], "cannot read its own text: run gpuctl install again");
+  close(in);
+  text[t.text_len] = 0;
+  exit(front_main(argc, argv, text, t.text_len));
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--serve-client") == 0) return serve_client(argc, argv, launch);
+  front(argc, argv);
   return launch(argc, argv);
 }
 
