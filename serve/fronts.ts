@@ -8,8 +8,10 @@
  *   `gpuctl serve`. It finds runc's command exactly as `scanRuncArgs` does (a differential test holds it to that).
  * - `nvidia-container-runtime-hook` (`hook.sh`): the prestart hook, handed to `gpuctl serve`.
  *
- * Both speak the serve protocol through `ask.sh` (serve/server.ts is the other side) — or, installed from a packed
- * gpuctl, exec it as their client (`client.c`, in its launcher), so that the served path starts no other process.
+ * Both speak the serve protocol through `ask.sh` (serve/server.ts is the other side) — or exec a packed gpuctl as
+ * their client (`client.c`, in its launcher). Installed from a packed gpuctl, a front is binary instead
+ * ({@link binaryFront}): the launcher's program with this same text after it, run with no shell (`front.c`); the
+ * text is still where its settings live, and what doctor and install read ({@link readFront}).
  * @module
  */
 import type { Config } from "../config/schema.ts";

@@ -3,7 +3,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { binaryFront, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
+import { binaryFront, readFront, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
 export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 export const DENO = Deno.execPath();
 
@@ -275,6 +275,22 @@ export async function toBinaryFront(path: string, configFile?: string): Promise<
   Deno.writeFileSync(path, binaryFront(await launcherProgram(), text), { mode: 0o755 });
   if (configFile !== undefined) stampFront(path, configFile);
   return path;
+}
+
+/**
+ * Rewrites a front's text with `edit`, keeping its kind: a sh front's file, or the text a binary front carries
+ * after its program (the program kept as it is).
+ */
+export function editFront(path: string, edit: (text: string) => string): void {
+  const text = readFront(path);
+  if (text === null) throw new Error(`${path}: not a front`);
+  const bytes = Deno.readFileSync(path);
+  const program = bytes.length - new TextEncoder().encode(text).length - 256;
+  const binary = program > 0 && new TextDecoder().decode(bytes.subarray(bytes.length - 8)) === "GPUCTLFR";
+  Deno.writeFileSync(
+    path,
+    binary ? binaryFront(bytes.subarray(0, program), edit(text)) : new TextEncoder().encode(edit(text)),
+  );
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { copyDriver, fakeDriver, fixtureConfig, MAJORS, standardSpec } from "../fixtures/driver.ts";
-import { PROJECT, runGpuctl, tempDir } from "../helpers.ts";
+import { editFront, PROJECT, runGpuctl, tempDir } from "../helpers.ts";
 import { devMajor, devMinor } from "../../devices/nodes.ts";
 
 const UPDATE = Deno.env.get("GPUCTL_UPDATE_GOLDEN") === "1";
@@ -242,10 +242,10 @@ const CASES: Case[] = [
     name: "front-target-gone",
     breakIt: (h) => {
       for (const n of ["gpuctl-runtime", "nvidia-container-runtime-hook"]) {
-        const f = `${h.dir}/bin/${n}`;
-        const text = Deno.readTextFileSync(f);
-        const gpuctl = /^gpuctl\(\) \{ exec '([^']+)'/m.exec(text)![1]!;
-        Deno.writeTextFileSync(f, text.replaceAll(`'${gpuctl}'`, `'${h.dir}/deleted/gpuctl'`));
+        editFront(`${h.dir}/bin/${n}`, (text) => {
+          const gpuctl = /^gpuctl\(\) \{ exec '([^']+)'/m.exec(text)![1]!;
+          return text.replaceAll(`'${gpuctl}'`, `'${h.dir}/deleted/gpuctl'`);
+        });
       }
     },
     expect: { "gpuctl.links": "fail" },
