@@ -12,7 +12,8 @@
  * | no GPU request | lifecycle through the front | lifecycle through runc |
  * | GPU, shim (spec mode), gpuctl serve | lifecycle through the front, 1 GPU, server running | lifecycle through runc |
  * | GPU, prestart hook, gpuctl serve | runc lifecycle with the hook front in config.json, 1 GPU, server running | lifecycle through runc |
- * | the same two without the server (reference) | a gpuctl process per container | lifecycle through runc |
+ * | the same two without the server | a gpuctl process per container | lifecycle through runc |
+ * | runc on gpuctl's config.json (reference) | runc lifecycle on config.json as the shim wrote it, no gpuctl | lifecycle through runc |
  * @module
  */
 import { type Case, timeTogether, type Timing } from "./lib.ts";
@@ -180,6 +181,23 @@ export async function overheadTable(tmp: string, gpuctl: string, runs: number): 
     hook: { path: sr.hook, env: gpuctlEnvList(sr.config) },
   });
   const server = await serveFrom(gpuctl, sr.env, `${sr.dir}/cache/serve`);
+  // The floor under the shim's rows: runc alone on config.json as gpuctl wrote it (its nodes, rules and mounts),
+  // the rootfs as gpuctl left it. Prepared once, through the front, then replayed with no gpuctl.
+  const edited = await sr.bundle("edited", { args: ["/bin/true"], env: GPU_ENV });
+  const once = await new Deno.Command(sr.front, {
+    args: ["--root", `${sr.dir}/state`, "create", "--bundle", edited, `edited-${Deno.pid}`],
+    env: sr.env,
+    // The created container holds its stdio until it starts: nothing to wait on.
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!once.success) throw new Error(`gpuctl-runtime create of ${edited} failed`);
+  await new Deno.Command("runc", {
+    args: ["--root", `${sr.dir}/state`, "delete", "--force", `edited-${Deno.pid}`],
+  })
+    .output();
+  Deno.copyFileSync(`${edited}/config.json`, `${edited}/config.orig.json`);
 
   // A created container for state to look at.
   const id = `gpuctl-bench-${Deno.pid}`;
@@ -226,13 +244,24 @@ export async function overheadTable(tmp: string, gpuctl: string, runs: number): 
         env: sr.env,
         before: () => sr.freshRootfs(servedHook),
       },
+      { name: "runc lifecycle, config.json as gpuctl wrote it", cmd: sr.lifecycle("runc", edited) },
     ];
     // The warm-up rounds build the driver snapshot; the log then holds only warm containers' lines.
     await timeTogether(cases, { runs: 1, warmup: 0 });
     Deno.writeTextFileSync(log, "");
     Deno.writeTextFileSync(sr.log, "");
-    const [state, frontState, life, lifeFront, lifeGpu, lifeHook, empty, servedLife, servedHookLife] =
-      await timeTogether(cases, { runs });
+    const [
+      state,
+      frontState,
+      life,
+      lifeFront,
+      lifeGpu,
+      lifeHook,
+      empty,
+      servedLife,
+      servedHookLife,
+      editedLife,
+    ] = await timeTogether(cases, { runs });
     const row = (name: string, baseline: Timing, measured: Timing, target: number, p?: string) => {
       const overheadMs = measured.medianMs - baseline.medianMs;
       const r: OverheadRow = {
@@ -278,6 +307,8 @@ export async function overheadTable(tmp: string, gpuctl: string, runs: number): 
         TARGETS.hookProcess,
         phases(log, "GPUs injected"),
       ),
+      // Not gpuctl's: runc's own work on what gpuctl adds to config.json, the floor under the shim's rows.
+      row("runc alone on config.json as gpuctl wrote it", life!, editedLife!, NaN),
       // Not gpuctl's: what any Deno process costs here, the floor under the two rows above.
       {
         ...row("an empty deno run (the floor of a Deno process)", life!, empty!, NaN),
