@@ -179,6 +179,11 @@ export function nameHash(text: string): string {
   return `${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}`;
 }
 
+/** Why {@link readPrivate} read no file, besides the directory's own reasons. */
+export const ABSENT = "absent",
+  NOT_PRIVATE = "not a private regular file of this user's; ignored",
+  UNREADABLE = "unreadable";
+
 /**
  * A file of `cacheDir`'s as only gpuctl writes them: a private regular file of this user's, in a directory of its
  * own that nobody else can write, at most `max` bytes. Its text, or why it is not to be read.
@@ -196,16 +201,16 @@ export function readPrivate(config: Config, name: string, max: number): { text: 
         () => libc().openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
       );
     } catch { // absent (or not openable): none
-      return { why: "absent" };
+      return { why: ABSENT };
     }
     try {
       const st = statx(fd, "", AT_EMPTY_PATH);
       if ((st.mode & S_IFMT) !== S_IFREG || st.uid !== euid || (st.mode & 0o077) !== 0 || st.size > max) {
-        return { why: "not a private regular file of this user's; ignored" };
+        return { why: NOT_PRIVATE };
       }
       return { text: new TextDecoder().decode(readAll(fd, max, name, st.size)) };
     } catch { // unreadable: as if corrupt
-      return { why: "unreadable" };
+      return { why: UNREADABLE };
     } finally {
       libc().close(fd);
     }
@@ -216,53 +221,36 @@ export function readPrivate(config: Config, name: string, max: number): { text: 
 
 /** The snapshot for `key`, or why there is none to use. */
 export function readSnapshot(config: Config, key: string): { snapshot: Snapshot } | { why: string } {
-  if (config.cacheDir === null) return { why: "no cacheDir" };
-  const euid = libc().geteuid();
-  const dir = ownDir(config.cacheDir, euid);
-  if (typeof dir === "string") return { why: dir };
-  try {
-    let fd: number;
-    try {
-      fd = check(
-        "open snapshot",
-        () => libc().openat(dir, fileFor(config), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
-      );
-    } catch {
+  const r = readPrivate(config, fileFor(config), MAX_SNAPSHOT);
+  if ("why" in r) {
+    if (r.why === ABSENT) {
       // Another configuration's snapshot there: this one's is new (the configuration changed, or is another).
       let others = false;
       try {
-        others = [...Deno.readDirSync(config.cacheDir)].some((e) =>
+        others = [...Deno.readDirSync(config.cacheDir!)].some((e) =>
           /^snapshot-[0-9a-f]{16}\.json$/.test(e.name)
         );
-      } catch { /* checked above */ }
+      } catch { /* the directory was checked: as if none */ }
       return { why: others ? "no snapshot for this configuration yet" : "no snapshot yet" };
     }
-    try {
-      const st = statx(fd, "", AT_EMPTY_PATH);
-      if (
-        (st.mode & S_IFMT) !== S_IFREG || st.uid !== euid || (st.mode & 0o077) !== 0 || st.size > MAX_SNAPSHOT
-      ) {
-        return { why: "the snapshot file is not a private regular file of this user's; ignored" };
-      }
-      const s = JSON.parse(
-        new TextDecoder().decode(readAll(fd, MAX_SNAPSHOT, "snapshot", st.size)),
-      ) as Snapshot;
-      if (s?.format !== FORMAT || typeof s.key !== "string" || typeof s.inventory !== "object") {
-        return { why: "the snapshot file is not one this gpuctl wrote" };
-      }
-      if (s.key !== key) return { why: keyChange(s.key, key) };
-      if (!Array.isArray(s.fileIds)) return { why: "the snapshot file is not one this gpuctl wrote" };
-      const changed = changedFile(s.fileIds);
-      if (changed !== null) return { why: `a driver file changed (${changed})` };
-      return { snapshot: s };
-    } catch { // any failure to read it is a corrupt snapshot: rebuilt
-      return { why: "the snapshot file is corrupt" };
-    } finally {
-      libc().close(fd);
-    }
-  } finally {
-    libc().close(dir);
+    if (r.why === NOT_PRIVATE) return { why: `the snapshot file is ${NOT_PRIVATE}` };
+    if (r.why === UNREADABLE) return { why: "the snapshot file is corrupt" };
+    return r; // the directory's own reason, or no cacheDir
   }
+  let s: Snapshot;
+  try {
+    s = JSON.parse(r.text) as Snapshot;
+  } catch { // not JSON: a corrupt snapshot, rebuilt
+    return { why: "the snapshot file is corrupt" };
+  }
+  if (s?.format !== FORMAT || typeof s.key !== "string" || typeof s.inventory !== "object") {
+    return { why: "the snapshot file is not one this gpuctl wrote" };
+  }
+  if (s.key !== key) return { why: keyChange(s.key, key) };
+  if (!Array.isArray(s.fileIds)) return { why: "the snapshot file is not one this gpuctl wrote" };
+  const changed = changedFile(s.fileIds);
+  if (changed !== null) return { why: `a driver file changed (${changed})` };
+  return { snapshot: s };
 }
 
 /** What changed between two keys, for the log: the first kind of fact (in key order) whose lines differ. */

@@ -2,6 +2,7 @@
  * Test helpers: run gpuctl as a user would (a real process), temporary directories, fixture configs.
  * @module
  */
+import { launcherArgs } from "../tools/pack/build.ts";
 import { createHash } from "node:crypto";
 import { binaryFront, readFront, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
 export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -241,21 +242,10 @@ export function launcherProgram(): Promise<Uint8Array> {
     const dir = Deno.makeTempDirSync({ prefix: "gpuctl-launcher-" });
     try {
       const o = await new Deno.Command("gcc", {
-        args: [
-          "-static",
-          "-Os",
-          "-Wall",
-          "-Wextra",
-          "-Werror",
-          "-Wno-format-truncation",
-          "-o",
-          `${dir}/launcher`,
-          `${PROJECT}/tools/pack/launcher.c`,
-          `${PROJECT}/serve/fronts/client.c`,
-          `${PROJECT}/serve/fronts/front.c`,
-        ],
+        args: launcherArgs(PROJECT, `${dir}/launcher`),
         stderr: "piped",
-      }).output();
+      })
+        .output();
       if (!o.success) throw new Error(`gcc: ${new TextDecoder().decode(o.stderr)}`);
       return Deno.readFileSync(`${dir}/launcher`);
     } finally {

@@ -18,6 +18,7 @@
  * Archives are reproducible: their files' times are the commit's.
  * @module
  */
+import { launcherArgs } from "./pack/build.ts";
 import { createHash } from "node:crypto";
 import { VERSION } from "../version.ts";
 
@@ -147,20 +148,7 @@ if (kind === null) {
   kind = "packed";
   const obj = await Deno.makeTempDir({ prefix: "gpuctl-dist-" });
   try {
-    await sh([
-      "gcc",
-      "-static",
-      "-Os",
-      "-Wall",
-      "-Wextra",
-      "-Werror",
-      "-Wno-format-truncation",
-      "-o",
-      `${obj}/launcher`,
-      `${root}/tools/pack/launcher.c`,
-      `${root}/serve/fronts/client.c`,
-      `${root}/serve/fronts/front.c`,
-    ]);
+    await sh(["gcc", ...launcherArgs(root, `${obj}/launcher`)]);
     await sh(["strip", `${obj}/launcher`]);
     const launcher = Deno.readFileSync(`${obj}/launcher`);
     const denoBin = Deno.realPathSync(deno);
