@@ -39,7 +39,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import("./serve.ts"),
   },
   install: {
-    summary: "install gpuctl-runtime (a sh front) and nvidia-container-runtime-hook; --cdi: the CDI spec",
+    summary: "install the fronts gpuctl-runtime and nvidia-container-runtime-hook; --cdi: the CDI spec",
     load: () => import("./install.ts"),
   },
   ctk: {

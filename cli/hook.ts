@@ -25,7 +25,7 @@ runtime shim's 'run'): inside the container it makes the library links, the link
 /proc/driver/nvidia view of the GPUs whose /dev/nvidia<MINOR> the container has; no NVML.
 
 Register it as a prestart hook, or put it on dockerd's PATH as nvidia-container-runtime-hook so that
-'docker run --gpus' uses it ('gpuctl install' writes that name as a sh front, which hands prestart to
+'docker run --gpus' uses it ('gpuctl install' writes that name as a small front, which hands prestart to
 'gpuctl serve' when it runs). Configuration: GPUCTL_CONFIG (default /etc/gpuctl/config.jsonc).
 `;
 

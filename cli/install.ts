@@ -16,10 +16,12 @@ Installs this gpuctl on the host:
   LIBDIR/<version>-<digest>/gpuctl   a copy of this executable, the only file the names below run
                                      (LIBDIR default: /usr/local/lib/gpuctl, beside DIR)
   DIR/gpuctl                         a link to that copy (DIR default: /usr/local/bin)
-  DIR/gpuctl-runtime                 a small sh front: runc's commands, and containers whose config.json
+  DIR/gpuctl-runtime                 a small front: runc's commands, and containers whose config.json
                                      asks for no GPU, go straight to the runtime without starting gpuctl
-  DIR/nvidia-container-runtime-hook  a small sh front too, the name Docker's --gpus looks for
-Both fronts hand a GPU container's work to 'gpuctl serve' when it runs, and run gpuctl otherwise.
+  DIR/nvidia-container-runtime-hook  a small front too, the name Docker's --gpus looks for
+Both fronts hand a GPU container's work to 'gpuctl serve' when it runs, and run gpuctl otherwise. From a
+packed gpuctl they are its static C launcher with their settings after it (no shell per container);
+otherwise POSIX sh scripts that decide the same way.
 With --nvidia-names, also NVIDIA's other names, as links (never over a file that is there): nvidia-ctk
 (gpuctl, answering to NVIDIA's command line), nvidia-container-runtime and nvidia-container-toolkit.
 With --link, the copy is a hard link where it can be (for a package manager's file, which it replaces
@@ -41,8 +43,8 @@ the reference. --force removes it anyway, and names what now points nowhere.
   --crio-config FILE        gpuctl's CRI-O drop-in (default /etc/crio/crio.conf.d/99-gpuctl.conf)
 The CDI specs looked at are those in cdiSpecDirs.
 
-From source or the bundle (deno run) there is no single executable to copy: the fronts then run
-Deno on this checkout, for development; build dist/gpuctl (deno task dist) for a host.
+From source or the bundle (deno run) there is no single executable to copy: the fronts are then sh
+and run Deno on this checkout, for development; build dist/gpuctl (deno task dist) for a host.
 `;
 
 function options(args: string[]) {

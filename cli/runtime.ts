@@ -22,7 +22,7 @@ environment to config.json (atomically), prepares the library links and /etc/ld.
 and makes the container's /proc/driver/nvidia view; in mode "hook" it adds the prestart hook instead. A
 container without a GPU request is left byte-identical. Every other command is exec'd directly.
 
-'gpuctl install' writes gpuctl-runtime as a small sh front that execs runc itself for every command but
+'gpuctl install' writes gpuctl-runtime as a small front that execs runc itself for every command but
 create/run and for containers whose config.json asks for no GPU, so only GPU containers start gpuctl;
 with 'gpuctl serve' running, not even those.
 Register: dockerd --add-runtime nvidia=/usr/local/bin/gpuctl-runtime, or 'gpuctl configure docker'.

@@ -13,7 +13,7 @@ import { nullLogger } from "../log/log.ts";
 
 export const HELP = `Usage: gpuctl serve [--no-warm-up]
 
-Keeps gpuctl running, so that a GPU container's start runs no gpuctl process: the sh fronts that
+Keeps gpuctl running, so that a GPU container's start runs no gpuctl process: the fronts that
 'gpuctl install' writes (gpuctl-runtime, nvidia-container-runtime-hook) hand the shim's create (mode
 "spec") and the prestart hook to it, and run gpuctl themselves when it is not running. A container
 gets exactly what a gpuctl process would give it: the same code, the configuration read again for
