@@ -104,11 +104,16 @@ export function launcherOf(packed: string, launcherSize: number): Uint8Array {
   }
 }
 
-/**
- * A front's text: a sh front's file, or the text a binary front carries. Null for a file that is neither (absent,
- * not a regular file, larger than a front is).
- */
+/** A front's text: a sh front's file, or the text a binary front carries; null for a file that is neither. */
 export function readFront(path: string): string | null {
+  return readFrontFile(path)?.text ?? null;
+}
+
+/**
+ * A front's text and kind (binary: a program with the text after it), or null for a file that is neither a sh
+ * front nor a binary one (absent, not a regular file, larger than a front is).
+ */
+export function readFrontFile(path: string): { text: string; binary: boolean } | null {
   let f: Deno.FsFile;
   try {
     f = Deno.openSync(path, { read: true });
@@ -134,10 +139,10 @@ export function readFront(path: string): string | null {
         const dv = new DataView(t.buffer, t.byteOffset, FRONT_TRAILER);
         const off = Number(dv.getBigUint64(16, true)), len = Number(dv.getBigUint64(24, true));
         if (len > MAX_FRONT_TEXT || off + len > all.length - FRONT_TRAILER) return null;
-        return dec.decode(all.subarray(off, off + len));
+        return { text: dec.decode(all.subarray(off, off + len)), binary: true };
       }
     }
-    return st.size < 64 << 10 ? dec.decode(all) : null;
+    return st.size < 64 << 10 ? { text: dec.decode(all), binary: false } : null;
   } catch { // unreadable: no front
     return null;
   } finally {

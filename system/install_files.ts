@@ -6,7 +6,7 @@
  */
 import { GpuctlError } from "../errors/mod.ts";
 import type { Config } from "../config/schema.ts";
-import { INSTALL_MARK, readFront } from "../serve/fronts.ts";
+import { INSTALL_MARK, readFrontFile } from "../serve/fronts.ts";
 import { serveDir } from "../serve/protocol.ts";
 import { packTrailer, VERSION } from "../version.ts";
 
@@ -45,9 +45,9 @@ export function frontState(
 ): "same" | "ours" | "foreign" | "absent" {
   const st = lstat(path);
   if (st === null) return "absent";
-  const text = st.isFile ? readFront(path) : null;
-  if (text !== null && text.includes(INSTALL_MARK)) {
-    return text === want && (st.size >= 64 << 10) === binary ? "same" : "ours";
+  const front = st.isFile ? readFrontFile(path) : null;
+  if (front !== null && front.text.includes(INSTALL_MARK)) {
+    return front.text === want && front.binary === binary ? "same" : "ours";
   }
   return "foreign";
 }

@@ -4,7 +4,7 @@
  */
 import { launcherArgs } from "../tools/pack/build.ts";
 import { createHash } from "node:crypto";
-import { binaryFront, readFront, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
+import { binaryFront, readFrontFile, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
 export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 export const DENO = Deno.execPath();
 
@@ -272,15 +272,13 @@ export async function toBinaryFront(path: string, configFile?: string): Promise<
  * after its program (the program kept as it is).
  */
 export function editFront(path: string, edit: (text: string) => string): void {
-  const text = readFront(path);
-  if (text === null) throw new Error(`${path}: not a front`);
+  const front = readFrontFile(path);
+  if (front === null) throw new Error(`${path}: not a front`);
+  if (!front.binary) return Deno.writeTextFileSync(path, edit(front.text));
+  // The program is what comes before the text and its trailer.
   const bytes = Deno.readFileSync(path);
-  const program = bytes.length - new TextEncoder().encode(text).length - 256;
-  const binary = program > 0 && new TextDecoder().decode(bytes.subarray(bytes.length - 8)) === "GPUCTLFR";
-  Deno.writeFileSync(
-    path,
-    binary ? binaryFront(bytes.subarray(0, program), edit(text)) : new TextEncoder().encode(edit(text)),
-  );
+  const program = bytes.length - new TextEncoder().encode(front.text).length - 256;
+  Deno.writeFileSync(path, binaryFront(bytes.subarray(0, program), edit(front.text)));
 }
 
 /**
