@@ -20,6 +20,7 @@ import { readHostDevices } from "../devices/nodes.ts";
 import { libc } from "../ffi/libc.ts";
 import type { Logger } from "../log/log.ts";
 import type { Plan } from "../plan/plan.ts";
+import type { Prepared } from "./prepare.ts";
 import type { GpuRequest } from "../request/request.ts";
 import {
   changedFile,
@@ -113,12 +114,7 @@ export function keepPlan(
   config: Config,
   s: Shape,
   plan: Plan,
-  from: {
-    snapshot: { key: string; fileIds: string[] } | null;
-    host: unknown;
-    extraNodes: string[];
-    warnings: string[];
-  },
+  from: Prepared["from"],
 ): string | null {
   if (config.cacheDir === null || from.snapshot === null || namesMigUuid(s.devices)) return null;
   const shape = s.text;

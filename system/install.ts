@@ -110,10 +110,15 @@ function configStamp(io: InstallIo): { file: string; mtime: Date | null; fromNvi
   return { file, mtime, fromNvidia: false };
 }
 
-function frontText(io: InstallIo, name: (typeof NAMES)[number], gpuctl: string[], self: string): string {
+/** A front's text; `client`: the packed gpuctl that is its serve client (serve/fronts/client.c), if there is one. */
+function frontText(
+  io: InstallIo,
+  name: (typeof NAMES)[number],
+  gpuctl: string[],
+  self: string,
+  client: string | null,
+): string {
   const serve = serveClient(io.config);
-  // A packed gpuctl is its fronts' serve client (serve/fronts/client.c, in its launcher).
-  const client = gpuctl.length === 1 && packTrailer(gpuctl[0]!) !== null ? gpuctl[0]! : null;
   if (name === "nvidia-container-runtime-hook") return hookFront({ gpuctl, version: VERSION, serve, client });
   const c = configStamp(io);
   return runtimeFront({
@@ -214,7 +219,7 @@ function writeFronts(io: InstallIo, prefix: string, gpuctl: string[]): void {
   const launcher = packed !== null ? launcherOf(gpuctl[0]!, packed.launcherSize) : null;
   for (const name of NAMES) {
     const path = `${prefix}/${name}`;
-    const want = frontText(io, name, gpuctl, path);
+    const want = frontText(io, name, gpuctl, path, launcher !== null ? gpuctl[0]! : null);
     const s = frontState(path, want, launcher !== null);
     // The runtime front's modification time is its configuration's: it notices a change to that file itself.
     const stamp = (file: string) => {

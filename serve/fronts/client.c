@@ -42,7 +42,6 @@
 #define MAX_SCAN ((size_t)64 << 20)
 #define MAX_ANSWER 65536
 
-
 static int64_t boot_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_BOOTTIME, &ts);
@@ -178,10 +177,13 @@ static int ask(struct client *c, const char *verb, char **args, int nargs, const
   snprintf(name, sizeof name, "%s.argv", path);
   int bad = request_file(c, name, fields, nargs + 3, NULL, 0);
   free(fields);
-  if (bad) return 1;
-  if (state) {
+  if (!bad && state) {
     snprintf(name, sizeof name, "%s.stdin", path);
-    if (request_file(c, name, NULL, 0, state, slen) != 0) return 1;
+    bad = request_file(c, name, NULL, 0, state, slen);
+  }
+  if (bad) {
+    unlink_request(c, path); /* nothing of a request not sent is left behind */
+    return 1;
   }
   /* Read and write: the server finds a reader (its sign that this caller waits), and no read ever ends early. */
   int r = openat(c->dirfd, c->reply, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
@@ -229,13 +231,10 @@ static int ask(struct client *c, const char *verb, char **args, int nargs, const
   }
   /* Given up: its files go (a server that comes back drops the request, being past its deadline). */
   unlink_request(c, path);
-  char pid[32], t[32];
-  snprintf(pid, sizeof pid, "%ld", c->server);
-  snprintf(t, sizeof t, "%ld", c->timeout);
   fprintf(stderr,
-          "gpuctl: gpuctl serve (pid %s, in %s) did not answer in %ss and may still act, so this stops here: restart "
+          "gpuctl: gpuctl serve (pid %ld, in %s) did not answer in %lds and may still act, so this stops here: restart "
           "it, or stop it to run gpuctl per container\n",
-          pid, c->dir, t);
+          c->server, c->dir, c->timeout);
   return 2;
 }
 
@@ -373,16 +372,14 @@ int client_runtime(launch_fn *launch, char *argv0, struct client *c, char **o, c
   if (strcmp(word, "pass") == 0) return client_exec_runtime(rt, args, nargs);
   if (strcmp(word, "direct") == 0) return run_gpuctl(launch, argv0, "runtime", args, nargs);
   if (strcmp(word, "view") != 0) return fail(code, msg);
-  /* gpuctl serve has edited config.json and written the rootfs's files; the view comes once runc has created it. */
-  int st = run_runtime(rt, runtime_argv(rt, args, nargs), 0);
+  /* gpuctl serve has edited config.json and written the rootfs's files; the view comes once runc has created it.
+   * The view request's arguments are the runtime's argv: its path, then runc's arguments. */
+  char **rargv = runtime_argv(rt, args, nargs);
+  int st = run_runtime(rt, rargv, 0);
   if (st != 0) return st;
-  char **va = calloc((size_t)nargs + 1, sizeof *va);
-  if (!va) return fail(1, "out of memory");
-  va[0] = (char *)rt;
-  for (int i = 0; i < nargs; i++) va[1 + i] = args[i];
   /* The server again, as it is now: one that stopped meanwhile cannot make the view. */
   close(c->dirfd);
-  s = listening(c) ? ask(c, "view", va, nargs + 1, NULL, 0, answer) : 1;
+  s = listening(c) ? ask(c, "view", rargv, nargs + 1, NULL, 0, answer) : 1;
   if (s == 0) {
     answered(answer, &code, &word, &msg);
     if (strcmp(word, "ok") == 0) return 0;
@@ -402,6 +399,13 @@ int client_runtime(launch_fn *launch, char *argv0, struct client *c, char **o, c
   return 1;
 }
 
+struct client client_settings(const char *dir, const char *timeout, const char *protocol) {
+  char *end;
+  struct client c = {dir, protocol, strtol(timeout, &end, 10), -1, 0, ""};
+  if (*end || c.timeout < 0) c.timeout = 0;
+  return c;
+}
+
 int serve_client(int argc, char **argv, launch_fn *launch) {
   /* argv: gpuctl --serve-client VERB S T PROTOCOL OPTIONS... -- ARGS... */
   int dash = 0;
@@ -415,9 +419,7 @@ int serve_client(int argc, char **argv, launch_fn *launch) {
   int hookv = strcmp(verb, "hook") == 0, rtv = strcmp(verb, "runtime") == 0;
   if (!dash || (!(hookv && nopt == 1) && !(rtv && nopt == 7)))
     return fail(2, "--serve-client: the fronts' own command line, not for use by hand (see gpuctl install)");
-  char *end;
-  struct client c = {argv[3], argv[5], strtol(argv[4], &end, 10), -1, 0, ""};
-  if (*end || c.timeout < 0) c.timeout = 0;
+  struct client c = client_settings(argv[3], argv[4], argv[5]);
   char **args = argv + dash + 1;
   int nargs = argc - dash - 1;
   if (hookv) return client_hook(launch, argv[0], &c, argv[6], args, nargs);

@@ -17,6 +17,9 @@ struct client {
   char reply[32];
 };
 
+/* The client for the preamble's S, T (seconds; 0 if it is not a number) and PROTOCOL. */
+struct client client_settings(const char *dir, const char *timeout, const char *protocol);
+
 /* The hook: served when a server listens, else gpuctl (the state given back on stdin). CALLER may be "". */
 int client_hook(launch_fn *launch, char *argv0, struct client *c, const char *caller, char **args, int nargs);
 

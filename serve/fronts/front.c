@@ -244,11 +244,7 @@ static struct scan scan_args(char **args, int nargs) {
 }
 
 static struct client serve_settings(void) {
-  char *end;
-  struct client c = {st.s ? st.s : "", st.protocol ? st.protocol : "", strtol(st.t ? st.t : "0", &end, 10), -1, 0,
-                     ""};
-  if (*end || c.timeout < 0) c.timeout = 0;
-  return c;
+  return client_settings(st.s ? st.s : "", st.t ? st.t : "0", st.protocol ? st.protocol : "");
 }
 
 /* runtime.sh. */
@@ -297,7 +293,6 @@ static int hook_front(char *argv0, char **args, int nargs) {
     me[n > 0 ? n : 0] = 0;
     me[strspn(me, "0123456789")] = 0;
   }
-  if (!st.s || !*st.s) return gpuctl(args, nargs);
   struct client c = serve_settings();
   return client_hook(exec_gpuctl, argv0, &c, me, args, nargs);
 }
