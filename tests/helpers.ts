@@ -234,6 +234,29 @@ export function writeRuntimeFront(
   return path;
 }
 
+/**
+ * The fronts a host may get, which every front and serve test runs against: sh with its serve client in sh
+ * (ask.sh); sh that execs a packed gpuctl as its client (client.c); binary, a packed gpuctl's program running the
+ * same text (front.c).
+ */
+export const FRONT_KINDS = ["sh", "C", "binary"] as const;
+export type FrontKind = (typeof FRONT_KINDS)[number];
+export const FRONT_LABEL: Record<FrontKind, string> = {
+  sh: "sh fronts",
+  C: "sh fronts, C serve client",
+  binary: "binary fronts",
+};
+
+/** The `client` a sh front of `kind` names: the C serve client (built in `dir`, running `gpuctl`) for "C". */
+export function clientFor(kind: FrontKind, dir: string, gpuctl: string): Promise<string | null> {
+  return kind === "C" ? serveClientBinary(`${dir}/client`, gpuctl) : Promise.resolve(null);
+}
+
+/** The sh front at `path` as a front of `kind`: made binary in place for "binary" (see {@link toBinaryFront}). */
+export async function asKind(kind: FrontKind, path: string, configFile?: string): Promise<string> {
+  return kind === "binary" ? await toBinaryFront(path, configFile) : path;
+}
+
 let launcherBuilt: Promise<Uint8Array> | null = null;
 
 /** tools/pack/launcher.c's program as `deno task dist` builds it (its serve client and binary front with it). */

@@ -11,18 +11,19 @@ import { scanRuncArgs } from "../../oci/runc_args.ts";
 import { readRequest } from "../../request/request.ts";
 import { parseSpec } from "../../oci/spec.ts";
 import { defaultConfig } from "../../config/schema.ts";
-import { serveClientBinary, tempDir, toBinaryFront, writeRuntimeFront } from "../helpers.ts";
+import {
+  asKind,
+  clientFor,
+  FRONT_KINDS,
+  FRONT_LABEL,
+  type FrontKind,
+  tempDir,
+  writeRuntimeFront,
+} from "../helpers.ts";
 
 const config = defaultConfig();
 
-/**
- * The fronts a host may get: sh with its serve client in sh (ask.sh, grep) or in C (a packed gpuctl's, client.c);
- * or binary, a packed gpuctl's program running the same text (front.c).
- */
-const KINDS = ["sh", "C", "binary"] as const;
-const LABEL = { sh: "sh front", C: "sh front, C serve client", binary: "binary front" } as const;
-
-async function setup(dir: string, kind: (typeof KINDS)[number]) {
+async function setup(dir: string, kind: FrontKind) {
   for (const who of ["runc", "gpuctl"]) {
     Deno.writeTextFileSync(`${dir}/${who}`, `#!/bin/sh\necho "${who} loop=\${GPUCTL_RUNTIME_EXEC-} $*"\n`, {
       mode: 0o755,
@@ -32,9 +33,9 @@ async function setup(dir: string, kind: (typeof KINDS)[number]) {
     gpuctl: [`${dir}/gpuctl`],
     config: { ...config, runtimes: [`${dir}/runc`] },
     configFile: `${dir}/config.jsonc`,
-    client: kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/gpuctl`) : null,
+    client: await clientFor(kind, dir, `${dir}/gpuctl`),
   });
-  if (kind === "binary") await toBinaryFront(front, `${dir}/config.jsonc`);
+  await asKind(kind, front, `${dir}/config.jsonc`);
   // Three bundles: one asking for a GPU, one without (markers nowhere), the working directory asking for one.
   const write = (b: string, env: string[], extra: Record<string, unknown> = {}) => {
     Deno.mkdirSync(b, { recursive: true });
@@ -82,8 +83,8 @@ async function front(path: string, args: string[], cwd: string) {
   return { who: out.split(" ")[0], args: out.split(" ").slice(2).join(" "), loop: out.split(" ")[1], out };
 }
 
-for (const kind of KINDS) {
-  Deno.test(`front: the shim's cases, each decided as the shim decides, with the arguments unchanged (${LABEL[kind]})`, async () => {
+for (const kind of FRONT_KINDS) {
+  Deno.test(`front: the shim's cases, each decided as the shim decides, with the arguments unchanged (${FRONT_LABEL[kind]})`, async () => {
     using t = tempDir();
     const f = await setup(t.path, kind);
     const g = `${t.path}/gpu`, p = `${t.path}/plain`, cwd = `${t.path}/cwd`;
@@ -164,8 +165,8 @@ for (const kind of KINDS) {
   });
 }
 
-for (const kind of KINDS) {
-  Deno.test(`front: random argument vectors, decided as the shim decides (a GPU request is never missed) (${LABEL[kind]})`, async () => {
+for (const kind of FRONT_KINDS) {
+  Deno.test(`front: random argument vectors, decided as the shim decides (a GPU request is never missed) (${FRONT_LABEL[kind]})`, async () => {
     using t = tempDir();
     const f = await setup(t.path, kind);
     const cwd = `${t.path}/cwd`;
@@ -209,8 +210,8 @@ for (const kind of KINDS) {
   });
 }
 
-for (const kind of KINDS) {
-  Deno.test(`front: what sends a create to gpuctl, and what does not (${LABEL[kind]})`, async () => {
+for (const kind of FRONT_KINDS) {
+  Deno.test(`front: what sends a create to gpuctl, and what does not (${FRONT_LABEL[kind]})`, async () => {
     using t = tempDir();
     const f = await setup(t.path, kind);
     const b = `${t.path}/b`;

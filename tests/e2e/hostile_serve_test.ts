@@ -7,7 +7,15 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, logLines, serveClientBinary, toBinaryFront, writeRuntimeFront } from "../helpers.ts";
+import {
+  asKind,
+  bundleTo,
+  clientFor,
+  FRONT_KINDS,
+  FRONT_LABEL,
+  logLines,
+  writeRuntimeFront,
+} from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
@@ -28,11 +36,10 @@ async function sh(script: string, env: Record<string, string> = {}) {
   };
 }
 
-const LABEL = { sh: "sh fronts", C: "sh fronts, C serve client", binary: "binary fronts" } as const;
-for (const kind of ["sh", "C", "binary"] as const) {
+for (const kind of FRONT_KINDS) {
   Deno.test({
     name: `hostile serve (${
-      LABEL[kind]
+      FRONT_LABEL[kind]
     }): the fronts and gpuctl serve hold against their environment, other users, stalls and floods`,
     ignore: Deno.uid() !== 0,
     fn: async (t) => {
@@ -51,11 +58,9 @@ for (const kind of ["sh", "C", "binary"] as const) {
       Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
         mode: 0o755,
       });
-      const cClient = kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/fail`) : null;
-      // The same text as a binary front, as install writes it from a packed gpuctl.
-      const asKind = async (path: string, configFile?: string) =>
-        kind === "binary" ? await toBinaryFront(path, configFile) : path;
+      const cClient = await clientFor(kind, dir, `${dir}/fail`);
       const front = await asKind(
+        kind,
         writeRuntimeFront(`${dir}/bin/front`, {
           gpuctl: [`${dir}/fail`],
           config: cfg,
@@ -114,6 +119,7 @@ for (const kind of ["sh", "C", "binary"] as const) {
             // The server's pid file, the pid since given to another process (its start time differs).
             Deno.writeTextFileSync(`${fake}/pid`, `${other.pid} 1\n`);
             const f = await asKind(
+              kind,
               writeRuntimeFront(`${dir}/bin/front-reused`, {
                 gpuctl: [`${dir}/fail`],
                 config: cfg,
@@ -154,6 +160,7 @@ for (const kind of ["sh", "C", "binary"] as const) {
             await sh(`chown -R 65534:65534 ${evil} && chmod 777 ${evil} ${evil}/serve`);
             const before = [...Deno.readDirSync(`${evil}/serve`)].length;
             const f = await asKind(
+              kind,
               writeRuntimeFront(`${dir}/bin/front-evil`, {
                 gpuctl: [`${dir}/fail`],
                 config: cfg,
@@ -284,7 +291,7 @@ except BlockingIOError: pass"`,
               mode: 0o755,
             },
           );
-          await asKind(hook);
+          await asKind(kind, hook);
           // A stage the server does not take: the front runs gpuctl (the stand-in) itself.
           const r = await sh(`LD_PRELOAD=${evil} ${hook} poststop </dev/null`);
           assertEquals(r.code, 1);

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, logLines, runGpuctl, serveClientBinary, toBinaryFront } from "../helpers.ts";
+import { asKind, bundleTo, clientFor, FRONT_KINDS, FRONT_LABEL, logLines, runGpuctl } from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
@@ -18,9 +18,8 @@ const IMAGE = "gpuctl-test/busybox-glibc";
 const VIEW =
   "nvml-probe -L; echo ==; ls /proc/driver/nvidia/gpus; echo ==; ldconfig -p | grep -c libnvidia-ml";
 
-const LABEL = { sh: "sh front", C: "sh front, C serve client", binary: "binary front" } as const;
-for (const kind of ["sh", "C", "binary"] as const) {
-  Deno.test(`gpuctl serve: a CDI container's hook is served (${LABEL[kind]}), starting no gpuctl process; without the server, gpuctl runs`, async (t) => {
+for (const kind of FRONT_KINDS) {
+  Deno.test(`gpuctl serve: a CDI container's hook is served (${FRONT_LABEL[kind]}), starting no gpuctl process; without the server, gpuctl runs`, async (t) => {
     const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-podman-" });
     const d = await fakeDriver(standardSpec(2, { mig: false }));
     const podman = new Podman(`${dir}/p`);
@@ -38,13 +37,13 @@ for (const kind of ["sh", "C", "binary"] as const) {
       mode: 0o755,
     });
     const hook = `${dir}/bin/nvidia-container-runtime-hook`;
-    const cClient = kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/fail`) : null;
+    const cClient = await clientFor(kind, dir, `${dir}/fail`);
     Deno.writeTextFileSync(
       hook,
       hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
       { mode: 0o755 },
     );
-    if (kind === "binary") await toBinaryFront(hook);
+    await asKind(kind, hook);
     const ran = () => {
       try {
         return Deno.readTextFileSync(`${dir}/gpuctl-ran`);

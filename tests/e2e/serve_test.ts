@@ -7,7 +7,16 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, DENO, logLines, serveClientBinary, toBinaryFront, writeRuntimeFront } from "../helpers.ts";
+import {
+  asKind,
+  bundleTo,
+  clientFor,
+  DENO,
+  FRONT_KINDS,
+  FRONT_LABEL,
+  logLines,
+  writeRuntimeFront,
+} from "../helpers.ts";
 import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
@@ -16,9 +25,8 @@ import { gpuctlEnvList, makeBundle, runcLifecycle, startServe } from "./bundle.t
 
 const LOOK = "ls /dev | grep nvidia | tr '\\n' ' '; echo; ls /proc/driver/nvidia/gpus | tr '\\n' ' '";
 
-const LABEL = { sh: "sh fronts", C: "sh fronts, C serve client", binary: "binary fronts" } as const;
-for (const kind of ["sh", "C", "binary"] as const) {
-  Deno.test(`gpuctl serve: GPU containers through the fronts (${LABEL[kind]}) start no gpuctl process and get exactly their GPUs`, async (t) => {
+for (const kind of FRONT_KINDS) {
+  Deno.test(`gpuctl serve: GPU containers through the fronts (${FRONT_LABEL[kind]}) start no gpuctl process and get exactly their GPUs`, async (t) => {
     const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "gpuctl-serve-" });
     const d = await fakeDriver(standardSpec(2, { mig: false }));
     const config = `${dir}/gpuctl.jsonc`;
@@ -37,7 +45,7 @@ for (const kind of ["sh", "C", "binary"] as const) {
       mode: 0o755,
     });
     // The C client: the shipped code (a packed gpuctl's launcher holds it), running "gpuctl" as the sh fronts do.
-    const cClient = kind === "C" ? await serveClientBinary(`${dir}/client`, `${dir}/fail`) : null;
+    const cClient = await clientFor(kind, dir, `${dir}/fail`);
     writeRuntimeFront(`${dir}/bin/front`, {
       gpuctl: [`${dir}/fail`],
       config: cfg,
@@ -51,10 +59,8 @@ for (const kind of ["sh", "C", "binary"] as const) {
       hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
       { mode: 0o755 },
     );
-    if (kind === "binary") {
-      await toBinaryFront(`${dir}/bin/front`, config);
-      await toBinaryFront(hook);
-    }
+    await asKind(kind, `${dir}/bin/front`, config);
+    await asKind(kind, hook);
     // The engine's side: GPUCTL_CONFIG set, as for gpuctl itself.
     const withConfig = (name: string, target: string, cfgPath = config) => {
       Deno.writeTextFileSync(
@@ -276,7 +282,7 @@ for (const kind of ["sh", "C", "binary"] as const) {
             serve: { ...client, dir: fake },
             client: cClient,
           });
-          if (kind === "binary") await toBinaryFront(`${dir}/bin/front-fake`, config);
+          await asKind(kind, `${dir}/bin/front-fake`, config);
           const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
           const r = await runcLifecycle(b, withConfig("rt-fake", `${dir}/bin/front-fake`));
           await server.status;
