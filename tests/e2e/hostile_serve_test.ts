@@ -80,16 +80,18 @@ for (const kind of FRONT_KINDS) {
       const cleanRan = () => Deno.writeTextFileSync(`${dir}/gpuctl-ran`, "");
       let n = 0;
       const bundle = (env: string[], args = ["/bin/true"]) => makeBundle(`${dir}/b${++n}`, { args, env });
-      /** One container's lifecycle through the front, as an engine with GPUCTL_CONFIG set (and `env`) runs it. */
+      /** The runtime an engine with GPUCTL_CONFIG set (and `env`) runs: the front, as a script of its own. */
       let w = 0;
-      const lifecycle = (b: string, env: Record<string, string> = {}) => {
+      const engine = (env: Record<string, string> = {}) => {
         const vars = Object.entries({ GPUCTL_CONFIG: config, ...env }).map(([k, v]) => `${k}='${v}'`).join(
           " ",
         );
-        const rt = `${dir}/bin/rt-${++w}`; // one per call: calls run at once
+        const rt = `${dir}/bin/rt-${++w}`;
         Deno.writeTextFileSync(rt, `#!/bin/sh\n${vars} exec ${front} "$@"\n`, { mode: 0o755 });
-        return runcLifecycle(b, rt);
+        return rt;
       };
+      /** One container's lifecycle through the front (see {@link engine}). */
+      const lifecycle = (b: string, env: Record<string, string> = {}) => runcLifecycle(b, engine(env));
       const server = await startServe(js, { GPUCTL_CONFIG: config }, `${dir}/cache/serve`);
       try {
         await t.step(
@@ -266,7 +268,11 @@ except BlockingIOError: pass"`,
               ),
             );
             const plain = await bundle(["NVIDIA_VISIBLE_DEVICES=1"]);
-            const all = await Promise.all([...heavy.map((b) => lifecycle(b)), lifecycle(plain)]);
+            // Every script written before any starts: a script written while another lifecycle forks is held open
+            // by that child until it execs, and running it then fails with ETXTBSY.
+            const bundles = [...heavy, plain];
+            const rts = bundles.map(() => engine());
+            const all = await Promise.all(bundles.map((b, k) => runcLifecycle(b, rts[k]!)));
             for (const r of all) assertEquals(r.code, 0, r.stderr);
             assertEquals(ran(), "");
           },
