@@ -18,7 +18,7 @@
  * Archives are reproducible: their files' times are the commit's.
  * @module
  */
-import { launcherArgs } from "./pack/build.ts";
+import { launcherArgs, V8_FLAGS } from "./pack/build.ts";
 import { createHash } from "node:crypto";
 import { VERSION } from "../version.ts";
 
@@ -111,7 +111,16 @@ if (wanted !== "packed") {
     })()
   ) fail(`DENORT_BIN=${denort}: not a file; it must name Deno's denort for Deno ${Deno.version.deno}`);
   const c = await new Deno.Command(deno, {
-    args: ["compile", "--quiet", "-A", "--no-check", "--output", `${exe}.compiled`, `${out}/gpuctl.js`],
+    args: [
+      "compile",
+      "--quiet",
+      "-A",
+      "--no-check",
+      `--v8-flags=${V8_FLAGS}`,
+      "--output",
+      `${exe}.compiled`,
+      `${out}/gpuctl.js`,
+    ],
     cwd: root,
     env: { NO_COLOR: "1", ...(denort ? { DENORT_BIN: denort } : {}) },
     stdout: "piped",
