@@ -12,6 +12,7 @@ import { type Logger, phases } from "../log/log.ts";
 import type { ViewToMake } from "./shim_edit.ts";
 import type { RuncArgs } from "../oci/runc_args.ts";
 import { applyEdits } from "../apply/container.ts";
+import { spawn, waitExit } from "../ffi/libc.ts";
 
 function envObject(env: readonly string[]): Record<string, string> {
   return Object.fromEntries(env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
@@ -49,16 +50,8 @@ export async function createThenView(
   env: readonly string[],
   log: Logger,
 ): Promise<number> {
-  const e = envObject(env);
   const t0 = performance.now();
-  const child = new Deno.Command(runtime, {
-    args: [...args],
-    env: e,
-    clearEnv: true,
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
+  const pid = spawn(runtime, [runtime, ...args], env);
   // While runc creates the container, the links and the linker cache go into its rootfs: runc reads neither.
   let failed: unknown = null;
   try {
@@ -67,9 +60,11 @@ export async function createThenView(
     failed = err;
   }
   const tf = performance.now();
-  const status = await child.status;
-  if (!status.success) return status.code; // 128 + the signal's number when runc was killed
+  // Nothing else is left to do until runc is done: waiting blocks this thread.
+  const code = waitExit(pid);
+  if (code !== 0) return code; // 128 + the signal's number when runc was killed
   const t1 = performance.now();
+  const e = envObject(env);
   if (failed !== null) {
     await deleteContainer(runtime, r, e);
     throw failed;

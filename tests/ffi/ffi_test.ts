@@ -3,7 +3,7 @@
  */
 import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
 import { openLibrary, selectBackend } from "../../ffi/mod.ts";
-import { check, errno, libc, O_RDONLY, strerror, SyscallError } from "../../ffi/libc.ts";
+import { check, errno, libc, O_RDONLY, spawn, strerror, SyscallError, waitExit } from "../../ffi/libc.ts";
 import { LibraryLoadError } from "../../ffi/types.ts";
 import { Nvml, NvmlError } from "../../ffi/nvml.ts";
 import { inventoryFromNvml, openNvml } from "../../devices/nvml.ts";
@@ -30,6 +30,48 @@ for (const name of ["deno", "koffi"] as const) {
     assert(fd > 2);
     assertEquals(libc().close(fd), 0);
     assertThrows(() => libc().open("/etc\0/passwd", O_RDONLY, 0), TypeError, "NUL byte");
+  });
+
+  Deno.test(`[${name}] spawn: exactly the argv and env given, open descriptors, SIGPIPE at its default`, async () => {
+    await selectBackend(name);
+    const dir = Deno.makeTempDirSync({ prefix: "gpuctl-spawn-" });
+    try {
+      // A descriptor without close-on-exec reaches the child (as an engine's --preserve-fds reach runc).
+      const fd = check("open", () => libc().open(`${dir}/out`, 0o1101, /* O_WRONLY|O_CREAT|O_TRUNC */ 0o600));
+      const script =
+        `{ printf "%s|" "$0" "$@"; env | sort | tr "\\n" " "; grep -E "^Sig(Ign|Blk)" /proc/self/status |
+        tr "\\n" " "; } >>/proc/self/fd/${fd}; exit 7`;
+      let pid: number;
+      try {
+        pid = spawn("/bin/sh", ["sh", "-c", script, "x y", "*"], ["A=1", "B=two words"]);
+      } finally {
+        libc().close(fd);
+      }
+      assertEquals(waitExit(pid), 7);
+      const text = Deno.readTextFileSync(`${dir}/out`);
+      assertEquals(text.split(" Sig")[0], `x y|*|A=1 B=two words PWD=${Deno.cwd()}`);
+      // Deno ignores SIGPIPE, and an ignored signal survives exec: the child must have it back at its default.
+      assert(
+        !/SigIgn:\s+0+\n/.test(Deno.readTextFileSync("/proc/self/status")),
+        "this test means something only where the parent ignores a signal",
+      );
+      const sigs = (t: string) => t.slice(t.indexOf("SigBlk")).trim().split(/\s+/);
+      const [, blk, , ign] = sigs(text);
+      assertEquals(blk, "0000000000000000");
+      assertEquals(BigInt(`0x${ign}`) & (1n << 12n), 0n, `SIGPIPE ignored in the child (SigIgn ${ign})`);
+      // The same dispositions as a child of Deno.Command (glibc's posix_spawn leaves its own two signals ignored).
+      const viaDeno = await new Deno.Command("/bin/sh", {
+        args: ["-c", 'grep -E "^Sig(Ign|Blk)" /proc/self/status | tr "\\n" " "'],
+      }).output();
+      assertEquals(sigs(new TextDecoder().decode(viaDeno.stdout)), sigs(text));
+      // Killed by a signal: 128 + its number, as a shell says.
+      assertEquals(waitExit(spawn("/bin/sh", ["sh", "-c", "kill -TERM $$"], [])), 128 + 15);
+      const e = assertThrows(() => spawn(`${dir}/absent`, ["absent"], []), SyscallError);
+      assertEquals([e.call, e.errno], ["posix_spawn", 2]);
+      assertThrows(() => spawn("/bin/true", ["true", "a\0b"], []), TypeError, "NUL byte");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
   });
 
   Deno.test(`[${name}] a missing optional symbol is null, a missing required one fails the load`, async () => {
@@ -118,6 +160,21 @@ for (const name of ["deno", "koffi"] as const) {
     }
   });
 }
+
+Deno.test("execve: the program gets SIGPIPE at its default, though Deno ignores it", async () => {
+  const libcUrl = new URL("../../ffi/libc.ts", import.meta.url).href;
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { execve } from ${JSON.stringify(libcUrl)};
+       execve("/bin/sh", ["sh", "-c", "grep SigIgn /proc/self/status"], []);`,
+    ],
+    stderr: "inherit",
+  }).output();
+  assert(o.success);
+  const ign = /SigIgn:\s+(\S+)/.exec(new TextDecoder().decode(o.stdout))![1]!;
+  assertEquals(BigInt(`0x${ign}`) & (1n << 12n), 0n, `SIGPIPE ignored after execve (SigIgn ${ign})`);
+});
 
 Deno.test("the koffi backend really is koffi, and agrees with Deno.dlopen on addresses and memory", async () => {
   const k = await selectBackend("koffi");
