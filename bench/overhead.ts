@@ -55,7 +55,7 @@ cp "$b/config.orig.json" "$b/config.json"
 `;
 
 /** Median of each key of the `ms` objects in the log lines whose msg is `msg`. */
-function phases(log: string, msg: string): string | undefined {
+export function phases(log: string, msg: string): string | undefined {
   let text: string;
   try {
     text = Deno.readTextFileSync(log);

@@ -8,7 +8,7 @@
 import { type Case, timeTogether, type Timing } from "./lib.ts";
 import { Podman } from "../tests/e2e/podman.ts";
 import type { startServe } from "../tests/e2e/bundle.ts";
-import { rig, serveFrom } from "./overhead.ts";
+import { phases, rig, serveFrom } from "./overhead.ts";
 
 export interface PodmanResult {
   plain: Timing;
@@ -18,6 +18,8 @@ export interface PodmanResult {
   noHook: Timing;
   processesPerContainer: number;
   processesPerServedContainer: number;
+  /** The per-process hook's own log of its phases (medians, ms). */
+  phases?: string;
 }
 
 /** `gpuctl` is what is installed: dist/gpuctl, the artifact a host runs (or dist/gpuctl.js). */
@@ -81,7 +83,9 @@ export async function podmanBench(tmp: string, gpuctl: string, runs: number): Pr
     const count = (log: string, not?: number) =>
       Deno.readTextFileSync(log).split("\n").filter((l) => l.includes('"msg":"container edits made"'))
         .filter((l) => not === undefined || !l.includes(`"pid":${not},`)).length / runs;
+    const ph = phases(r.log, "container edits made");
     return {
+      ...(ph === undefined ? {} : { phases: ph }),
       plain: plain!,
       gpu: gpu!,
       served: served!,
@@ -114,6 +118,7 @@ export function printPodman(p: PodmanResult, runs: number): boolean {
   console.log(`\nCDI under Podman 4.3 (${runs} rounds, medians)`);
   console.log(`  ${"podman run --rm".padEnd(46)} ${p.plain.medianMs.toFixed(1).padStart(7)}ms`);
   row("podman run --rm --device <gpu>", p.gpu, PODMAN_TARGETS.perProcess);
+  if (p.phases) console.log(`${"".padEnd(50)} gpuctl's log (ms): ${p.phases}`);
   row("podman run --rm --device <gpu>, gpuctl serve", p.served, PODMAN_TARGETS.served);
   // For reference: what the engine's own mounts cost, with nothing of gpuctl's running (--no-hook).
   const over = p.noHook.medianMs - p.plain.medianMs;
