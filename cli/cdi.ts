@@ -121,7 +121,7 @@ function withMode(capabilities: string | undefined, mode: string): string | unde
 }
 
 async function generate(ctx: Context, args: string[]): Promise<number> {
-  const { values } = await parse("cdi", nvidiaFlags(args, NVIDIA), {
+  const { values } = parse("cdi", nvidiaFlags(args, NVIDIA), {
     "driver-root": { type: "string" },
     "dev-root": { type: "string" },
     "library-search-path": { type: "string", multiple: true },
@@ -194,7 +194,7 @@ async function generate(ctx: Context, args: string[]): Promise<number> {
 }
 
 async function list(ctx: Context, args: string[]): Promise<number> {
-  const { values } = await parse("cdi", args, {
+  const { values } = parse("cdi", args, {
     json: { type: "boolean" },
     "spec-dir": { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
@@ -239,7 +239,7 @@ async function list(ctx: Context, args: string[]): Promise<number> {
 
 /** `cdi transform-root`: every host path under `--from` moved under `--to`, the rest of the spec as it was. */
 async function transformRoot(ctx: Context, args: string[]): Promise<number> {
-  const { values } = await parse("cdi", args, {
+  const { values } = parse("cdi", args, {
     from: { type: "string" },
     to: { type: "string" },
     input: { type: "string" },

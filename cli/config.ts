@@ -42,7 +42,7 @@ export function defaultFile(): string {
 }
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values, positionals } = await parse(
+  const { values, positionals } = parse(
     "config",
     nvidiaFlags(args, { "config-file": "file" }, ["in-place"]),
     {

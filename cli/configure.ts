@@ -82,7 +82,7 @@ const NVIDIA = {
 };
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values, positionals } = await parse(
+  const { values, positionals } = parse(
     "configure",
     nvidiaFlags(args, NVIDIA, ["set-default", "cdi", "dry-run"]),
     {

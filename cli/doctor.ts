@@ -40,7 +40,7 @@ Exit status: 0 all is well, 1 failures, 3 warnings only. --json: {"status", "che
 `;
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values } = await parse("doctor", args, {
+  const { values } = parse("doctor", args, {
     json: { type: "boolean" },
     engine: { type: "string" },
     prefix: { type: "string" },

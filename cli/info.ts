@@ -26,7 +26,7 @@ Configuration used: nvmlLibrary, driverRoot, procRoot.
 `;
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values } = await parse("info", args, {
+  const { values } = parse("info", args, {
     json: { type: "boolean" },
     csv: { type: "boolean" },
     source: { type: "string" },

@@ -50,7 +50,7 @@ export function planPaths(plan: Plan, kinds: ReadonlySet<string>): string[] {
 }
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values } = await parse("list", args, {
+  const { values } = parse("list", args, {
     device: { type: "string" },
     capabilities: { type: "string" },
     compat32: { type: "boolean" },

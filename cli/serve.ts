@@ -54,7 +54,7 @@ async function warmUp(config: Config, configPath: string | undefined): Promise<v
 }
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values } = await parse("serve", args, {
+  const { values } = parse("serve", args, {
     "no-warm-up": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });

@@ -67,7 +67,7 @@ function report(ctx: Context, steps: Step[], dryRun: boolean): number {
 }
 
 export async function run(ctx: Context, args: string[]): Promise<number> {
-  const { values, positionals } = await parse(
+  const { values, positionals } = parse(
     "system",
     nvidiaFlags(args, {}, ["dry-run", "control-devices", "load-kernel-modules"]),
     {
