@@ -8,8 +8,8 @@ import type { Context } from "./context.ts";
 import { CDI_OUTPUT } from "../cdi/spec.ts";
 import { install, type InstallIo, uninstall } from "../system/install.ts";
 
-export const HELP =
-  `Usage: gpuctl install [--prefix DIR] [--lib-dir LIBDIR] [--link] [--nvidia-names] [--cdi [--cdi-output FILE]]
+export const HELP = `Usage: gpuctl install [--prefix DIR] [--lib-dir LIBDIR] [--link] [--nvidia-names]
+                      [--cdi [--cdi-output FILE] [--cdi-no-hook]]
        gpuctl install --uninstall [--force] [--prefix DIR] [--lib-dir LIBDIR]
 
 Installs this gpuctl on the host:
@@ -25,8 +25,9 @@ otherwise POSIX sh scripts that decide the same way.
 With --nvidia-names, also NVIDIA's other names, as links (never over a file that is there): nvidia-ctk
 (gpuctl, answering to NVIDIA's command line), nvidia-container-runtime and nvidia-container-toolkit.
 With --link, the copy is a hard link where it can be (for a package manager's file, which it replaces
-by a rename, never in place). With --cdi, also writes the CDI spec (gpuctl cdi generate) to FILE (default /var/run/cdi/nvidia.json),
-its hook being DIR/nvidia-container-runtime-hook.
+by a rename, never in place). With --cdi, also writes the CDI spec (gpuctl cdi generate) to FILE (default
+/var/run/cdi/nvidia.json), its hook being DIR/nvidia-container-runtime-hook; with --cdi-no-hook, a spec with
+no hook at all (cdi generate --no-hook: no process per container, and what that gives up).
 
 Upgrade: run the new gpuctl's install. Each file is replaced by an atomic rename, so a container
 starting meanwhile gets the old gpuctl or the new one; the previous copy is kept for containers
@@ -56,6 +57,7 @@ function options(args: string[]) {
     link: { type: "boolean" },
     cdi: { type: "boolean" },
     "cdi-output": { type: "string" },
+    "cdi-no-hook": { type: "boolean" },
     "docker-config": { type: "string" },
     "containerd-config": { type: "string" },
     "crio-config": { type: "string" },
@@ -100,6 +102,12 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     });
   }
   if (values.force) throw new GpuctlError("install --force", "goes with --uninstall");
+  if (!values.cdi && (values["cdi-output"] !== undefined || values["cdi-no-hook"])) {
+    throw new GpuctlError(
+      `install ${values["cdi-no-hook"] ? "--cdi-no-hook" : "--cdi-output"}`,
+      "goes with --cdi",
+    );
+  }
   await install(io, {
     prefix,
     libDir,
@@ -112,7 +120,6 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
     "generate",
     "--output",
     values["cdi-output"] ?? CDI_OUTPUT,
-    "--hook-path",
-    `${prefix}/nvidia-container-runtime-hook`,
+    ...(values["cdi-no-hook"] ? ["--no-hook"] : ["--hook-path", `${prefix}/nvidia-container-runtime-hook`]),
   ]);
 }

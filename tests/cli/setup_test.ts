@@ -76,6 +76,21 @@ Deno.test("install --cdi writes the CDI spec whose hook is the installed nvidia-
   });
   assertEquals(again.code, 0, again.stderr);
   assertEquals(JSON.parse(Deno.readTextFileSync(out)), spec);
+  // --cdi-no-hook: the same devices, no hook; the options that go with --cdi refused without it.
+  const noHook = await runGpuctl(
+    ["install", "--prefix", `${t.path}/bin`, "--cdi", "--cdi-output", out, "--cdi-no-hook"],
+    { env: { GPUCTL_CONFIG: `${t.path}/c.jsonc` } },
+  );
+  assertEquals(noHook.code, 0, noHook.stderr);
+  const bare = JSON.parse(Deno.readTextFileSync(out));
+  assertEquals(bare.containerEdits.hooks ?? [], []);
+  assertEquals(bare.devices, spec.devices);
+  for (const alone of [["--cdi-no-hook"], ["--cdi-output", out]]) {
+    const r = await runGpuctl(["install", "--prefix", `${t.path}/bin`, ...alone], {
+      env: { GPUCTL_CONFIG: `${t.path}/c.jsonc` },
+    });
+    assertEquals([r.code, r.stderr.trim()], [1, `gpuctl: install ${alone[0]}: goes with --cdi`]);
+  }
   const unit = Deno.readTextFileSync(`${PROJECT}/deploy/systemd/gpuctl-cdi.service`);
   assertStringIncludes(
     unit,
