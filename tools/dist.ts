@@ -18,7 +18,7 @@
  * Archives are reproducible: their files' times are the commit's.
  * @module
  */
-import { launcherArgs, V8_FLAGS } from "./pack/build.ts";
+import { launcherArgs } from "./pack/build.ts";
 import { createHash } from "node:crypto";
 import { VERSION } from "../version.ts";
 
@@ -116,7 +116,6 @@ if (wanted !== "packed") {
       "--quiet",
       "-A",
       "--no-check",
-      `--v8-flags=${V8_FLAGS}`,
       "--output",
       `${exe}.compiled`,
       `${out}/gpuctl.js`,

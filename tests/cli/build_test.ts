@@ -8,6 +8,8 @@ import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import { artifact, DENO, PROJECT, runGpuctl, tempDir } from "../helpers.ts";
 import { VERSION } from "../../version.ts";
 import { privateMounts } from "../e2e/privatens.ts";
+import { startServe } from "../e2e/bundle.ts";
+import { V8_FLAGS } from "../../tools/pack/build.ts";
 
 async function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
   const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null", ...opts })
@@ -129,6 +131,37 @@ Deno.test("dist/gpuctl runs exactly like the source, from a directory holding no
     const fromArtifact = await runGpuctl(args, { env, exe: a.exe, cwd: tmp.path });
     assertEquals(fromArtifact, fromSource, args.join(" "));
     assertEquals(fromArtifact.code, 0);
+  }
+});
+
+Deno.test("dist/gpuctl's launcher: a short-lived gpuctl runs with its V8 options, gpuctl serve with V8's own", async () => {
+  const a = artifact();
+  const d = await fakeDriver(standardSpec(1));
+  using t = tempDir();
+  Deno.writeTextFileSync(`${t.path}/c.jsonc`, fixtureConfig(d, { cacheDir: `${t.path}/cache` }));
+  const env = { GPUCTL_CONFIG: `${t.path}/c.jsonc` };
+  const cmdline = (pid: number) => Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+  // A hook, waiting for the container's state on its stdin: Deno, by then, with its options.
+  const hook = new Deno.Command(a.exe, { args: ["hook", "prestart"], env, stdin: "piped", stderr: "null" })
+    .spawn();
+  try {
+    let argv: string[] = [];
+    for (let i = 0; i < 200 && !argv.some((x) => x.endsWith("gpuctl.js")); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      argv = cmdline(hook.pid);
+    }
+    assertEquals(argv.filter((x) => x.startsWith("--v8-flags")), [`--v8-flags=${V8_FLAGS}`], argv.join(" "));
+  } finally {
+    await hook.stdin.close();
+    await hook.status;
+  }
+  const server = await startServe("", env, `${t.path}/cache/serve`, { exe: a.exe });
+  try {
+    const argv = cmdline(server.pid);
+    assert(argv.some((x) => x.endsWith("gpuctl.js")), argv.join(" "));
+    assertEquals(argv.filter((x) => x.startsWith("--v8-flags")), [], argv.join(" "));
+  } finally {
+    await server.stop();
   }
 });
 

@@ -12,10 +12,12 @@ export const LAUNCHER_SOURCES = [
 ] as const;
 
 /**
- * The V8 options every gpuctl process runs with, packed (the launcher passes them to Deno) or compiled (`deno
- * compile` keeps them). A young generation of 8 MiB from the start: a container's gpuctl process allocates a few
+ * The V8 options a packed gpuctl's short-lived processes run with (the launcher passes them to Deno for every
+ * command but `serve`). A young generation of 8 MiB from the start: a container's gpuctl process allocates a few
  * MiB and exits, and with V8's small default it stopped for two or three scavenges on the way, each of which
- * only moved objects about to be dropped at exit. A page of it costs memory only once written.
+ * only moved objects about to be dropped at exit. `gpuctl serve` lives on, and keeps V8's own sizing: with this
+ * one, its peak memory in the hostile bench went past that bench's bound (103 MiB, against 96–99). A compiled
+ * gpuctl (`deno compile`) has one set of options for every command, so it has none.
  */
 export const V8_FLAGS = "--min-semi-space-size=8";
 

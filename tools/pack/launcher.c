@@ -12,8 +12,9 @@
  * the payload's digest, which the installed copy of the same file shares. `GPUCTL_RUNTIME_DIR` names another.
  *
  * Deno runs with argv[0] as this program was called (gpuctl dispatches on it), with no configuration file
- * discovery (a deno.json in the working directory, an engine's bundle directory, is not gpuctl's), with gpuctl's
- * V8 options (tools/pack/build.ts), and with DENO_DIR in the unpacked directory (its code cache). Variables that would change how Deno itself starts
+ * discovery (a deno.json in the working directory, an engine's bundle directory, is not gpuctl's), with the V8
+ * options of a short-lived gpuctl unless it is `gpuctl serve` (tools/pack/build.ts), and with DENO_DIR in the
+ * unpacked directory (its code cache). Variables that would change how Deno itself starts
  * (DENO_*, NODE_OPTIONS) are dropped; GPUCTL_SELF names this file for gpuctl (which removes it and DENO_DIR
  * from its environment before anything else).
  *
@@ -38,7 +39,7 @@
 #include "../../serve/fronts/client.h"
 #include "../../serve/fronts/front.h"
 
-/* Deno's --v8-flags for gpuctl: given by the build (tools/pack/build.ts, V8_FLAGS), which compiled gpuctl shares. */
+/* Deno's --v8-flags for a short-lived gpuctl: given by the build (tools/pack/build.ts, V8_FLAGS). */
 #ifndef GPUCTL_V8_FLAGS
 #error "build with tools/pack/build.ts's launcherArgs, which defines GPUCTL_V8_FLAGS"
 #endif
@@ -363,9 +364,14 @@ static int launch(int argc, char **argv) {
   char deno[PATH_MAX + 8], js[PATH_MAX + 16];
   snprintf(deno, sizeof deno, "%s/deno", dir);
   snprintf(js, sizeof js, "%s/gpuctl.js", dir);
+  /* `serve` anywhere in the command line (its command, or an argument that only looks like it: then a short-lived
+   * process goes without the options, which only cost it speed) keeps V8's own sizing. */
+  int serve = 0;
+  for (int i = 1; i < argc; i++) serve |= strcmp(argv[i], "serve") == 0;
   const char *pre[] = {"run", "-A", "--quiet", "--no-config", "--no-lock", "--cached-only", "--no-prompt",
                        GPUCTL_V8_FLAGS, js};
   size_t npre = sizeof pre / sizeof *pre;
+  if (serve) pre[--npre - 1] = js; /* the bundle in the options' place */
   char **av = calloc((size_t)argc + npre + 1, sizeof *av);
   if (!av) die(self, "out of memory");
   av[0] = argv[0];
