@@ -56,14 +56,16 @@ Deno.test("CDI specs: one nested a million deep is refused before parsing, in on
     `{"cdiVersion": "0.5.0", "kind": "x.com/y", "devices": ${"[".repeat(depth)}${"]".repeat(depth)}}`,
   );
   await prepareYaml([t.path]);
-  const before = Deno.memoryUsage().rss;
+  // This isolate's heap, not the process's resident set: `deno test --parallel` runs other test files in the
+  // same process, whose memory comes and goes meanwhile. A parser over the JSON alone grows it by about 70 MiB.
+  const before = Deno.memoryUsage().heapTotal;
   const errors: string[] = [];
   assertEquals(loadSpecs([t.path], errors), []);
   assertEquals(errors, [
     `${t.path}/deep.json: nests deeper than 64 levels: not a CDI spec; ignored`,
     `${t.path}/deep.yaml: nests deeper than 64 levels: not a CDI spec; ignored`,
   ]);
-  assert(Deno.memoryUsage().rss - before < 64 << 20, "no parser ran over it");
+  assert(Deno.memoryUsage().heapTotal - before < 16 << 20, "no parser ran over it");
 });
 
 Deno.test("CDI registry: two specs in one directory make a name unresolvable, whatever a later directory says", () => {
