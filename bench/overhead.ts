@@ -184,15 +184,35 @@ export async function overheadTable(tmp: string, gpuctl: string, runs: number): 
   // The floor under the shim's rows: runc alone on config.json as gpuctl wrote it (its nodes, rules and mounts),
   // the rootfs as gpuctl left it. Prepared once, through the front, then replayed with no gpuctl.
   const edited = await sr.bundle("edited", { args: ["/bin/true"], env: GPU_ENV });
-  const once = await new Deno.Command(sr.front, {
-    args: ["--root", `${sr.dir}/state`, "create", "--bundle", edited, `edited-${Deno.pid}`],
+  // The created container holds its stdio until it starts: nothing to wait on, so its stderr goes to a file (by
+  // the shell), read if the create fails.
+  const onceErr = `${sr.dir}/edited.stderr`;
+  const once = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      'exec "$@" 2>"$0"',
+      onceErr,
+      sr.front,
+      "--root",
+      `${sr.dir}/state`,
+      "create",
+      "--bundle",
+      edited,
+      `edited-${Deno.pid}`,
+    ],
     env: sr.env,
-    // The created container holds its stdio until it starts: nothing to wait on.
     stdin: "null",
     stdout: "null",
     stderr: "null",
   }).output();
-  if (!once.success) throw new Error(`gpuctl-runtime create of ${edited} failed`);
+  if (!once.success) {
+    const log = Deno.readTextFileSync(sr.log).trim().split("\n").slice(-3).join("\n");
+    throw new Error(
+      `gpuctl-runtime create of ${edited} failed (exit ${once.code}): ${
+        Deno.readTextFileSync(onceErr)
+      }\n${log}`,
+    );
+  }
   await new Deno.Command("runc", {
     args: ["--root", `${sr.dir}/state`, "delete", "--force", `edited-${Deno.pid}`],
   })
