@@ -62,7 +62,7 @@ try {
   }
   if (want("artifact")) await artifactTable(tmp, bundleJs, exe, runs);
   if (want("podman")) {
-    const r = Math.min(runs, 9);
+    const r = Math.min(runs, 21);
     const met = printPodman(await podmanBench(tmp, exe, r), r);
     results.push(`CDI under Podman targets: ${met ? "all met" : "some MISSED"}`);
   }
