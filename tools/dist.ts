@@ -111,15 +111,7 @@ if (wanted !== "packed") {
     })()
   ) fail(`DENORT_BIN=${denort}: not a file; it must name Deno's denort for Deno ${Deno.version.deno}`);
   const c = await new Deno.Command(deno, {
-    args: [
-      "compile",
-      "--quiet",
-      "-A",
-      "--no-check",
-      "--output",
-      `${exe}.compiled`,
-      `${out}/gpuctl.js`,
-    ],
+    args: ["compile", "--quiet", "-A", "--no-check", "--output", `${exe}.compiled`, `${out}/gpuctl.js`],
     cwd: root,
     env: { NO_COLOR: "1", ...(denort ? { DENORT_BIN: denort } : {}) },
     stdout: "piped",
