@@ -3,7 +3,7 @@
  * pinned. In `dist/`:
  *
  * - `gpuctl.js`: the bundle (`deno bundle`, the flags of deno.json's "bundle" task), stamped with the commit and
- *   date it was built from (version.ts);
+ *   date it was built from (version.ts), its hot functions written for V8 to compile up front (tools/pack/eager.ts);
  * - `gpuctl`: the one executable file. Where Deno's `denort` is at hand (`DENORT_BIN`, or `deno compile` can
  *   download it) it is `deno compile`'s output; elsewhere it is packed: tools/pack/launcher.c (built here with
  *   gcc, static) followed by the pinned Deno from npm and the bundle, which it unpacks once, checking their
@@ -19,6 +19,7 @@
  * @module
  */
 import { launcherArgs } from "./pack/build.ts";
+import { eagerHot, readHot } from "./pack/eager.ts";
 import { createHash } from "node:crypto";
 import { VERSION } from "../version.ts";
 
@@ -89,8 +90,15 @@ if (js.split(STAMP).length !== 2) {
   fail(`the bundle holds the build stamp ${js.split(STAMP).length - 1} times, not once`);
 }
 js = js.replace(STAMP, JSON.stringify(JSON.stringify({ commit, date })));
+// The functions a container's gpuctl runs, compiled with the bundle and so kept in its code cache.
+const eager = eagerHot(js, readHot(`${root}/tools/pack/hot_functions.txt`));
+js = eager.js;
 Deno.writeTextFileSync(`${out}/gpuctl.js`, js);
-say(`${out}/gpuctl.js (${(js.length / 1024).toFixed(0)} KiB, commit ${commit ?? "unknown"})`);
+say(
+  `${out}/gpuctl.js (${(js.length / 1024).toFixed(0)} KiB, commit ${
+    commit ?? "unknown"
+  }; ${eager.functions} functions and ${eager.inits} module initializers compiled up front)`,
+);
 
 // --- the executable -----------------------------------------------------------------------------------------
 const exe = `${out}/gpuctl`;
