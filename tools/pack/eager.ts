@@ -83,6 +83,19 @@ export function keptNames(
   return { ast, names, esm, keep };
 }
 
+/** Whether anything in `n` assigns to (or increments) the identifier `name`. */
+function assignsTo(n: Node, name: string): boolean {
+  for (const c of walk(n)) {
+    const target = c.type === "AssignmentExpression"
+      ? c.left
+      : c.type === "UpdateExpression"
+      ? c.argument
+      : null;
+    if ((target as Node | null)?.type === "Identifier" && (target as Node).name === name) return true;
+  }
+  return false;
+}
+
 /** `js` with the functions named in `hot` (and the initializers of their modules) compiled up front. */
 export function eagerHot(
   js: string,
@@ -94,7 +107,11 @@ export function eagerHot(
   const edits: [number, number, string][] = [];
   let inits = 0;
   for (const s of ast.body as Node[]) {
-    if (s.type === "FunctionDeclaration" && isHot((s.id as Node).name!)) {
+    // A function that assigns its own name is left alone: inside a named function expression that name is the
+    // function's own, and a strict-mode assignment to it throws.
+    if (
+      s.type === "FunctionDeclaration" && isHot((s.id as Node).name!) && !assignsTo(s, (s.id as Node).name!)
+    ) {
       hoisted.push(`var ${(s.id as Node).name}=(${text(js, s)});`);
       edits.push([s.start, s.end, ""]);
     }
