@@ -12,11 +12,11 @@ const BUNDLE = `var D=Object.defineProperty;var a=(e,t)=>D(e,"name",{value:t,con
 var w=(e,t)=>()=>(e&&(t=e(e=0)),t);
 var out=[];
 var early=x(2);
-function x(n){return y(n)+1}
+function x(n){return [n].map(v=>y(v))[0]+1}
 function y(n){return n*10}
 function z(){return typeof this}
 function self(){self=()=>"again";return "first"}
-var I1,M1=w(()=>{a(x,"hot");a(y,"cold");I1=x(3)+":"+String(this)});
+var C,I1,M1=w(()=>{a(x,"hot");a(y,"cold");C=class{m(){return 1}get g(){return 2}};I1=x(3)+":"+String(this)+":"+[1].map(async function(q){return q})[0].constructor.name+new C().m()+new C().g});
 var I2,M2=w(()=>{a(z,"alsoHot");a(self,"selfish");I2=z()+self()+self()});
 var M3=w(()=>{out.push(typeof arguments)});
 M1();M2();
@@ -35,10 +35,15 @@ Deno.test("eagerHot: the hot functions and their modules' initializers rewritten
   assertEquals([r.functions, r.inits], [2, 2]);
   // Hoisted to the top, as parenthesized expressions: x is called before its declaration's place.
   assert(
-    r.js.startsWith("var x=(function x(n){return y(n)+1});\nvar z=(function z(){return typeof this});\n"),
+    r.js.startsWith(
+      "var x=(function x(n){return [n].map((v=>y(v)))[0]+1});\nvar z=(function z(){return typeof this});\n",
+    ),
     r.js,
   );
   assertStringIncludes(r.js, "function y(n){return n*10}"); // not hot: left as it was
+  // Inside the hot functions and initializers, function expressions are parenthesized too; methods are not.
+  assertStringIncludes(r.js, "C=class{m(){return 1}get g(){return 2}}");
+  assertStringIncludes(r.js, "[1].map((async function(q){return q}))");
   // Hot, but it assigns its own name, which a named function expression cannot: left as it was.
   assertStringIncludes(r.js, '\nfunction self(){self=()=>"again";return "first"}');
   assertStringIncludes(r.js, 'M1=w((function(){a(x,"hot")');
@@ -48,7 +53,7 @@ Deno.test("eagerHot: the hot functions and their modules' initializers rewritten
   const before = await run(BUNDLE, t.path, "before");
   const after = await run(r.js, t.path, "after");
   assertEquals(after, before);
-  assertEquals(before, [21, "31:undefined", "undefinedfirstagain", "hot", "cold", "alsoHot", "1"]);
+  assertEquals(before, [21, "31:undefined:Promise12", "undefinedfirstagain", "hot", "cold", "alsoHot", "1"]);
   assertEquals(eagerHot(BUNDLE, new Set()).js, BUNDLE);
 });
 

@@ -9,7 +9,9 @@
  * `deno task hot` from what a hook, a shim and `cdi generate` compile), and only those: doing it to every function
  * made the code cache as slow to load as the compiling it saved.
  *
- * In esbuild's bundle (minified, names kept):
+ * In esbuild's bundle (minified, names kept), and inside what is rewritten every arrow function and function
+ * expression parenthesized too (V8 compiles those with the function around them; methods and inner declarations
+ * still wait for their first call):
  * - a top-level `function f(…){…}` whose kept name is hot becomes `var f=(function f(…){…});` at the very top of
  *   the bundle, so it is defined before any other statement runs, as a hoisted declaration was;
  * - a module's lazy initializer (`var init=__esm(()=>{…})`) that names a hot function becomes
@@ -96,6 +98,29 @@ function assignsTo(n: Node, name: string): boolean {
   return false;
 }
 
+/**
+ * The text of `n` with every arrow function and function expression inside it parenthesized: V8 compiles those
+ * with the function around them (an inner declaration, or an unparenthesized one, waits for its first call).
+ */
+function innerEager(js: string, n: Node): string {
+  const marks: [number, string][] = [];
+  for (const c of walk(n)) {
+    if (c === n) continue;
+    // A method's function (in a class or an object literal) has no text of its own to wrap: only an expression
+    // that starts with `function` is one.
+    const wrap = c.type === "ArrowFunctionExpression" ||
+      (c.type === "FunctionExpression" && /^(async\s*)?function\b/.test(js.slice(c.start, c.start + 16)));
+    if (wrap) marks.push([c.start, "("], [c.end, ")"]);
+  }
+  marks.sort((a, b) => a[0] - b[0]);
+  let out = "", at = n.start;
+  for (const [pos, t] of marks) {
+    out += js.slice(at, pos) + t;
+    at = pos;
+  }
+  return out + js.slice(at, n.end);
+}
+
 /** `js` with the functions named in `hot` (and the initializers of their modules) compiled up front. */
 export function eagerHot(
   js: string,
@@ -112,7 +137,7 @@ export function eagerHot(
     if (
       s.type === "FunctionDeclaration" && isHot((s.id as Node).name!) && !assignsTo(s, (s.id as Node).name!)
     ) {
-      hoisted.push(`var ${(s.id as Node).name}=(${text(js, s)});`);
+      hoisted.push(`var ${(s.id as Node).name}=(${innerEager(js, s)});`);
       edits.push([s.start, s.end, ""]);
     }
     if (s.type !== "VariableDeclaration" || esm === null) continue;
@@ -131,7 +156,7 @@ export function eagerHot(
           isHot(f.name!);
       });
       if (!namesHot) continue;
-      edits.push([f.start, f.end, `(function()${text(js, body)})`]);
+      edits.push([f.start, f.end, `(function()${innerEager(js, body)})`]);
       inits++;
     }
   }
