@@ -2,7 +2,8 @@
  * `deno task hot`: writes `tools/pack/hot_functions.txt`, the functions `deno task dist` has V8 compile up front
  * (tools/pack/eager.ts). It runs the bundle on the fake driver as a host would, each a second time with the
  * snapshot and the kept plan in place, under V8's function log: a GPU container through the prestart hook and
- * through the runtime shim (runc creates it), and `cdi generate`. A function is hot when one of those compiled or
+ * through the runtime shim (runc creates it), `cdi generate`, and the createContainer hook of the spec it wrote
+ * (`hook container-edits`, run by runc as an engine applying the spec has it run). A function is hot when one of those compiled or
  * ran it; the list holds their kept names. Run it after changing what those paths run; a stale list costs only
  * speed (a test holds that every name in it is still in the bundle).
  *
@@ -42,6 +43,7 @@ try {
     hook: { path: hook, env: [...gpuctlEnvList(r.config), "HOT="] },
   });
   const withGpu = await r.bundle("gpu", { args: ["/bin/true"], env: GPU_ENV });
+  let withCdi: string | undefined;
   const run = async (cmd: string[], env: Record<string, string>) => {
     const o = await new Deno.Command(cmd[0]!, { args: cmd.slice(1), env, stdin: "null" }).output();
     if (!o.success) throw new Error(`${cmd.join(" ")}: ${new TextDecoder().decode(o.stderr)}`);
@@ -64,6 +66,21 @@ try {
       [deno, "run", "-A", "--quiet", ...(logged ? [`--v8-flags=${flags}`] : []), js, ...generate],
       r.env,
     );
+    // The spec's createContainer hook (container-edits), as an engine applying the spec has runc run it.
+    const spec = JSON.parse(Deno.readTextFileSync(`${tmp}/spec.json`));
+    const edits = spec.containerEdits.hooks[0] as { args: string[]; env: string[] };
+    withCdi ??= await r.bundle("cdi", { args: ["/bin/true"] });
+    const c = JSON.parse(Deno.readTextFileSync(`${withCdi}/config.json`));
+    c.hooks = {
+      createContainer: [{
+        path: hook,
+        args: ["hook", ...edits.args.slice(1)],
+        env: [...edits.env, `HOT=${logged ? 1 : ""}`],
+      }],
+    };
+    Deno.writeTextFileSync(`${withCdi}/config.orig.json`, JSON.stringify(c));
+    r.freshRootfs(withCdi);
+    await run(r.lifecycle("runc", withCdi), r.env);
   }
 
   // Each function that ran, by its start, mapped to the top-level function whose header holds it.
@@ -92,7 +109,7 @@ try {
   if (hot.size < 50) throw new Error(`only ${hot.size} hot functions found: the logs were not read`);
   Deno.writeTextFileSync(
     out,
-    `# The functions a hook, a runtime shim and cdi generate run (deno task hot; tools/pack/eager.ts).\n${
+    `# The functions a hook, a runtime shim, cdi generate and its spec's hook run (deno task hot; tools/pack/eager.ts).\n${
       [...hot].sort().join("\n")
     }\n`,
   );

@@ -6,7 +6,7 @@
  * script: the top level and the functions V8 was told to compile at once. So every start of gpuctl compiled the few
  * hundred functions a hook or a shim runs all over again. V8 compiles at once a function written as a
  * parenthesized function expression; this writes the hot ones that way (`tools/pack/hot_functions.txt`, made by
- * `deno task hot` from what a hook, a shim and `cdi generate` compile), and only those: doing it to every function
+ * `deno task hot` from what the hooks, the shim and `cdi generate` run), and only those: doing it to every function
  * made the code cache as slow to load as the compiling it saved.
  *
  * In esbuild's bundle (minified, names kept), and inside what is rewritten every arrow function and function
