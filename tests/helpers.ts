@@ -4,7 +4,16 @@
  */
 import { launcherArgs } from "../tools/pack/build.ts";
 import { createHash } from "node:crypto";
-import { binaryFront, readFrontFile, runtimeFront, type ServeClient, stampFront } from "../serve/fronts.ts";
+import {
+  binaryFront,
+  hookFront,
+  readFrontFile,
+  runtimeFront,
+  type ServeClient,
+  stampFront,
+} from "../serve/fronts.ts";
+import { serveClient } from "../system/install.ts";
+import type { Config } from "../config/schema.ts";
 export const PROJECT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 export const DENO = Deno.execPath();
 
@@ -255,6 +264,67 @@ export function clientFor(kind: FrontKind, dir: string, gpuctl: string): Promise
 /** The sh front at `path` as a front of `kind`: made binary in place for "binary" (see {@link toBinaryFront}). */
 export async function asKind(kind: FrontKind, path: string, configFile?: string): Promise<string> {
   return kind === "binary" ? await toBinaryFront(path, configFile) : path;
+}
+
+/**
+ * A stand-in for gpuctl behind the fronts under test: a program at `<dir>/fail` that notes its arguments in
+ * `<dir>/gpuctl-ran` and fails, so that a test sees whether a front ran gpuctl (and how) instead of a server.
+ */
+export function standInGpuctl(dir: string): { path: string; ran: () => string; clear: () => void } {
+  const path = `${dir}/fail`, mark = `${dir}/gpuctl-ran`;
+  Deno.writeTextFileSync(path, `#!/bin/sh\necho "$*" >> ${mark}\nexit 1\n`, { mode: 0o755 });
+  return {
+    path,
+    ran: () => {
+      try {
+        return Deno.readTextFileSync(mark);
+      } catch {
+        return "";
+      }
+    },
+    clear: () => Deno.writeTextFileSync(mark, ""),
+  };
+}
+
+/**
+ * The fronts as `gpuctl install` writes them, of `kind`, in `<dir>/bin`, for the configuration `config` read from
+ * `configFile`, over {@link standInGpuctl}: `runtime(name, serveDir)` writes a runtime front (reaching the
+ * configuration's server, or the one in `serveDir`), `hook(name)` a hook front; each returns its path.
+ */
+export async function standInFronts(kind: FrontKind, dir: string, configFile: string, config: Config) {
+  const client = serveClient(config);
+  if (client === null) throw new Error("no serve client: mkfifo, sleep and head are not on this host");
+  Deno.mkdirSync(`${dir}/bin`, { recursive: true });
+  const gpuctl = standInGpuctl(dir);
+  const cClient = await clientFor(kind, dir, gpuctl.path);
+  return {
+    gpuctl,
+    client,
+    cClient,
+    runtime: (name = "front", serveDir?: string) =>
+      asKind(
+        kind,
+        writeRuntimeFront(`${dir}/bin/${name}`, {
+          gpuctl: [gpuctl.path],
+          config,
+          configFile,
+          serve: serveDir === undefined ? client : { ...client, dir: serveDir },
+          client: cClient,
+        }),
+        configFile,
+      ),
+    hook: (name = "nvidia-container-runtime-hook") => {
+      const path = `${dir}/bin/${name}`;
+      Deno.writeTextFileSync(
+        path,
+        hookFront({ gpuctl: [gpuctl.path], version: "test", serve: client, client: cClient }),
+        {
+          mode: 0o755,
+        },
+      );
+      return asKind(kind, path);
+    },
+  };
 }
 
 let launcherBuilt: Promise<Uint8Array> | null = null;

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { bundleTo, DENO, logLines, writeRuntimeFront } from "../helpers.ts";
+import { bundleTo, DENO, logLines, standInGpuctl, writeRuntimeFront } from "../helpers.ts";
 
 import { defaultConfig } from "../../config/schema.ts";
 import { Dockerd } from "./docker.ts";
@@ -36,16 +36,14 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
   );
   // The default runtime: the same front, but "gpuctl" is a program that leaves a mark and fails, and the runtime
   // a spy that records each create before it runs runc.
-  Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
-    mode: 0o755,
-  });
+  const { path: fail, ran } = standInGpuctl(dir);
   Deno.writeTextFileSync(
     `${dir}/spy`,
     `#!/bin/sh\nfor a do [ "$a" = create ] && echo create >> ${dir}/creates; done\nexec runc "$@"\n`,
     { mode: 0o755 },
   );
   writeRuntimeFront(`${dir}/bin/gpuctl-default`, {
-    gpuctl: [`${dir}/fail`],
+    gpuctl: [fail],
     config: { ...defaultConfig(), runtimes: [`${dir}/spy`] },
     configFile: config,
   });
@@ -60,13 +58,6 @@ Deno.test("docker, default-runtime gpuctl-runtime: plain containers never start 
       "dflt",
     ],
   });
-  const ran = () => {
-    try {
-      return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
-    } catch {
-      return "";
-    }
-  };
   try {
     await docker.importImage(IMAGE);
     await t.step("a plain container's whole lifecycle never starts gpuctl", async () => {

@@ -7,17 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import {
-  asKind,
-  bundleTo,
-  clientFor,
-  FRONT_KINDS,
-  FRONT_LABEL,
-  logLines,
-  writeRuntimeFront,
-} from "../helpers.ts";
-import { hookFront } from "../../serve/fronts.ts";
-import { serveClient } from "../../system/install.ts";
+import { bundleTo, FRONT_KINDS, FRONT_LABEL, logLines, standInFronts } from "../helpers.ts";
 import { readConfig } from "../../config/read.ts";
 import { procStart } from "../../serve/protocol.ts";
 import { serveCheck } from "../../doctor/checks.ts";
@@ -53,31 +43,9 @@ for (const kind of FRONT_KINDS) {
       );
       const js = await bundleTo(`${dir}/gpuctl.js`);
       const { config: cfg } = await readConfig(config);
-      const client = serveClient(cfg)!;
-      Deno.mkdirSync(`${dir}/bin`);
-      Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
-        mode: 0o755,
-      });
-      const cClient = await clientFor(kind, dir, `${dir}/fail`);
-      const front = await asKind(
-        kind,
-        writeRuntimeFront(`${dir}/bin/front`, {
-          gpuctl: [`${dir}/fail`],
-          config: cfg,
-          configFile: config,
-          serve: client,
-          client: cClient,
-        }),
-        config,
-      );
-      const ran = () => {
-        try {
-          return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
-        } catch {
-          return "";
-        }
-      };
-      const cleanRan = () => Deno.writeTextFileSync(`${dir}/gpuctl-ran`, "");
+      const fronts = await standInFronts(kind, dir, config, cfg);
+      const front = await fronts.runtime();
+      const { ran, clear: cleanRan } = fronts.gpuctl;
       let n = 0;
       const bundle = (env: string[], args = ["/bin/true"]) => makeBundle(`${dir}/b${++n}`, { args, env });
       /** The runtime an engine with GPUCTL_CONFIG set (and `env`) runs: the front, as a script of its own. */
@@ -120,17 +88,7 @@ for (const kind of FRONT_KINDS) {
             await sh(`mkfifo -m 600 ${fake}/requests`);
             // The server's pid file, the pid since given to another process (its start time differs).
             Deno.writeTextFileSync(`${fake}/pid`, `${other.pid} 1\n`);
-            const f = await asKind(
-              kind,
-              writeRuntimeFront(`${dir}/bin/front-reused`, {
-                gpuctl: [`${dir}/fail`],
-                config: cfg,
-                configFile: config,
-                serve: { ...client, dir: fake },
-                client: cClient,
-              }),
-              config,
-            );
+            const f = await fronts.runtime("front-reused", fake);
             const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
             const r = await sh(
               `GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-reused`,
@@ -161,17 +119,7 @@ for (const kind of FRONT_KINDS) {
             }
             await sh(`chown -R 65534:65534 ${evil} && chmod 777 ${evil} ${evil}/serve`);
             const before = [...Deno.readDirSync(`${evil}/serve`)].length;
-            const f = await asKind(
-              kind,
-              writeRuntimeFront(`${dir}/bin/front-evil`, {
-                gpuctl: [`${dir}/fail`],
-                config: cfg,
-                configFile: config,
-                serve: { ...client, dir: `${evil}/serve` },
-                client: cClient,
-              }),
-              config,
-            );
+            const f = await fronts.runtime("front-evil", `${evil}/serve`);
             const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
             const r = await sh(`GPUCTL_CONFIG=${config} ${f} --root ${b}/state create --bundle ${b} c-evil`);
             assertEquals(r.code, 1);
@@ -289,15 +237,7 @@ except BlockingIOError: pass"`,
           );
           const cc = await sh(`gcc -shared -fPIC -o ${evil} ${dir}/evil.c`);
           assertEquals(cc.code, 0, cc.stderr);
-          const hook = `${dir}/bin/hook`;
-          Deno.writeTextFileSync(
-            hook,
-            hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
-            {
-              mode: 0o755,
-            },
-          );
-          await asKind(kind, hook);
+          const hook = await fronts.hook("hook");
           // A stage the server does not take: the front runs gpuctl (the stand-in) itself.
           const r = await sh(`LD_PRELOAD=${evil} ${hook} poststop </dev/null`);
           assertEquals(r.code, 1);

@@ -7,9 +7,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
-import { asKind, bundleTo, clientFor, FRONT_KINDS, FRONT_LABEL, logLines, runGpuctl } from "../helpers.ts";
-import { hookFront } from "../../serve/fronts.ts";
-import { serveClient } from "../../system/install.ts";
+import { bundleTo, FRONT_KINDS, FRONT_LABEL, logLines, runGpuctl, standInFronts } from "../helpers.ts";
 import { readConfig } from "../../config/read.ts";
 import { gpuctlEnv, startServe } from "./bundle.ts";
 import { Podman } from "./podman.ts";
@@ -30,27 +28,9 @@ for (const kind of FRONT_KINDS) {
       fixtureConfig(d, { cacheDir: `${dir}/cache`, logFile: log, cdiSpecDirs: [podman.cdiDir] }),
     );
     const { config: cfg } = await readConfig(config);
-    const client = serveClient(cfg);
-    assert(client !== null);
-    Deno.mkdirSync(`${dir}/bin`);
-    Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
-      mode: 0o755,
-    });
-    const hook = `${dir}/bin/nvidia-container-runtime-hook`;
-    const cClient = await clientFor(kind, dir, `${dir}/fail`);
-    Deno.writeTextFileSync(
-      hook,
-      hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
-      { mode: 0o755 },
-    );
-    await asKind(kind, hook);
-    const ran = () => {
-      try {
-        return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
-      } catch {
-        return "";
-      }
-    };
+    const fronts = await standInFronts(kind, dir, config, cfg);
+    const hook = await fronts.hook();
+    const ran = fronts.gpuctl.ran;
     const js = await bundleTo(`${dir}/gpuctl.js`);
     let server: Awaited<ReturnType<typeof startServe>> | null = null;
     try {

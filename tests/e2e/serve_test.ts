@@ -8,16 +8,14 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../assert.ts";
 import { fakeDriver, fixtureConfig, standardSpec } from "../fixtures/driver.ts";
 import {
-  asKind,
   bundleTo,
-  clientFor,
   DENO,
   FRONT_KINDS,
   FRONT_LABEL,
   logLines,
+  standInFronts,
   writeRuntimeFront,
 } from "../helpers.ts";
-import { hookFront } from "../../serve/fronts.ts";
 import { serveClient } from "../../system/install.ts";
 import { readConfig } from "../../config/read.ts";
 import { serveCheck } from "../../doctor/checks.ts";
@@ -37,30 +35,11 @@ for (const kind of FRONT_KINDS) {
     );
     const js = await bundleTo(`${dir}/gpuctl.js`);
     const { config: cfg } = await readConfig(config);
-    const client = serveClient(cfg);
-    assert(client !== null, "mkfifo, sleep and head are on this host");
-    // The fronts as install writes them, but "gpuctl" is a program that leaves a mark and fails.
-    Deno.mkdirSync(`${dir}/bin`);
-    Deno.writeTextFileSync(`${dir}/fail`, `#!/bin/sh\necho "$*" >> ${dir}/gpuctl-ran\nexit 1\n`, {
-      mode: 0o755,
-    });
-    // The C client: the shipped code (a packed gpuctl's launcher holds it), running "gpuctl" as the sh fronts do.
-    const cClient = await clientFor(kind, dir, `${dir}/fail`);
-    writeRuntimeFront(`${dir}/bin/front`, {
-      gpuctl: [`${dir}/fail`],
-      config: cfg,
-      configFile: config,
-      serve: client,
-      client: cClient,
-    });
-    const hook = `${dir}/bin/nvidia-container-runtime-hook`;
-    Deno.writeTextFileSync(
-      hook,
-      hookFront({ gpuctl: [`${dir}/fail`], version: "test", serve: client, client: cClient }),
-      { mode: 0o755 },
-    );
-    await asKind(kind, `${dir}/bin/front`, config);
-    await asKind(kind, hook);
+    // The fronts as install writes them, but "gpuctl" is a program that leaves a mark and fails. For the "C" kind
+    // the C client is the shipped code (a packed gpuctl's launcher holds it), running "gpuctl" as the sh fronts do.
+    const fronts = await standInFronts(kind, dir, config, cfg);
+    await fronts.runtime();
+    const hook = await fronts.hook();
     // The engine's side: GPUCTL_CONFIG set, as for gpuctl itself.
     const withConfig = (name: string, target: string, cfgPath = config) => {
       Deno.writeTextFileSync(
@@ -73,13 +52,7 @@ for (const kind of FRONT_KINDS) {
       return `${dir}/bin/${name}`;
     };
     const runtime = withConfig("rt", `${dir}/bin/front`);
-    const ran = () => {
-      try {
-        return Deno.readTextFileSync(`${dir}/gpuctl-ran`);
-      } catch {
-        return "";
-      }
-    };
+    const ran = fronts.gpuctl.ran;
     let n = 0;
     const bundle = (env: string[], o: { hook?: boolean } = {}) =>
       makeBundle(`${dir}/b${++n}`, {
@@ -275,14 +248,7 @@ for (const kind of FRONT_KINDS) {
               }
             })()
           ) await new Promise((r) => setTimeout(r, 20));
-          writeRuntimeFront(`${dir}/bin/front-fake`, {
-            gpuctl: [`${dir}/fail`],
-            config: cfg,
-            configFile: config,
-            serve: { ...client, dir: fake },
-            client: cClient,
-          });
-          await asKind(kind, `${dir}/bin/front-fake`, config);
+          await fronts.runtime("front-fake", fake);
           const b = await bundle(["NVIDIA_VISIBLE_DEVICES=0"]);
           const r = await runcLifecycle(b, withConfig("rt-fake", `${dir}/bin/front-fake`));
           await server.status;
