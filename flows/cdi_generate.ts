@@ -21,7 +21,7 @@ import {
 } from "../edits/edits.ts";
 import type { NodeRole, Plan } from "../plan/plan.ts";
 import { type FactsProvider, preparePlan } from "./prepare.ts";
-import { keepPlan, keptPlan } from "./plan_cache.ts";
+import { keptOrMade } from "./plan_cache.ts";
 import { editArgs } from "../edits/hook_args.ts";
 import { GpuctlError, UsageError } from "../errors/mod.ts";
 import { hookEnv, hookExecutable } from "./shim_edit.ts";
@@ -191,25 +191,18 @@ export async function generateSpec(
   o: GenerateOptions,
   warn: (m: string) => void,
 ): Promise<CdiSpec> {
+  const make = () =>
+    preparePlan(config, {
+      devices: { kind: "all" },
+      capabilities: o.capabilities,
+      capabilitiesSource: "--capabilities",
+    }, { warn, ...(o.facts ? { facts: o.facts } : {}) });
   // Through the snapshot, the plan is kept like a container's (flows/plan_cache.ts), under this command's shape.
   const shape = {
     text: JSON.stringify(["cdi generate", o.capabilities ?? null]),
     devices: { kind: "all" as const },
   };
-  const kept = o.facts ? keptPlan(config, shape) : null;
-  let plan: Plan;
-  if (kept !== null && "plan" in kept) {
-    for (const w of kept.warnings) warn(w);
-    plan = kept.plan;
-  } else {
-    const prepared = await preparePlan(config, {
-      devices: shape.devices,
-      capabilities: o.capabilities,
-      capabilitiesSource: "--capabilities",
-    }, { warn, ...(o.facts ? { facts: o.facts } : {}) });
-    plan = prepared.plan;
-    if (o.facts) keepPlan(config, shape, plan, prepared.from);
-  }
+  const { plan } = o.facts ? await keptOrMade(config, shape, warn, make) : await make();
   for (const w of plan.warnings) warn(w);
   return specFromPlan(plan, o);
 }

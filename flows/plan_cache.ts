@@ -135,32 +135,41 @@ export function keepPlan(
 }
 
 /**
- * The plan for a GPU request: kept, or made (through the snapshot) and then kept. Warnings go to `log` either way,
- * as planning would give them.
+ * The plan kept for `shape`, or the one `make` makes (through the snapshot), which is then kept. The kept plan's
+ * warnings go to `warn`, as making it would give them (`make` gives its own). `made` says, when it was made,
+ * whether it is now kept and why none was used.
  */
+export async function keptOrMade(
+  config: Config,
+  shape: Shape,
+  warn: (m: string) => void,
+  make: () => Promise<Pick<Prepared, "plan" | "from">>,
+): Promise<{ plan: Plan; made?: { kept: boolean; why: string } }> {
+  const kept = keptPlan(config, shape);
+  if ("plan" in kept) {
+    for (const w of kept.warnings) warn(w);
+    return { plan: kept.plan };
+  }
+  const { plan, from } = await make();
+  const unsaved = keepPlan(config, shape, plan, from);
+  return { plan, made: { kept: unsaved === null && from.snapshot !== null, why: kept.why } };
+}
+
+/** The plan for a GPU request: kept, or made through the snapshot and then kept ({@link keptOrMade}). */
 export async function planThroughCache(
   config: Config,
   req: GpuRequest,
   log: Logger,
   configPath: string | undefined,
 ): Promise<Plan> {
-  const shape = shapeOf(req);
-  const kept = keptPlan(config, shape);
-  if ("plan" in kept) {
-    for (const w of kept.warnings) log.warn(w);
-    return kept.plan;
-  }
-  const [{ planForRequest }, { snapshotFacts }] = await Promise.all([
-    import("./prepare.ts"),
-    import("../snapshot/facts.ts"),
-  ]);
-  const { plan, from } = await planForRequest(
-    config,
-    req,
-    (m) => log.warn(m),
-    snapshotFacts(config, { configPath, log }),
-  );
-  const unsaved = keepPlan(config, shape, plan, from);
-  log.debug("plan made", { kept: unsaved === null && from.snapshot !== null, why: kept.why });
+  const warn = (m: string) => log.warn(m);
+  const { plan, made } = await keptOrMade(config, shapeOf(req), warn, async () => {
+    const [{ planForRequest }, { snapshotFacts }] = await Promise.all([
+      import("./prepare.ts"),
+      import("../snapshot/facts.ts"),
+    ]);
+    return await planForRequest(config, req, warn, snapshotFacts(config, { configPath, log }));
+  });
+  if (made !== undefined) log.debug("plan made", made);
   return plan;
 }
