@@ -307,49 +307,69 @@ struct front_trailer {
 _Static_assert(sizeof(struct front_trailer) == TRAILER_SIZE, "front trailer size");
 #define MAX_FRONT_TEXT (1 << 20)
 
-static int launch(int argc, char **argv);
+/* This file, opened once, and its last TRAILER_SIZE bytes: a packed gpuctl's trailer or a binary front's. */
+struct self_file {
+  int fd, err; /* fd < 0: not opened, err its errno */
+  struct stat st;
+  int tail_ok; /* the file is that long, and its tail was read */
+  unsigned char tail[TRAILER_SIZE];
+};
+
+static void open_self(struct self_file *f) {
+  memset(&f->st, 0, sizeof f->st);
+  f->fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  f->err = errno;
+  f->tail_ok = f->fd >= 0 && fstat(f->fd, &f->st) == 0 && f->st.st_size >= TRAILER_SIZE &&
+               pread(f->fd, f->tail, TRAILER_SIZE, f->st.st_size - TRAILER_SIZE) == TRAILER_SIZE;
+}
+
+static int launch_self(struct self_file *f, int argc, char **argv);
+
+/* The serve client's way to run gpuctl (client.c): as this program would. */
+static int launch(int argc, char **argv) {
+  struct self_file f;
+  open_self(&f);
+  return launch_self(&f, argc, argv);
+}
 
 /* When this file is a binary front: runs it (never returns). */
-static void front(int argc, char **argv) {
-  int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-  struct stat st;
+static void front(struct self_file *f, int argc, char **argv) {
   struct front_trailer t;
-  if (in < 0 || fstat(in, &st) != 0 || st.st_size < TRAILER_SIZE ||
-      pread(in, &t, sizeof t, st.st_size - TRAILER_SIZE) != TRAILER_SIZE || memcmp(t.magic, FRONT_MAGIC, sizeof FRONT_MAGIC) ||
-      memcmp(t.end, FRONT_END, 8)) {
-    if (in >= 0) close(in);
-    return;
-  }
-  if (t.text_len > MAX_FRONT_TEXT || t.text_off + t.text_len > (uint64_t)st.st_size - TRAILER_SIZE)
+  memcpy(&t, f->tail, sizeof t);
+  if (!f->tail_ok || memcmp(t.magic, FRONT_MAGIC, sizeof FRONT_MAGIC) || memcmp(t.end, FRONT_END, 8)) return;
+  if (t.text_len > MAX_FRONT_TEXT || t.text_off + t.text_len > (uint64_t)f->st.st_size - TRAILER_SIZE)
     die(argv[0], "a front cut short: run gpuctl install again");
   char *text = malloc(t.text_len + 1);
-  if (!text || pread(in, text, t.text_len, (off_t)t.text_off) != (ssize_t)t.text_len)
+  if (!text || pread(f->fd, text, t.text_len, (off_t)t.text_off) != (ssize_t)t.text_len)
     die(argv[0], "cannot read its own text: run gpuctl install again");
-  close(in);
+  close(f->fd);
   text[t.text_len] = 0;
   exit(front_main(argc, argv, text, t.text_len));
 }
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--serve-client") == 0) return serve_client(argc, argv, launch);
-  front(argc, argv);
-  return launch(argc, argv);
+  struct self_file f;
+  open_self(&f);
+  front(&f, argc, argv);
+  return launch_self(&f, argc, argv);
 }
 
-static int launch(int argc, char **argv) {
+static int launch_self(struct self_file *f, int argc, char **argv) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) die("gpuctl", "cannot find its own file (/proc/self/exe): is /proc mounted?");
   self[n] = 0;
   self_name = self;
-  int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  int in = f->fd;
+  errno = f->err;
   if (in < 0) die_errno(self, "cannot read itself");
-  struct stat st;
-  if (fstat(in, &st) != 0 || st.st_size < TRAILER_SIZE) die(self, "not a packed gpuctl (too short)");
+  uint64_t size = (uint64_t)f->st.st_size;
+  if (size < TRAILER_SIZE) die(self, "not a packed gpuctl (too short)");
   struct trailer t;
-  if (pread(in, &t, sizeof t, st.st_size - TRAILER_SIZE) != TRAILER_SIZE || memcmp(t.magic, MAGIC, sizeof MAGIC) ||
-      memcmp(t.end, END_MAGIC, 8) || t.sha256[64] != 0 || t.deno_off + t.deno_len > (uint64_t)st.st_size ||
-      t.js_off + t.js_len > (uint64_t)st.st_size - TRAILER_SIZE)
+  memcpy(&t, f->tail, sizeof t);
+  if (!f->tail_ok || memcmp(t.magic, MAGIC, sizeof MAGIC) || memcmp(t.end, END_MAGIC, 8) || t.sha256[64] != 0 ||
+      t.deno_off + t.deno_len > size || t.js_off + t.js_len > size - TRAILER_SIZE)
     die(self, "not a packed gpuctl, or cut short: download it again");
 
   char base[PATH_MAX], dir[PATH_MAX], mark[PATH_MAX + 8];
