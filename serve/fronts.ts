@@ -199,6 +199,43 @@ function serveVars(c: ServeClient | null): Record<string, string> {
     : { S: c.dir, T: String(c.timeout), PROTOCOL, MKFIFO: c.mkfifo, SLEEP: c.sleep, HEAD: c.head, RM: c.rm };
 }
 
+/**
+ * The variables that change how programs load and run, which the hook front drops before it runs anything (its sh
+ * text, hook.sh, and a binary front, front.c, both read them from the front's `UNSAFE` setting).
+ */
+export const HOOK_UNSAFE_VARS = [
+  "LD_PRELOAD",
+  "LD_LIBRARY_PATH",
+  "LD_AUDIT",
+  "LD_DEBUG",
+  "LD_DEBUG_OUTPUT",
+  "LD_PROFILE",
+  "LD_PROFILE_OUTPUT",
+  "LD_ORIGIN_PATH",
+  "LD_DYNAMIC_WEAK",
+  "LD_HWCAP_MASK",
+  "LD_USE_LOAD_BIAS",
+  "LD_SHOW_AUXV",
+  "LD_BIND_NOT",
+  "GCONV_PATH",
+  "GETCONF_DIR",
+  "GLIBC_TUNABLES",
+  "HOSTALIASES",
+  "LOCALDOMAIN",
+  "LOCPATH",
+  "MALLOC_CHECK_",
+  "MALLOC_PERTURB_",
+  "MALLOC_TRACE",
+  "NIS_PATH",
+  "NLSPATH",
+  "RESOLV_HOST_CONF",
+  "RES_OPTIONS",
+  "NODE_OPTIONS",
+  "NODE_PATH",
+  "DENO_DIR",
+  "DENO_V8_FLAGS",
+] as const;
+
 /** The `gpuctl-runtime` front's text. */
 export function runtimeFront(o: RuntimeFrontOptions): string {
   return header("gpuctl-runtime", o.version, [...o.gpuctl, "runtime"], {
@@ -222,6 +259,7 @@ export function hookFront(o: FrontOptions): string {
   return header("nvidia-container-runtime-hook", o.version, [...o.gpuctl, "hook"], {
     ...serveVars(o.serve),
     CLIENT: o.client ?? "",
+    UNSAFE: HOOK_UNSAFE_VARS.join(" "),
   }) + ASK + HOOK;
 }
 

@@ -23,6 +23,7 @@
 /* The preamble's settings, read from the text. */
 struct settings {
   char *version, *config, *had_config, *from_nvidia, *default_config, *markers, *runtimes, *sbin, *s, *t, *protocol;
+  char *unsafe; /* the hook's: the variables it drops, separated by spaces */
   char *self;
   char **gpuctl; /* the words of `gpuctl() { exec … "$@"; }` */
   int ngpuctl;
@@ -90,6 +91,7 @@ static int parse(const char *text, size_t len, struct settings *st) {
           {"HAD_CONFIG", &st->had_config}, {"FROM_NVIDIA", &st->from_nvidia},
           {"DEFAULT_CONFIG", &st->default_config}, {"MARKERS", &st->markers}, {"RUNTIMES", &st->runtimes},
           {"SBIN", &st->sbin}, {"S", &st->s}, {"T", &st->t}, {"PROTOCOL", &st->protocol},
+          {"UNSAFE", &st->unsafe},
         };
         for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
           if (!strcmp(name, keys[i].k)) *keys[i].to = v;
@@ -268,18 +270,15 @@ static int runtime_front(char *argv0, char **args, int nargs) {
   return client_runtime(exec_gpuctl, argv0, &c, o, args, nargs);
 }
 
-/* hook.sh's variables that change how programs load and run: dropped, so that nothing this runs sees them. */
-static const char *const UNSAFE[] = {
-  "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_DEBUG", "LD_DEBUG_OUTPUT", "LD_PROFILE", "LD_PROFILE_OUTPUT",
-  "LD_ORIGIN_PATH", "LD_DYNAMIC_WEAK", "LD_HWCAP_MASK", "LD_USE_LOAD_BIAS", "LD_SHOW_AUXV", "LD_BIND_NOT",
-  "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_CHECK_",
-  "MALLOC_PERTURB_", "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "NODE_OPTIONS",
-  "NODE_PATH", "DENO_DIR", "DENO_V8_FLAGS", NULL,
-};
-
 /* hook.sh. */
 static int hook_front(char *argv0, char **args, int nargs) {
-  for (const char *const *v = UNSAFE; *v; v++) unsetenv(*v);
+  /* hook.sh's UNSAFE: the variables that change how programs load and run, dropped so that nothing this runs
+   * sees them (a front without the list is not one install wrote whole). */
+  if (!st.unsafe || !*st.unsafe) {
+    fprintf(stderr, "gpuctl: %s: not a front gpuctl install wrote whole; run gpuctl install again\n", argv0);
+    return 1;
+  }
+  for (char *save = NULL, *v = strtok_r(st.unsafe, " ", &save); v; v = strtok_r(NULL, " ", &save)) unsetenv(v);
   const char *stage = nargs > 0 ? args[0] : "";
   if (strcmp(stage, "prestart") && strcmp(stage, "createRuntime") && strcmp(stage, "container-edits"))
     return gpuctl(args, nargs);

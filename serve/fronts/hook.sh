@@ -1,5 +1,6 @@
 # The nvidia-container-runtime-hook front (serve/fronts.ts writes it, after a preamble of quoted assignments from
-# gpuctl install: the serve client's S, T, PROTOCOL, MKFIFO, SLEEP, HEAD, RM, CLIENT, and the function gpuctl).
+# gpuctl install: the serve client's S, T, PROTOCOL, MKFIFO, SLEEP, HEAD, RM, CLIENT, the variables to drop,
+# UNSAFE, and the function gpuctl).
 #
 # The prestart hook and CDI's container-edits hook go to a running gpuctl serve; everything else (other stages,
 # no server) runs gpuctl. As a gpuctl hook process does, it first drops the variables that change how programs load
@@ -8,10 +9,8 @@ set -f
 IFS=' 	
 '
 again=
-for v in LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT LD_DEBUG LD_DEBUG_OUTPUT LD_PROFILE LD_PROFILE_OUTPUT \
-  LD_ORIGIN_PATH LD_DYNAMIC_WEAK LD_HWCAP_MASK LD_USE_LOAD_BIAS LD_SHOW_AUXV LD_BIND_NOT GCONV_PATH \
-  GETCONF_DIR GLIBC_TUNABLES HOSTALIASES LOCALDOMAIN LOCPATH MALLOC_CHECK_ MALLOC_PERTURB_ MALLOC_TRACE \
-  NIS_PATH NLSPATH RESOLV_HOST_CONF RES_OPTIONS NODE_OPTIONS NODE_PATH DENO_DIR DENO_V8_FLAGS; do
+# shellcheck disable=SC2086 # UNSAFE is a list of names, split on the spaces between them (globbing is off).
+for v in $UNSAFE; do
   eval "[ -z \"\${$v+x}\" ]" || {
     unset "$v"
     again=1
