@@ -9,7 +9,7 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
-import { parseSpec, parseState, readLimited } from "../oci/spec.ts";
+import { parseState, readLimited, readSpecFields } from "../oci/spec.ts";
 import { readRequest } from "../request/request.ts";
 import { type Logger, phases } from "../log/log.ts";
 import type { InsideEdits, ProcGpu } from "../edits/edits.ts";
@@ -24,7 +24,7 @@ export async function runHook(
 ): Promise<void> {
   const state = parseState(stateText);
   const specFile = `${state.bundle}/config.json`;
-  const spec = parseSpec(readLimited(specFile), specFile);
+  const spec = readSpecFields(readLimited(specFile), specFile);
   const req = readRequest(spec, config);
   if (req === null) {
     log.debug("not a GPU container", { id: state.id });
@@ -83,7 +83,7 @@ export async function runEditsHook(
   const a = parseEditArgs(args);
   const state = parseState(stateText);
   const specFile = `${state.bundle}/config.json`;
-  const spec = parseSpec(readLimited(specFile), specFile);
+  const spec = readSpecFields(readLimited(specFile), specFile);
   const { procGpusFor } = await import("../edits/edits.ts");
   const { applyEdits } = await import("../apply/container.ts");
   const all: ProcGpu[] = a.gpus.map((g) => ({

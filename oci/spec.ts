@@ -6,7 +6,7 @@
  * @module
  */
 import { GpuctlError } from "../errors/mod.ts";
-import { foldKey, type JNode, member, parseJson } from "./json.ts";
+import { foldKey, type JNode, MAX_DEPTH, member, parseJson } from "./json.ts";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -45,9 +45,13 @@ export interface OciHook {
 }
 
 /** config.json as runc will use it: the fields gpuctl reads, and the parsed document for editing it. */
-export interface OciSpec {
+export interface OciSpec extends SpecFields {
   /** The document, for edits that keep every other byte (`edit.ts`). */
   readonly tree: JNode;
+}
+
+/** The fields of config.json gpuctl reads, as runc will use them: all a hook needs (it edits no config.json). */
+export interface SpecFields {
   readonly env: readonly string[];
   /** `process.capabilities.bounding`; `undefined` when the spec gives none. */
   readonly bounding: readonly string[] | undefined;
@@ -153,6 +157,138 @@ export function parseSpec(text: string, file: string): OciSpec {
   return { tree, env, bounding, rootPath, mounts, annotations, prestart, devices };
 }
 
+/**
+ * config.json's fields for a hook, which reads and never edits it: those {@link parseSpec} gives, found faster
+ * where that is proven to give the same (see {@link fastSpecFields}), else by {@link parseSpec} itself.
+ */
+export function readSpecFields(text: string, file: string): SpecFields {
+  const fast = fastSpecFields(text);
+  if (fast !== null) return fast;
+  const { tree: _, ...fields } = parseSpec(text, file);
+  return fields;
+}
+
+/** Larger texts are left to {@link parseSpec} (config.json is usually a few KiB). */
+const FAST_MAX_CHARS = 1 << 20;
+/** Deeper documents are left to {@link parseSpec} (config.json nests 7 deep). */
+const FAST_MAX_DEPTH = Math.min(64, MAX_DEPTH);
+/** Every string of a valid JSON text (with the colon after it when it is a key) and every bracket, in order. */
+const TOKENS = /"(?:[^"\\]+|\\.)*"(?:[ \t\n\r]*:)?|[{}[\]]/g;
+/** Keys that a JavaScript object lists before all others, out of document order. */
+const INDEX_KEY = /^(?:0|[1-9][0-9]*)$/;
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === "object" && v !== null && !Array.isArray(v);
+/** runc's member of a struct: the last key in document order that folds to `key` (`member` in json.ts). */
+function field(o: Plain | undefined, key: string): unknown {
+  if (o === undefined) return undefined;
+  const want = foldKey(key);
+  let v: unknown = undefined;
+  for (const k of Object.keys(o)) if (foldKey(k) === want) v = o[k];
+  return v;
+}
+
+/** Thrown inside {@link fieldsOf} where it cannot answer: {@link parseSpec} then reads the text. */
+const notFast = (): never => {
+  throw new Error("not fast");
+};
+
+/**
+ * The fields {@link parseSpec} gives, from `JSON.parse` (the engine's parser, where gpuctl's own positional parser
+ * costs milliseconds in a process that runs once), or `null` where that could differ. `JSON.parse` keeps one value
+ * per key, the last, at the place of the first: so the text must have no key twice in one object, which holds when
+ * its keys (counted on the text's tokens) are as many as the parsed objects'. Keys that differ only in case stay
+ * apart in both, and are matched as runc matches them ({@link field}). A key with an escape (V8 can misname it),
+ * any field of the wrong type, an annotation key JavaScript would list out of order, a deep or large text: `null`,
+ * and the error or the answer is {@link parseSpec}'s. `tests/unit/spec_fast_test.ts` compares the two on a corpus and on random mutations.
+ */
+export function fastSpecFields(text: string): SpecFields | null {
+  if (text.length > FAST_MAX_CHARS) return null;
+  try {
+    const doc: unknown = JSON.parse(text);
+    if (!isPlain(doc)) return null;
+    let keys = 0, depth = 0;
+    for (const t of text.match(TOKENS) ?? []) {
+      const c = t.charCodeAt(0);
+      if (c === 0x22) {
+        if (t.charCodeAt(t.length - 1) !== 0x3a) continue;
+        // This Deno's JSON.parse can give an escaped key another key's name (see config/read.ts quickJsonc).
+        if (t.includes("\\")) return null;
+        keys++;
+      } else if (c === 0x7b || c === 0x5b) {
+        if (++depth > FAST_MAX_DEPTH) return null;
+      } else depth--;
+    }
+    return keysIn(doc) === keys ? fieldsOf(doc) : null;
+  } catch { // not JSON, a field of the wrong type (NOT_FAST), an engine limit: parseSpec answers
+    return null;
+  }
+}
+
+/** How many keys the objects in `v` have, all together. */
+function keysIn(v: unknown): number {
+  let n = 0;
+  const todo = [v];
+  while (todo.length > 0) {
+    const x = todo.pop();
+    if (Array.isArray(x)) { for (const y of x) todo.push(y); }
+    else if (isPlain(x)) {
+      const ks = Object.keys(x);
+      n += ks.length;
+      for (const k of ks) todo.push(x[k]);
+    }
+  }
+  return n;
+}
+
+/** {@link parseSpec}'s reads, on a parsed document with no repeated key; {@link notFast} where it would fail. */
+function fieldsOf(doc: Plain): SpecFields {
+  const obj = (v: unknown): Plain | undefined =>
+    v === undefined || v === null ? undefined : isPlain(v) ? v : notFast();
+  const list = (v: unknown): unknown[] =>
+    v === undefined || v === null ? [] : Array.isArray(v) ? v : notFast();
+  const strings = (v: unknown): string[] | undefined =>
+    v === undefined || v === null
+      ? undefined
+      : Array.isArray(v) && v.every((x) => typeof x === "string")
+      ? v as string[]
+      : notFast();
+  const optStr = (v: unknown): string | undefined =>
+    v === undefined || v === null ? undefined : typeof v === "string" ? v : notFast();
+  const process = obj(field(doc, "process"));
+  const env = strings(field(process, "env")) ?? [];
+  const bounding = strings(field(obj(field(process, "capabilities")), "bounding"));
+  const rootPath = optStr(field(obj(field(doc, "root")), "path"));
+  const mounts: OciMount[] = [];
+  for (const item of list(field(doc, "mounts"))) {
+    if (item === null) continue;
+    const m = isPlain(item) ? item : notFast();
+    const destination = field(m, "destination");
+    const mount: OciMount = { destination: typeof destination === "string" ? destination : notFast() };
+    const source = optStr(field(m, "source"));
+    if (source !== undefined) mount.source = source;
+    const type = optStr(field(m, "type"));
+    if (type !== undefined) mount.type = type;
+    const options = strings(field(m, "options"));
+    if (options !== undefined) mount.options = options;
+    mounts.push(mount);
+  }
+  const annotations = new Map<string, string>();
+  for (const [k, v] of Object.entries(obj(field(doc, "annotations")) ?? {})) {
+    if (INDEX_KEY.test(k) || (typeof v !== "string" && v !== null)) notFast();
+    annotations.set(k, typeof v === "string" ? v : "");
+  }
+  const prestart = list(field(obj(field(doc, "hooks")), "prestart")).map((h) => {
+    const o = isPlain(h) ? h : notFast();
+    return { path: optStr(field(o, "path")) ?? "", args: strings(field(o, "args")) ?? [] };
+  });
+  const devices = list(field(obj(field(doc, "linux")), "devices")).flatMap((d) => {
+    const p = isPlain(d) ? field(d, "path") : undefined;
+    return typeof p === "string" ? [p] : [];
+  });
+  return { env, bounding, rootPath, mounts, annotations, prestart, devices };
+}
+
 function mountsOf(f: Fields, tree: JNode): OciMount[] {
   const mounts: OciMount[] = [];
   for (const item of f.list(member(tree, "mounts"), "mounts")) {
@@ -231,7 +367,7 @@ export function readLimited(path: string, max = MAX_SPEC_BYTES): string {
 }
 
 /** The container's environment as a map; a later duplicate wins, as in NVIDIA's runtime. */
-export function envMap(spec: Pick<OciSpec, "env">): Map<string, string> {
+export function envMap(spec: Pick<SpecFields, "env">): Map<string, string> {
   const m = new Map<string, string>();
   for (const e of spec.env) {
     const i = e.indexOf("=");

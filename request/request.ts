@@ -7,7 +7,7 @@
  * @module
  */
 import { GpuctlError, quote } from "../errors/mod.ts";
-import { envMap, type OciSpec } from "../oci/spec.ts";
+import { envMap, type SpecFields } from "../oci/spec.ts";
 import { parseRequirement, type Requirement } from "./requirements.ts";
 import { type DeviceRequest, parseVisibleDevices } from "../devices/select.ts";
 import { isCdiName } from "../cdi/names.ts";
@@ -95,7 +95,7 @@ export const GATED: Readonly<Record<string, string>> = {
 export const MAX_IMEX_CHANNEL = (1 << 20) - 1;
 
 /** Whether the container has CAP_SYS_ADMIN in its bounding set. */
-export function isPrivileged(spec: Pick<OciSpec, "bounding">): boolean {
+export function isPrivileged(spec: Pick<SpecFields, "bounding">): boolean {
   return spec.bounding?.includes("CAP_SYS_ADMIN") ?? false;
 }
 
@@ -120,7 +120,7 @@ function clean(p: string): string {
 }
 
 /** Device ids requested as volume mounts of /dev/null under {@link VOLUME_ROOT} (each destination once). */
-export function volumeRequests(spec: Pick<OciSpec, "mounts">): string[] {
+export function volumeRequests(spec: Pick<SpecFields, "mounts">): string[] {
   const seen = new Set<string>();
   const out: string[] = [];
   for (const m of spec.mounts) {
@@ -192,7 +192,7 @@ export function parseImexChannels(ids: readonly string[], name: string): number[
 
 /** What the request is read from: the environment, the container's privilege and the host's policy. */
 interface Inputs {
-  spec: OciSpec;
+  spec: SpecFields;
   env: Map<string, string>;
   policy: RequestPolicy;
   privileged: boolean;
@@ -208,7 +208,7 @@ interface Inputs {
  * Builds the request; `null` when the container asks for no GPU (then nothing else is read). Errors name the
  * variable and the fix.
  */
-export function readRequest(spec: OciSpec, policy: RequestPolicy): GpuRequest | null {
+export function readRequest(spec: SpecFields, policy: RequestPolicy): GpuRequest | null {
   const env = envMap(spec);
   const privileged = isPrivileged(spec);
   const i: Inputs = {
