@@ -49,7 +49,7 @@ import { allowV1, findDeviceCgroup } from "./cgroup.ts";
 import { InRoot } from "./inroot.ts";
 import { allowV2 } from "./bpf.ts";
 import { attach, attrsFor, cloneSource } from "./mounts.ts";
-import { updateLdCache } from "./ldcache.ts";
+import { type LdCacheMemo, updateLdCache } from "./ldcache.ts";
 import { cudaCompat } from "./compat.ts";
 import { closeProcSources, gatherProcSources, mountProcView, type ProcSources } from "./procview.ts";
 import type { Logger } from "../log/log.ts";
@@ -82,6 +82,11 @@ export interface ApplyOptions {
   log: Logger;
   /** Use the component walk instead of openat2 (tests). */
   forceWalk?: boolean;
+  /**
+   * Linker caches merged for earlier containers, opened on the host (see `LdCacheMemo`); never used at the
+   * createContainer stage, whose process runs in the container's namespaces from its start.
+   */
+  ldMemo?: LdCacheMemo | null;
 }
 
 /** The image's library directories: Debian-style multiarch when it has /etc/debian_version, else lib64. */
@@ -263,7 +268,7 @@ export function applyEdits(edits: { spec?: SpecEdits; inside?: InsideEdits }, op
     if (spec !== undefined) makeSpecEdits(root, spec, sources, log);
     if (inside !== undefined) {
       applyLinks(root, inside);
-      applyLdCache(root, inside, opts.cudaCompat, log);
+      applyLdCache(root, inside, opts.cudaCompat, log, opts.stage === "createContainer" ? null : opts.ldMemo);
     }
     if (proc !== null) mountProcView(root, proc, log);
   } finally {
@@ -294,6 +299,7 @@ export function applyLdCache(
   edits: Pick<InsideEdits, "ldcache" | "driverVersion">,
   compat: boolean,
   log: Logger,
+  memo: LdCacheMemo | null = null,
 ): void {
   if (edits.ldcache.length === 0) return;
   let entries = edits.ldcache;
@@ -306,5 +312,5 @@ export function applyLdCache(
       log.info("CUDA forward compatibility", { decision: "host driver libraries", why: d.why });
     } else log.debug("CUDA forward compatibility", { decision: "none", why: d.why });
   }
-  updateLdCache(root, entries, log);
+  updateLdCache(root, entries, log, memo);
 }

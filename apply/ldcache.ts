@@ -26,6 +26,27 @@ import { streamMerge } from "./ldcache_merge.ts";
 
 export { ldsoLookup } from "./ldcache_file.ts";
 
+/**
+ * Merged caches kept from earlier containers (`flows/ldcache_memo.ts`): the merge is a function of the image's
+ * cache and the injected entries only, so a container of an image seen before gets the bytes its first one got,
+ * checked then. `get` compares both in full; it lives on the host (never read from inside a container's namespace
+ * by path).
+ */
+export interface LdCacheMemo {
+  /** The cache the merge wrote for `image` and the injected entries `ours` ({@link memoSignature}), when kept. */
+  get(image: Uint8Array, ours: string): Uint8Array | null;
+  /** Keeps `merged`, the verified merge of `image` and `ours`; a failure costs only the next container its speed. */
+  put(image: Uint8Array, ours: string, merged: Uint8Array): void;
+}
+
+/** Image caches up to this size have their merge kept (Debian's, Ubuntu's and RHEL's are 10-60 KiB). */
+export const MEMO_MAX_IMAGE = 256 << 10;
+
+/** The injected entries as the merge uses them, as one string (compared in full by a memo). */
+export function memoSignature(ours: readonly LdCacheEntry[]): string {
+  return JSON.stringify(ours.map((e) => [e.soname, e.path, e.flags, e.is64, String(e.hwcap)]));
+}
+
 /** The largest image cache gpuctl reads. */
 export const MAX_CACHE = 64 << 20;
 /** The largest cache parsed whole when the streamed merge cannot be used (an unsorted cache). */
@@ -55,7 +76,12 @@ export function cacheEntries(entries: readonly LdEntry[]): LdCacheEntry[] {
  * Rewrites the container's /etc/ld.so.cache with `entries` (the injected libraries; a CUDA compat library listed
  * first wins over the driver's of the same name), which replace the image's own entries of the same names.
  */
-export function updateLdCache(root: InRoot, entries: readonly LdEntry[], log: Logger): void {
+export function updateLdCache(
+  root: InRoot,
+  entries: readonly LdEntry[],
+  log: Logger,
+  memo: LdCacheMemo | null = null,
+): void {
   const ours = cacheEntries(entries);
   if (ours.length === 0) return;
   const image = root.openFile("/etc/ld.so.cache", MAX_CACHE);
@@ -66,15 +92,30 @@ export function updateLdCache(root: InRoot, entries: readonly LdEntry[], log: Lo
   }
   const f = new CacheFile(image.fd, image.size);
   try {
+    // A merge kept for this image's cache and these entries: written as it was the first time.
+    const sig = memo !== null && image.size <= MEMO_MAX_IMAGE ? memoSignature(ours) : null;
+    const bytes = sig === null ? null : f.read(0, image.size).slice();
+    const done = bytes === null || bytes.length !== image.size ? null : memo!.get(bytes, sig!);
+    if (done !== null) {
+      write((fd) => (writeAll(fd, done, "ld.so.cache"), true));
+      log.debug("ld.so.cache updated from a kept merge", { injected: ours.length });
+      return;
+    }
     let why = "";
     try {
       let extension = false;
+      const out: { bytes: Uint8Array | null } = { bytes: null };
       const merged = (exact: boolean) => (fd: number) => {
         const r = streamMerge(f, ours, fd, exact);
         if (r.kind === "extension") extension = true;
-        return r.kind === "written" && verified(new CacheFile(fd, r.size, "ld.so.cache"), ours);
+        if (r.kind !== "written") return false;
+        const written = new CacheFile(fd, r.size, "ld.so.cache");
+        if (!verified(written, ours)) return false;
+        if (bytes !== null) out.bytes = written.read(0, r.size).slice();
+        return true;
       };
       if (write(merged(false)) || (extension && write(merged(true)))) {
+        if (out.bytes !== null && bytes !== null) memo!.put(bytes, sig!, out.bytes);
         log.debug("ld.so.cache updated", { injected: ours.length });
         return;
       }

@@ -14,6 +14,7 @@ import type { OciSpec } from "../oci/spec.ts";
 import { charDevice, type ContainerEdits, type InsideEdits, type SpecEdits } from "../edits/edits.ts";
 import type { InRoot } from "./inroot.ts";
 import { applyLdCache, applyLinks } from "./container.ts";
+import type { LdCacheMemo } from "./ldcache.ts";
 
 /** A hook entry in config.json. */
 export interface HookEntry {
@@ -115,9 +116,15 @@ export function specAdditions(edits: SpecEdits): ListAddition[] {
  * Prepares the rootfs for `edits` by descriptor: every mount target (runc then only mounts onto what exists),
  * then {@link prepareFiles}.
  */
-export function prepareRootfs(root: InRoot, edits: ContainerEdits, compat: boolean, log: Logger): void {
+export function prepareRootfs(
+  root: InRoot,
+  edits: ContainerEdits,
+  compat: boolean,
+  log: Logger,
+  memo: LdCacheMemo | null = null,
+): void {
   prepareTargets(root, edits.spec, log);
-  prepareFiles(root, edits.inside, compat, log);
+  prepareFiles(root, edits.inside, compat, log, memo);
 }
 
 /** Every mount target of `edits`, made in the rootfs by descriptor: these must exist before runc reads the spec. */
@@ -132,9 +139,15 @@ export function prepareTargets(root: InRoot, edits: Pick<SpecEdits, "mounts">, l
  * the rootfs by descriptor. runc never touches these paths, so for `create` this runs while runc creates the
  * container.
  */
-export function prepareFiles(root: InRoot, edits: InsideEdits, compat: boolean, log: Logger): void {
+export function prepareFiles(
+  root: InRoot,
+  edits: InsideEdits,
+  compat: boolean,
+  log: Logger,
+  memo: LdCacheMemo | null = null,
+): void {
   applyLinks(root, edits);
-  applyLdCache(root, edits, compat, log);
+  applyLdCache(root, edits, compat, log, memo);
 }
 
 /** config.json text with `edits` written into it (see {@link specAdditions}). */

@@ -31,10 +31,11 @@ export async function runHook(
     return;
   }
   const t0 = performance.now();
-  const [{ editsForRequest }, { applyEdits }, { planThroughCache }] = await Promise.all([
+  const [{ editsForRequest }, { applyEdits }, { planThroughCache }, { openLdCacheMemo }] = await Promise.all([
     import("./prepare.ts"),
     import("../apply/container.ts"),
     import("./plan_cache.ts"),
+    import("./ldcache_memo.ts"),
   ]);
   const t1 = performance.now();
   const { edits, gpus, cdi } = await editsForRequest(config, req, {
@@ -50,16 +51,23 @@ export async function runHook(
     });
   }
   if (config.noCgroups) log.info("noCgroups: the device cgroup is left as it is", { bundle: state.bundle });
-  applyEdits(edits, {
-    pid: state.pid,
-    bundle: state.bundle,
-    rootPath: spec.rootPath,
-    procRoot: config.procRoot,
-    stage: "prestart",
-    cgroups: !config.noCgroups,
-    cudaCompat: config.cudaCompat,
-    log,
-  });
+  // Opened here, on the host: applyEdits enters the container's mount namespace.
+  const ldMemo = openLdCacheMemo(config);
+  try {
+    applyEdits(edits, {
+      pid: state.pid,
+      bundle: state.bundle,
+      rootPath: spec.rootPath,
+      procRoot: config.procRoot,
+      stage: "prestart",
+      cgroups: !config.noCgroups,
+      cudaCompat: config.cudaCompat,
+      log,
+      ldMemo,
+    });
+  } finally {
+    ldMemo?.close();
+  }
   const t3 = performance.now();
   log.info("GPUs injected", {
     id: state.id,
@@ -86,6 +94,8 @@ export async function runEditsHook(
   const spec = readSpecFields(readLimited(specFile), specFile);
   const { procGpusFor } = await import("../edits/edits.ts");
   const { applyEdits } = await import("../apply/container.ts");
+  // Only gpuctl serve, on the host, has kept merges: the hook process itself starts in the container's namespaces.
+  const ldMemo = callerPid === undefined ? null : (await import("./ldcache_memo.ts")).openLdCacheMemo(config);
   const all: ProcGpu[] = a.gpus.map((g) => ({
     ...g,
     hostPath: `${config.procRoot}/driver/nvidia/gpus/${g.name}`,
@@ -96,16 +106,21 @@ export async function runEditsHook(
     procView: a.proc ? { gpus: procGpusFor(all, spec.devices), capabilities: null } : null,
     driverVersion: a.driverVersion,
   };
-  applyEdits({ inside }, {
-    pid: callerPid ?? state.pid,
-    bundle: state.bundle,
-    rootPath: spec.rootPath,
-    procRoot: config.procRoot,
-    stage: callerPid === undefined ? "createContainer" : "createContainerServed",
-    cgroups: false,
-    cudaCompat: a.compat,
-    log,
-  });
+  try {
+    applyEdits({ inside }, {
+      pid: callerPid ?? state.pid,
+      bundle: state.bundle,
+      rootPath: spec.rootPath,
+      procRoot: config.procRoot,
+      stage: callerPid === undefined ? "createContainer" : "createContainerServed",
+      cgroups: false,
+      cudaCompat: a.compat,
+      log,
+      ldMemo,
+    });
+  } finally {
+    ldMemo?.close();
+  }
   log.info("container edits made", {
     id: state.id,
     gpus: (inside.procView?.gpus ?? []).map((g) => g.name),

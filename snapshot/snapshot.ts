@@ -189,33 +189,54 @@ export const ABSENT = "absent",
  * own that nobody else can write, at most `max` bytes. Its text, or why it is not to be read.
  */
 export function readPrivate(config: Config, name: string, max: number): { text: string } | { why: string } {
-  if (config.cacheDir === null) return { why: "no cacheDir" };
-  const euid = libc().geteuid();
-  const dir = ownDir(config.cacheDir, euid);
+  const dir = openCacheDir(config);
   if (typeof dir === "string") return { why: dir };
   try {
-    let fd: number;
-    try {
-      fd = check(
-        `open ${name}`,
-        () => libc().openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
-      );
-    } catch { // absent (or not openable): none
-      return { why: ABSENT };
-    }
-    try {
-      const st = statx(fd, "", AT_EMPTY_PATH);
-      if ((st.mode & S_IFMT) !== S_IFREG || st.uid !== euid || (st.mode & 0o077) !== 0 || st.size > max) {
-        return { why: NOT_PRIVATE };
-      }
-      return { text: new TextDecoder().decode(readAll(fd, max, name, st.size)) };
-    } catch { // unreadable: as if corrupt
-      return { why: UNREADABLE };
-    } finally {
-      libc().close(fd);
-    }
+    const r = readPrivateAt(dir, name, max);
+    return "why" in r ? r : { text: new TextDecoder().decode(r.bytes) };
   } finally {
     libc().close(dir);
+  }
+}
+
+/**
+ * `cacheDir` opened (`O_PATH`), when it is a directory of this user's own that nobody else can write; else why
+ * not. Files are then read and written relative to it ({@link readPrivateAt}, {@link writePrivateAt}), which
+ * holds even from another mount namespace (a hook's, once it has entered the container's).
+ */
+export function openCacheDir(config: Config): number | string {
+  if (config.cacheDir === null) return "no cacheDir";
+  return ownDir(config.cacheDir, libc().geteuid());
+}
+
+/** {@link readPrivate}'s checks and read, in the directory `dir` ({@link openCacheDir}); the file's bytes. */
+export function readPrivateAt(
+  dir: number,
+  name: string,
+  max: number,
+): { bytes: Uint8Array } | { why: string } {
+  let fd: number;
+  try {
+    fd = check(
+      `open ${name}`,
+      () => libc().openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | 0o4000, 0),
+    );
+  } catch { // absent (or not openable): none
+    return { why: ABSENT };
+  }
+  try {
+    const st = statx(fd, "", AT_EMPTY_PATH);
+    if (
+      (st.mode & S_IFMT) !== S_IFREG || st.uid !== libc().geteuid() || (st.mode & 0o077) !== 0 ||
+      st.size > max
+    ) {
+      return { why: NOT_PRIVATE };
+    }
+    return { bytes: readAll(fd, max, name, st.size) };
+  } catch { // unreadable: as if corrupt
+    return { why: UNREADABLE };
+  } finally {
+    libc().close(fd);
   }
 }
 
@@ -282,15 +303,29 @@ export function writeSnapshot(config: Config, s: Snapshot): string | null {
 export function writePrivate(
   config: Config,
   name: string,
-  text: string,
+  data: string | Uint8Array,
   before?: (dir: number) => void,
 ): string | null {
   if (config.cacheDir === null) return null;
   try {
     Deno.mkdirSync(config.cacheDir, { recursive: true, mode: 0o700 });
   } catch { /* there already, or not makeable: ownDir says */ }
-  const dir = ownDir(config.cacheDir, libc().geteuid());
+  const dir = openCacheDir(config);
   if (typeof dir === "string") return dir;
+  try {
+    return writePrivateAt(dir, name, data, before);
+  } finally {
+    libc().close(dir);
+  }
+}
+
+/** {@link writePrivate}'s write, in the directory `dir` ({@link openCacheDir}). */
+export function writePrivateAt(
+  dir: number,
+  name: string,
+  data: string | Uint8Array,
+  before?: (dir: number) => void,
+): string | null {
   const tmp = `.${name}.${Deno.pid}`;
   try {
     before?.(dir);
@@ -299,7 +334,7 @@ export function writePrivate(
       () => libc().openat(dir, tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600),
     );
     try {
-      writeAll(fd, new TextEncoder().encode(text), name);
+      writeAll(fd, typeof data === "string" ? new TextEncoder().encode(data) : data, name);
     } finally {
       libc().close(fd);
     }
@@ -308,8 +343,6 @@ export function writePrivate(
   } catch (e) {
     libc().unlinkat(dir, tmp, 0);
     return String(e);
-  } finally {
-    libc().close(dir);
   }
 }
 

@@ -89,6 +89,36 @@ Deno.test("hook: a lib64 image finds the injected libraries only through the ld.
   assertStringIncludes(r.stdout, "libnvidia-ml.so.1 (libc6,x86-64) => /usr/lib64/libnvidia-ml.so.1");
 });
 
+Deno.test("hook: the next container of an image gets the linker cache merged for the first, and finds its libraries", async () => {
+  using tmp = tempDir();
+  // A cacheDir of this test's own: the kept merges are per host, not per fixture.
+  const { hookEnv } = await setup(tmp.path, { cacheDir: `${tmp.path}/cache` });
+  const caches: Uint8Array[] = [];
+  for (const n of [1, 2]) {
+    const b = await makeBundle(`${tmp.path}/b${n}`, {
+      debian: true,
+      // An image with a linker cache of its own (this machine's) for gpuctl to merge into.
+      prepare: (rootfs) => Deno.copyFileSync("/etc/ld.so.cache", `${rootfs}/etc/ld.so.cache`),
+      args: ["/bin/sh", "-c", "nvml-probe -L; ldconfig -p | grep libnvidia-ml"],
+      env: ["NVIDIA_VISIBLE_DEVICES=0"],
+      hook: { env: hookEnv },
+    });
+    const r = await runcRun(b);
+    assertEquals(r.code, 0, r.stderr + r.stdout);
+    assertStringIncludes(r.stdout, "GPU 0: NVIDIA H100 80GB HBM3");
+    assertStringIncludes(
+      r.stdout,
+      "libnvidia-ml.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+    );
+    caches.push(Deno.readFileSync(`${b}/rootfs/etc/ld.so.cache`));
+  }
+  assertEquals(caches[1], caches[0], "the same cache, byte for byte");
+  const msgs = logLines(`${tmp.path}/gpuctl.log`).map((l) => l.msg);
+  assertEquals(msgs.filter((m) => m === "ld.so.cache updated").length, 1, "merged once");
+  assertEquals(msgs.filter((m) => m === "ld.so.cache updated from a kept merge").length, 1, "then kept");
+  assert([...Deno.readDirSync(`${tmp.path}/cache`)].some((e) => /^ldcache-[0-9a-f]{2}\.bin$/.test(e.name)));
+});
+
 Deno.test("hook: a container without NVIDIA_* is left alone", async () => {
   using tmp = tempDir();
   const { hookEnv } = await setup(tmp.path);

@@ -1,0 +1,101 @@
+/**
+ * The linker caches gpuctl has merged, kept in `cacheDir` (`apply/ldcache.ts` `LdCacheMemo`): the merge is a
+ * function of the image's /etc/ld.so.cache and the injected entries alone, so a container of an image seen before
+ * gets the bytes the first one got (and had checked as ld.so reads them) instead of a new merge.
+ *
+ * An entry holds the image's cache and the injected entries it was made for, both compared in full before use: a
+ * hash collision, an entry of another image or a damaged file is only a miss, never another image's cache. Entries
+ * are private files (`ldcache-<slot>.bin`, one of {@link SLOTS} slots by a hash, a later image taking an earlier
+ * one's slot), read and written relative to the directory opened here on the host, before a hook enters the
+ * container's mount namespace: no path is looked up from inside it.
+ * @module
+ */
+import type { Config } from "../config/schema.ts";
+import { type LdCacheMemo, MEMO_MAX_IMAGE } from "../apply/ldcache.ts";
+import { libc } from "../ffi/libc.ts";
+import { openCacheDir, readPrivateAt, writePrivateAt } from "../snapshot/snapshot.ts";
+
+/** Bumped when an entry's layout changes. */
+const FORMAT = 1;
+/** Entries kept at once: a host runs a few images; an image's author cannot fill the disk. */
+export const SLOTS = 16;
+/** An entry's largest size: its header, the image's cache and the merge (the image's plus the injected entries). */
+const MAX_ENTRY = 2 * MEMO_MAX_IMAGE + (1 << 20);
+
+interface Header {
+  format: number;
+  ours: string;
+  image: number;
+  merged: number;
+  /** {@link fnv} of the merged bytes: a damaged entry is a miss. */
+  sum: number;
+}
+
+/** FNV-1a (32 bits) of `bytes`, continuing from `h`. */
+function fnv(bytes: Uint8Array, h = 0x811c9dc5): number {
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** The slot of an image's cache and the injected entries (FNV-1a; the contents are compared in full). */
+export function memoSlot(image: Uint8Array, ours: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < ours.length; i++) h = Math.imul(h ^ ours.charCodeAt(i), 0x01000193);
+  // The high bits: FNV-1a's low bits depend on its input's low bits only.
+  return `ldcache-${Math.floor(fnv(image, h) / (2 ** 32 / SLOTS)).toString(16).padStart(2, "0")}.bin`;
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A memo over `cacheDir`, opened now (null without a private cacheDir); closed by the caller once applied. */
+export function openLdCacheMemo(config: Config): (LdCacheMemo & { close(): void }) | null {
+  const dir = openCacheDir(config);
+  if (typeof dir === "string") return null;
+  return {
+    get(image, ours) {
+      const r = readPrivateAt(dir, memoSlot(image, ours), MAX_ENTRY);
+      if ("why" in r) return null;
+      const b = r.bytes, nl = b.indexOf(0x0a);
+      if (nl < 0) return null;
+      let h: Header;
+      try {
+        h = JSON.parse(new TextDecoder().decode(b.subarray(0, nl))) as Header;
+      } catch { // not an entry this gpuctl wrote whole: a miss, and replaced
+        return null;
+      }
+      if (
+        h?.format !== FORMAT || h.ours !== ours || h.image !== image.length ||
+        !Number.isSafeInteger(h.merged) ||
+        nl + 1 + h.image + h.merged !== b.length
+      ) return null;
+      if (!same(b.subarray(nl + 1, nl + 1 + h.image), image)) return null;
+      const merged = b.slice(nl + 1 + h.image);
+      return fnv(merged) === h.sum ? merged : null;
+    },
+    put(image, ours, merged) {
+      const header = new TextEncoder().encode(
+        `${
+          JSON.stringify({
+            format: FORMAT,
+            ours,
+            image: image.length,
+            merged: merged.length,
+            sum: fnv(merged),
+          })
+        }\n`,
+      );
+      const entry = new Uint8Array(header.length + image.length + merged.length);
+      entry.set(header);
+      entry.set(image, header.length);
+      entry.set(merged, header.length + image.length);
+      if (entry.length <= MAX_ENTRY) writePrivateAt(dir, memoSlot(image, ours), entry);
+    },
+    close() {
+      libc().close(dir);
+    },
+  };
+}
