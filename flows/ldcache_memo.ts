@@ -4,7 +4,7 @@
  * gets the bytes the first one got (and had checked as ld.so reads them) instead of a new merge.
  *
  * An entry holds the image's cache and the injected entries it was made for, both compared in full before use: a
- * hash collision, an entry of another image or a damaged file is only a miss, never another image's cache. Entries
+ * slot shared, an entry of another image or a file cut short is only a miss, never another image's cache. Entries
  * are private files (`ldcache-<slot>.bin`, one of {@link SLOTS} slots by a hash, a later image taking an earlier
  * one's slot), read and written relative to the directory opened here on the host, before a hook enters the
  * container's mount namespace: no path is looked up from inside it.
@@ -27,28 +27,31 @@ interface Header {
   ours: string;
   image: number;
   merged: number;
-  /** {@link fnv} of the merged bytes: a damaged entry is a miss. */
-  sum: number;
 }
 
-/** FNV-1a (32 bits) of `bytes`, continuing from `h`. */
-function fnv(bytes: Uint8Array, h = 0x811c9dc5): number {
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return h >>> 0;
-}
+/** Every how many bytes of an image's cache go into its slot: enough to tell images apart, few to hash. */
+const SLOT_STRIDE = 16;
 
-/** The slot of an image's cache and the injected entries (FNV-1a; the contents are compared in full). */
+/**
+ * The slot of an image's cache and the injected entries: FNV-1a of the entries, the cache's length and every
+ * {@link SLOT_STRIDE}th byte (a slot only places an entry: its contents are compared in full).
+ */
 export function memoSlot(image: Uint8Array, ours: string): string {
-  let h = 0x811c9dc5;
+  let h = Math.imul(0x811c9dc5 ^ image.length, 0x01000193);
   for (let i = 0; i < ours.length; i++) h = Math.imul(h ^ ours.charCodeAt(i), 0x01000193);
+  for (let i = 0; i < image.length; i += SLOT_STRIDE) h = Math.imul(h ^ image[i]!, 0x01000193);
   // The high bits: FNV-1a's low bits depend on its input's low bits only.
-  return `ldcache-${Math.floor(fnv(image, h) / (2 ** 32 / SLOTS)).toString(16).padStart(2, "0")}.bin`;
+  return `ldcache-${Math.floor((h >>> 0) / (2 ** 32 / SLOTS)).toString(16).padStart(2, "0")}.bin`;
 }
 
+/**
+ * Byte-for-byte equality, compared as strings by the engine: windows-1252 (the encoding TextDecoder names latin1)
+ * gives each of the 256 bytes a character of its own, where a loop over the bytes would run interpreted in a
+ * process that runs it once.
+ */
+const BYTES = new TextDecoder("latin1");
 function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return a.length === b.length && BYTES.decode(a) === BYTES.decode(b);
 }
 
 /** A memo over `cacheDir`, opened now (null without a private cacheDir); closed by the caller once applied. */
@@ -73,8 +76,7 @@ export function openLdCacheMemo(config: Config): (LdCacheMemo & { close(): void 
         nl + 1 + h.image + h.merged !== b.length
       ) return null;
       if (!same(b.subarray(nl + 1, nl + 1 + h.image), image)) return null;
-      const merged = b.slice(nl + 1 + h.image);
-      return fnv(merged) === h.sum ? merged : null;
+      return b.slice(nl + 1 + h.image);
     },
     put(image, ours, merged) {
       const header = new TextEncoder().encode(
@@ -84,7 +86,6 @@ export function openLdCacheMemo(config: Config): (LdCacheMemo & { close(): void 
             ours,
             image: image.length,
             merged: merged.length,
-            sum: fnv(merged),
           })
         }\n`,
       );
