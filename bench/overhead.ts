@@ -92,6 +92,18 @@ export interface Rig {
 }
 
 /** A rig with gpuctl installed from `gpuctl`: the bundle (run by Deno), or the executable `deno task dist` built. */
+/**
+ * The image's own linker cache, as Debian's and Ubuntu's images have one (this machine's, when it has one): gpuctl
+ * merges the injected libraries into it, as into a real image's.
+ */
+function imageLdCache(rootfs: string): void {
+  try {
+    Deno.copyFileSync("/etc/ld.so.cache", `${rootfs}/etc/ld.so.cache`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
 export async function rig(tmp: string, gpuctl: string, name = "rig"): Promise<Rig> {
   const bundleJs = gpuctl;
   const dir = `${tmp}/${name}`;
@@ -116,7 +128,7 @@ export async function rig(tmp: string, gpuctl: string, name = "rig"): Promise<Ri
     front: `${dir}/bin/gpuctl-runtime`,
     hook: `${dir}/bin/nvidia-container-runtime-hook`,
     async bundle(name, o) {
-      const b = await makeBundle(`${dir}/${name}`, { debian: true, ...o });
+      const b = await makeBundle(`${dir}/${name}`, { debian: true, prepare: imageLdCache, ...o });
       Deno.copyFileSync(`${b}/config.json`, `${b}/config.orig.json`);
       try {
         Deno.linkSync(`${b}/rootfs/etc/ld.so.cache`, `${b}/image.ld.so.cache`);
