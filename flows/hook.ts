@@ -95,7 +95,7 @@ export async function runEditsHook(
   const { procGpusFor } = await import("../edits/edits.ts");
   const { applyEdits } = await import("../apply/container.ts");
   // Only gpuctl serve, on the host, has kept merges: the hook process itself starts in the container's namespaces.
-  const ldMemo = callerPid === undefined ? null : (await import("./ldcache_memo.ts")).openLdCacheMemo(config);
+  const memo = callerPid === undefined ? null : (await import("./ldcache_memo.ts")).openLdCacheMemo;
   const all: ProcGpu[] = a.gpus.map((g) => ({
     ...g,
     hostPath: `${config.procRoot}/driver/nvidia/gpus/${g.name}`,
@@ -106,6 +106,7 @@ export async function runEditsHook(
     procView: a.proc ? { gpus: procGpusFor(all, spec.devices), capabilities: null } : null,
     driverVersion: a.driverVersion,
   };
+  const ldMemo = memo?.(config) ?? null;
   try {
     applyEdits({ inside }, {
       pid: callerPid ?? state.pid,
