@@ -7,20 +7,9 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { assertEquals, assertThrows } from "../assert.ts";
 import { ArgvError, parse, parseArgv } from "../../cli/args.ts";
 import { UsageError } from "../../errors/mod.ts";
+import { rng } from "../helpers.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
-
-/** A small seeded PRNG (mulberry32). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `cdi generate`'s table (strings, lists, booleans, -h), as cli/cdi.ts has it. */
 const CDI_GENERATE: Options = {
@@ -84,7 +73,7 @@ for (
       const rand = rng(label.length * 1000 + (allowPositionals ? 1 : 0));
       let errors = 0;
       for (let i = 0; i < 4000; i++) {
-        const args = Array.from({ length: Math.floor(rand() * 6) }, () => w[Math.floor(rand() * w.length)]!);
+        const args = Array.from({ length: rand.int(6) }, () => rand.pick(w));
         const want = outcome(() => parseArgs({ args, options, strict: true, allowPositionals }));
         const got = outcome(() => parseArgv(args, options, allowPositionals));
         assertEquals(got, want, `args ${JSON.stringify(args)}`);

@@ -23,24 +23,7 @@ import {
   serializeLdCache,
 } from "../../driver/ldcache.ts";
 import { nullLogger } from "../../log/log.ts";
-import { tempDir } from "../helpers.ts";
-
-/** A small seeded PRNG (mulberry32). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
+import { rng, tempDir } from "../helpers.ts";
 
 const KEYS = ["env", "Env", "process", "mounts", "a", "b", "ſ", "K", "\u00e9", "x y", "", "\\", '"'];
 const STRINGS = [

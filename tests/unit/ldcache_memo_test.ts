@@ -9,24 +9,12 @@ import { InRoot } from "../../apply/inroot.ts";
 import { cacheEntries, type LdCacheMemo, memoSignature, updateLdCache } from "../../apply/ldcache.ts";
 import { memoSlot, openLdCacheMemo, SLOTS } from "../../flows/ldcache_memo.ts";
 import { nullLogger } from "../../log/log.ts";
-import { tempDir } from "../helpers.ts";
+import { rng, tempDir } from "../helpers.ts";
 
 const OURS = [
   { soname: "libcuda.so.1", path: "/usr/lib/x86_64-linux-gnu/libcuda.so.1", bits: 64 as const },
   { soname: "libnvidia-ml.so.1", path: "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1", bits: 64 as const },
 ];
-
-/** A seeded PRNG (mulberry32), so a failure repeats. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 /** A rootfs with `image` as its cache; the cache updateLdCache writes there, with `memo` or none. */
 function merged(dir: string, image: Uint8Array, memo: LdCacheMemo | null, ours = OURS): Uint8Array {
@@ -67,7 +55,7 @@ Deno.test("a kept merge gives byte for byte the cache a new merge gives, on this
   let kept = 0;
   for (let i = 0; i < 60; i++) {
     const image = real.slice();
-    for (let k = 0, n = i === 0 ? 0 : 1 + r(4); k < n; k++) image[r(image.length)] = r(256);
+    for (let k = 0, n = i === 0 ? 0 : 1 + r.int(4); k < n; k++) image[r.int(image.length)] = r.int(256);
     let fresh: Uint8Array;
     try {
       fresh = merged(`${tmp.path}/a`, image, null);
@@ -96,8 +84,8 @@ Deno.test("a kept merge is for its image's cache and its injected entries only",
   let other = real;
   for (let i = 0; i < 1000 && other === real; i++) {
     const b = real.slice();
-    const at = real.length - 1 - r(64);
-    b[at] = b[at]! ^ (1 + r(255));
+    const at = real.length - 1 - r.int(64);
+    b[at] = b[at]! ^ (1 + r.int(255));
     if (memoSlot(b, sig) === memoSlot(real, sig)) other = b;
   }
   assert(other !== real, "another cache in the same slot");

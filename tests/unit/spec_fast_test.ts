@@ -8,23 +8,8 @@
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { fastSpecFields, parseSpec, readSpecFields, type SpecFields } from "../../oci/spec.ts";
 import { GpuctlError } from "../../errors/mod.ts";
+import { rng } from "../helpers.ts";
 
-/** A small seeded PRNG (mulberry32), so a failure repeats. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
 type R = ReturnType<typeof rng>;
 
 /** A JSON value whose objects are lists of members, so that a key may be given twice. */
