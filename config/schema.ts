@@ -52,7 +52,7 @@ export interface Config {
   noCgroups: boolean;
   /** Seconds NVML may take before a command gives up (a GPU off the bus can hang it forever). */
   nvmlTimeout: number;
-  /** Where the driver snapshot is kept (root only); `null` for none. */
+  /** Where the driver snapshot, kept plans and kept linker caches are (root only); `null` for none. */
   cacheDir: string | null;
   /** The runtime shim's mode: `spec` (edit config.json) or `hook` (add the prestart hook only). */
   mode: "spec" | "hook";
@@ -146,7 +146,7 @@ export const SCHEMA: Readonly<Record<keyof Config, KeySpec & { doc: string }>> =
   cacheDir: {
     type: "path?",
     default: "/run/gpuctl",
-    doc: "where the driver snapshot is kept, root only (null: none)",
+    doc: "where the driver snapshot, kept plans and linker caches are, root only (null: none)",
   },
   mode: {
     type: "enum",
