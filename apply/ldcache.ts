@@ -115,7 +115,11 @@ export function updateLdCache(
         return true;
       };
       if (write(merged(false)) || (extension && write(merged(true)))) {
-        if (out.bytes !== null && bytes !== null) memo!.put(bytes, sig!, out.bytes);
+        // Kept only while the image's cache reads as it did before the merge, which read parts of it again.
+        if (out.bytes !== null && bytes !== null) {
+          const now = f.readInto(new Uint8Array(image.size), 0, image.size);
+          if (memoSame(now, bytes)) memo!.put(bytes, sig!, out.bytes);
+        }
         log.debug("ld.so.cache updated", { injected: ours.length });
         return;
       }
@@ -142,6 +146,16 @@ export function updateLdCache(
   } finally {
     root.release(image.fd);
   }
+}
+
+/**
+ * Byte-for-byte equality, compared as strings by the engine: windows-1252 (the encoding TextDecoder names latin1)
+ * gives each of the 256 bytes a character of its own, where a loop over the bytes would run interpreted in a
+ * process that runs it once. For kept merges (`flows/ldcache_memo.ts`).
+ */
+const BYTES = new TextDecoder("latin1");
+export function memoSame(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && BYTES.decode(a) === BYTES.decode(b);
 }
 
 /** Whether ld.so, reading the written cache, finds each injected library under its name. */

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Config } from "../config/schema.ts";
-import { type LdCacheMemo, MEMO_MAX_IMAGE } from "../apply/ldcache.ts";
+import { type LdCacheMemo, MEMO_MAX_IMAGE, memoSame } from "../apply/ldcache.ts";
 import { libc } from "../ffi/libc.ts";
 import { openCacheDir, readPrivateAt, writePrivateAt } from "../snapshot/snapshot.ts";
 
@@ -44,16 +44,6 @@ export function memoSlot(image: Uint8Array, ours: string): string {
   return `ldcache-${Math.floor((h >>> 0) / (2 ** 32 / SLOTS)).toString(16).padStart(2, "0")}.bin`;
 }
 
-/**
- * Byte-for-byte equality, compared as strings by the engine: windows-1252 (the encoding TextDecoder names latin1)
- * gives each of the 256 bytes a character of its own, where a loop over the bytes would run interpreted in a
- * process that runs it once.
- */
-const BYTES = new TextDecoder("latin1");
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && BYTES.decode(a) === BYTES.decode(b);
-}
-
 /** A memo over `cacheDir`, opened now (null without a private cacheDir); closed by the caller once applied. */
 export function openLdCacheMemo(config: Config): (LdCacheMemo & { close(): void }) | null {
   const dir = openCacheDir(config);
@@ -75,7 +65,7 @@ export function openLdCacheMemo(config: Config): (LdCacheMemo & { close(): void 
         !Number.isSafeInteger(h.merged) ||
         nl + 1 + h.image + h.merged !== b.length
       ) return null;
-      if (!same(b.subarray(nl + 1, nl + 1 + h.image), image)) return null;
+      if (!memoSame(b.subarray(nl + 1, nl + 1 + h.image), image)) return null;
       return b.slice(nl + 1 + h.image);
     },
     put(image, ours, merged) {

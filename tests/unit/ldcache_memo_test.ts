@@ -171,3 +171,30 @@ Deno.test("no memo without a private cacheDir", () => {
   Deno.chmodSync(`${tmp.path}/open`, 0o777);
   assertEquals(openLdCacheMemo({ ...defaultConfig(), cacheDir: `${tmp.path}/open` }), null);
 });
+
+Deno.test("an image cache that changes under the merge is not kept", () => {
+  using tmp = tempDir();
+  const real = Deno.readFileSync("/etc/ld.so.cache");
+  Deno.mkdirSync(`${tmp.path}/etc`);
+  const file = `${tmp.path}/etc/ld.so.cache`;
+  Deno.writeFileSync(file, real);
+  let puts = 0;
+  // A writer changing the image's cache in place once gpuctl has read it (the memo is asked in between).
+  const memo: LdCacheMemo = {
+    get: () => {
+      const f = Deno.openSync(file, { write: true });
+      f.seekSync(real.length - 1, Deno.SeekMode.Start);
+      f.writeSync(new Uint8Array([real[real.length - 1]! ^ 1]));
+      f.close();
+      return null;
+    },
+    put: () => void puts++,
+  };
+  const root = InRoot.open(tmp.path);
+  try {
+    updateLdCache(root, OURS, nullLogger, memo);
+  } finally {
+    root.close();
+  }
+  assertEquals(puts, 0, "nothing kept for bytes the merge did not read");
+});
