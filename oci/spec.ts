@@ -85,35 +85,101 @@ export function parseState(text: string): OciState {
   return { id: id?.t === "str" ? id.value : "", pid: n, bundle: bundle.value };
 }
 
-/** Typed reads of config.json's fields, as runc's decoder checks them; errors name the file and the field. */
-class Fields {
-  constructor(readonly file: string) {}
-  bad(what: string): never {
-    throw new GpuctlError(this.file, what);
-  }
+/**
+ * A parsed document as the field reads see it: gpuctl's positional tree ({@link TREE}) or `JSON.parse`'s value
+ * (`PLAIN`, for the hooks' fast read). `member` is runc's match: the last key in document order that folds to the field's name.
+ */
+interface Reader<N> {
+  member(o: N | undefined, key: string): N | undefined;
+  kind(v: N): "obj" | "arr" | "str" | "null" | "other";
+  items(v: N): N[];
+  str(v: N): string;
+}
+
+const TREE: Reader<JNode> = {
+  member,
+  kind: (v) => (v.t === "num" || v.t === "bool" ? "other" : v.t),
+  items: (v) => (v as { items: JNode[] }).items,
+  str: (v) => (v as { value: string }).value,
+};
+
+/** Typed reads of config.json's fields, as runc's decoder checks them; `bad` names the field that is not. */
+class Fields<N> {
+  constructor(readonly r: Reader<N>, readonly bad: (what: string) => never) {}
   /** A field that must be an object when present (null counts as absent, as in Go). */
-  obj(parent: JNode | undefined, key: string, name: string): JNode | undefined {
-    const v = member(parent, key);
-    if (v === undefined || v.t === "null") return undefined;
-    if (v.t !== "obj") this.bad(`"${name}" is not an object`);
+  obj(parent: N | undefined, key: string, name: string): N | undefined {
+    const v = this.r.member(parent, key);
+    if (v === undefined || this.r.kind(v) === "null") return undefined;
+    if (this.r.kind(v) !== "obj") this.bad(`"${name}" is not an object`);
     return v;
   }
   /** A field that must be a list when present; its items. */
-  list(v: JNode | undefined, name: string): JNode[] {
-    if (v === undefined || v.t === "null") return [];
-    if (v.t !== "arr") this.bad(`"${name}" is not a list`);
-    return (v as { items: JNode[] }).items;
+  list(v: N | undefined, name: string): N[] {
+    if (v === undefined || this.r.kind(v) === "null") return [];
+    if (this.r.kind(v) !== "arr") this.bad(`"${name}" is not a list`);
+    return this.r.items(v);
   }
-  strings(v: JNode | undefined, name: string): string[] | undefined {
-    if (v === undefined || v.t === "null") return undefined;
-    if (v.t !== "arr" || !v.items.every((x) => x.t === "str")) this.bad(`"${name}" is not a list of strings`);
-    return (v as { items: { value: string }[] }).items.map((x) => x.value);
+  strings(v: N | undefined, name: string): string[] | undefined {
+    if (v === undefined || this.r.kind(v) === "null") return undefined;
+    if (this.r.kind(v) !== "arr" || !this.r.items(v).every((x) => this.r.kind(x) === "str")) {
+      this.bad(`"${name}" is not a list of strings`);
+    }
+    return this.r.items(v).map((x) => this.r.str(x));
   }
-  optStr(v: JNode | undefined, name: string): string | undefined {
-    if (v === undefined || v.t === "null") return undefined;
-    if (v.t !== "str") this.bad(`"${name}" is not a string`);
-    return (v as { value: string }).value;
+  optStr(v: N | undefined, name: string): string | undefined {
+    if (v === undefined || this.r.kind(v) === "null") return undefined;
+    if (this.r.kind(v) !== "str") this.bad(`"${name}" is not a string`);
+    return this.r.str(v);
   }
+}
+
+/**
+ * The fields gpuctl reads from a parsed config.json, in the order runc's decoder would refuse them. `annotations`
+ * turns the object runc's rule picks (or none) into the map, checking it at its place in that order.
+ */
+function fieldsFrom<N>(
+  f: Fields<N>,
+  doc: N,
+  annotationsOf: (ann: N | undefined) => Map<string, string>,
+): SpecFields {
+  const { member } = f.r;
+  const process = f.obj(doc, "process", "process");
+  const env = f.strings(member(process, "env"), "process.env") ?? [];
+  const caps = f.obj(process, "capabilities", "process.capabilities");
+  const bounding = f.strings(member(caps, "bounding"), "process.capabilities.bounding");
+  const root = f.obj(doc, "root", "root");
+  const rootPath = f.optStr(member(root, "path"), "root.path");
+  const mounts: OciMount[] = [];
+  for (const item of f.list(member(doc, "mounts"), "mounts")) {
+    if (f.r.kind(item) === "null") continue;
+    if (f.r.kind(item) !== "obj") f.bad("a mount is not an object");
+    const destination = member(item, "destination");
+    if (destination === undefined || f.r.kind(destination) !== "str") {
+      f.bad('a mount has no "destination" string');
+    }
+    const mount: OciMount = { destination: f.r.str(destination!) };
+    const source = f.optStr(member(item, "source"), "mount source");
+    if (source !== undefined) mount.source = source;
+    const type = f.optStr(member(item, "type"), "mount type");
+    if (type !== undefined) mount.type = type;
+    const options = f.strings(member(item, "options"), "mount options");
+    if (options !== undefined) mount.options = options;
+    mounts.push(mount);
+  }
+  const annotations = annotationsOf(f.obj(doc, "annotations", "annotations"));
+  const prestart = f.list(member(f.obj(doc, "hooks", "hooks"), "prestart"), "hooks.prestart").map((h) => {
+    if (f.r.kind(h) !== "obj") f.bad("a prestart hook is not an object");
+    return {
+      path: f.optStr(member(h, "path"), "hook path") ?? "",
+      args: f.strings(member(h, "args"), "hook args") ?? [],
+    };
+  });
+  const linux = f.obj(doc, "linux", "linux");
+  const devices = f.list(member(linux, "devices"), "linux.devices").flatMap((d) => {
+    const p = f.r.kind(d) === "obj" ? member(d, "path") : undefined;
+    return p !== undefined && f.r.kind(p) === "str" ? [f.r.str(p)] : [];
+  });
+  return { env, bounding, rootPath, mounts, annotations, prestart, devices };
 }
 
 /** Parses config.json text, checking the types of the fields gpuctl reads as runc's decoder would. */
@@ -133,28 +199,17 @@ export function parseSpec(text: string, file: string): OciSpec {
     },
   });
   if (tree.t !== "obj") throw new GpuctlError(file, "is not a JSON object");
-  const f = new Fields(file);
-  const process = f.obj(tree, "process", "process");
-  const env = f.strings(member(process, "env"), "process.env") ?? [];
-  const caps = f.obj(process, "capabilities", "process.capabilities");
-  const bounding = f.strings(member(caps, "bounding"), "process.capabilities.bounding");
-  const root = f.obj(tree, "root", "root");
-  const rootPath = f.optStr(member(root, "path"), "root.path");
-  const mounts = mountsOf(f, tree);
-  const annotations = annotationsOf(f, tree, collected);
-  const prestart = f.list(member(f.obj(tree, "hooks", "hooks"), "prestart"), "hooks.prestart").map((h) => {
-    if (h.t !== "obj") f.bad("a prestart hook is not an object");
-    return {
-      path: f.optStr(member(h, "path"), "hook path") ?? "",
-      args: f.strings(member(h, "args"), "hook args") ?? [],
-    };
+  const f = new Fields(TREE, (what) => {
+    throw new GpuctlError(file, what);
   });
-  const linux = f.obj(tree, "linux", "linux");
-  const devices = f.list(member(linux, "devices"), "linux.devices").flatMap((d) => {
-    const p = d.t === "obj" ? member(d, "path") : undefined;
-    return p?.t === "str" ? [p.value] : [];
-  });
-  return { tree, env, bounding, rootPath, mounts, annotations, prestart, devices };
+  return {
+    tree,
+    ...fieldsFrom(f, tree, (ann) => {
+      const c = ann === undefined ? undefined : collected.get(ann);
+      if (c?.bad !== undefined) f.bad(`annotation "${c.bad.slice(0, 64)}" is not a string`);
+      return c?.map ?? new Map();
+    }),
+  };
 }
 
 /**
@@ -179,28 +234,45 @@ const INDEX_KEY = /^(?:0|[1-9][0-9]*)$/;
 
 type Plain = Record<string, unknown>;
 const isPlain = (v: unknown): v is Plain => typeof v === "object" && v !== null && !Array.isArray(v);
-/** runc's member of a struct: the last key in document order that folds to `key` (`member` in json.ts). */
-function field(o: Plain | undefined, key: string): unknown {
-  if (o === undefined) return undefined;
-  const want = foldKey(key);
-  let v: unknown = undefined;
-  for (const k of Object.keys(o)) if (foldKey(k) === want) v = o[k];
-  return v;
-}
 
-/** Thrown inside {@link fieldsOf} where it cannot answer: {@link parseSpec} then reads the text. */
-const notFast = (): never => {
-  throw new Error("not fast");
+/** `JSON.parse`'s value read as the fields are read ({@link Reader}), for a text with no key twice in an object. */
+const PLAIN: Reader<unknown> = {
+  /** runc's match, as `member` in json.ts: the last key in document order that folds to `key`. */
+  member(o, key) {
+    if (!isPlain(o)) return undefined;
+    const want = foldKey(key);
+    let v: unknown = undefined;
+    for (const k of Object.keys(o)) if (foldKey(k) === want) v = o[k];
+    return v;
+  },
+  kind: (v) =>
+    v === null
+      ? "null"
+      : Array.isArray(v)
+      ? "arr"
+      : typeof v === "string"
+      ? "str"
+      : isPlain(v)
+      ? "obj"
+      : "other",
+  items: (v) => v as unknown[],
+  str: (v) => v as string,
 };
+
+/** The fast read's field reads: where one would refuse, {@link parseSpec} reads the text and says why. */
+const FAST_FIELDS = new Fields(PLAIN, () => {
+  throw new Error("not fast");
+});
 
 /**
  * The fields {@link parseSpec} gives, from `JSON.parse` (the engine's parser, where gpuctl's own positional parser
  * costs milliseconds in a process that runs once), or `null` where that could differ. `JSON.parse` keeps one value
  * per key, the last, at the place of the first: so the text must have no key twice in one object, which holds when
  * its keys (counted on the text's tokens) are as many as the parsed objects'. Keys that differ only in case stay
- * apart in both, and are matched as runc matches them ({@link field}). A key with an escape (V8 can misname it),
- * any field of the wrong type, an annotation key JavaScript would list out of order, a deep or large text: `null`,
- * and the error or the answer is {@link parseSpec}'s. `tests/unit/spec_fast_test.ts` compares the two on a corpus and on random mutations.
+ * apart in both, and are matched as runc matches them ({@link PLAIN}), by the same reads ({@link fieldsFrom}). A
+ * key with an escape (V8 can misname it), any field of the wrong type, an annotation key JavaScript would list out
+ * of order, a deep or large text: `null`, and the error or the answer is {@link parseSpec}'s.
+ * `tests/unit/spec_fast_test.ts` compares the two on a corpus and on random mutations.
  */
 export function fastSpecFields(text: string): SpecFields | null {
   if (text.length > FAST_MAX_CHARS) return null;
@@ -219,8 +291,16 @@ export function fastSpecFields(text: string): SpecFields | null {
         if (++depth > FAST_MAX_DEPTH) return null;
       } else depth--;
     }
-    return keysIn(doc) === keys ? fieldsOf(doc) : null;
-  } catch { // not JSON, a field of the wrong type (NOT_FAST), an engine limit: parseSpec answers
+    if (keysIn(doc) !== keys) return null;
+    return fieldsFrom(FAST_FIELDS, doc, (ann) => {
+      const annotations = new Map<string, string>();
+      for (const [k, v] of Object.entries(ann ?? {})) {
+        if (INDEX_KEY.test(k) || (typeof v !== "string" && v !== null)) FAST_FIELDS.bad(k);
+        annotations.set(k, typeof v === "string" ? v : "");
+      }
+      return annotations;
+    });
+  } catch { // not JSON, a field of the wrong type, an engine limit: parseSpec answers
     return null;
   }
 }
@@ -241,94 +321,11 @@ function keysIn(v: unknown): number {
   return n;
 }
 
-/** {@link parseSpec}'s reads, on a parsed document with no repeated key; {@link notFast} where it would fail. */
-function fieldsOf(doc: Plain): SpecFields {
-  const obj = (v: unknown): Plain | undefined =>
-    v === undefined || v === null ? undefined : isPlain(v) ? v : notFast();
-  const list = (v: unknown): unknown[] =>
-    v === undefined || v === null ? [] : Array.isArray(v) ? v : notFast();
-  const strings = (v: unknown): string[] | undefined =>
-    v === undefined || v === null
-      ? undefined
-      : Array.isArray(v) && v.every((x) => typeof x === "string")
-      ? v as string[]
-      : notFast();
-  const optStr = (v: unknown): string | undefined =>
-    v === undefined || v === null ? undefined : typeof v === "string" ? v : notFast();
-  const process = obj(field(doc, "process"));
-  const env = strings(field(process, "env")) ?? [];
-  const bounding = strings(field(obj(field(process, "capabilities")), "bounding"));
-  const rootPath = optStr(field(obj(field(doc, "root")), "path"));
-  const mounts: OciMount[] = [];
-  for (const item of list(field(doc, "mounts"))) {
-    if (item === null) continue;
-    const m = isPlain(item) ? item : notFast();
-    const destination = field(m, "destination");
-    const mount: OciMount = { destination: typeof destination === "string" ? destination : notFast() };
-    const source = optStr(field(m, "source"));
-    if (source !== undefined) mount.source = source;
-    const type = optStr(field(m, "type"));
-    if (type !== undefined) mount.type = type;
-    const options = strings(field(m, "options"));
-    if (options !== undefined) mount.options = options;
-    mounts.push(mount);
-  }
-  const annotations = new Map<string, string>();
-  for (const [k, v] of Object.entries(obj(field(doc, "annotations")) ?? {})) {
-    if (INDEX_KEY.test(k) || (typeof v !== "string" && v !== null)) notFast();
-    annotations.set(k, typeof v === "string" ? v : "");
-  }
-  const prestart = list(field(obj(field(doc, "hooks")), "prestart")).map((h) => {
-    const o = isPlain(h) ? h : notFast();
-    return { path: optStr(field(o, "path")) ?? "", args: strings(field(o, "args")) ?? [] };
-  });
-  const devices = list(field(obj(field(doc, "linux")), "devices")).flatMap((d) => {
-    const p = isPlain(d) ? field(d, "path") : undefined;
-    return typeof p === "string" ? [p] : [];
-  });
-  return { env, bounding, rootPath, mounts, annotations, prestart, devices };
-}
-
-function mountsOf(f: Fields, tree: JNode): OciMount[] {
-  const mounts: OciMount[] = [];
-  for (const item of f.list(member(tree, "mounts"), "mounts")) {
-    if (item.t === "null") continue;
-    if (item.t !== "obj") f.bad("a mount is not an object");
-    const destination = member(item, "destination");
-    if (destination?.t !== "str") f.bad('a mount has no "destination" string');
-    const mount: OciMount = { destination: (destination as { value: string }).value };
-    const source = f.optStr(member(item, "source"), "mount source");
-    if (source !== undefined) mount.source = source;
-    const type = f.optStr(member(item, "type"), "mount type");
-    if (type !== undefined) mount.type = type;
-    const options = f.strings(member(item, "options"), "mount options");
-    if (options !== undefined) mount.options = options;
-    mounts.push(mount);
-  }
-  return mounts;
-}
-
 /** An annotations object's members, collected while parsing: a later duplicate key overwrites an earlier one. */
 interface Collected {
   map: Map<string, string>;
   /** The first member that is not a string (Go's decoder refuses any that is not). */
   bad?: string;
-}
-
-/**
- * The annotations runc reads: those of the object its rule picks (the last key matching `annotations`), collected in
- * one pass while parsing, in order, as Go's decoder fills a map. Looking each key's last value up instead would be
- * quadratic in the number of annotations, which the image's author chooses.
- */
-function annotationsOf(
-  f: Fields,
-  tree: JNode,
-  collected: ReadonlyMap<JNode, Collected>,
-): Map<string, string> {
-  const ann = f.obj(tree, "annotations", "annotations");
-  const c = ann === undefined ? undefined : collected.get(ann);
-  if (c?.bad !== undefined) f.bad(`annotation "${c.bad.slice(0, 64)}" is not a string`);
-  return c?.map ?? new Map();
 }
 
 /**
