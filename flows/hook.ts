@@ -31,7 +31,7 @@ export async function runHook(
     return;
   }
   const t0 = performance.now();
-  const [{ editsForRequest }, { applyEdits }, { planThroughCache }, { openLdCacheMemo }] = await Promise.all([
+  const [{ editsForRequest }, { applyEdits }, { planThroughCache }, { withLdCacheMemo }] = await Promise.all([
     import("./prepare.ts"),
     import("../apply/container.ts"),
     import("./plan_cache.ts"),
@@ -52,8 +52,7 @@ export async function runHook(
   }
   if (config.noCgroups) log.info("noCgroups: the device cgroup is left as it is", { bundle: state.bundle });
   // Opened here, on the host: applyEdits enters the container's mount namespace.
-  const ldMemo = openLdCacheMemo(config);
-  try {
+  withLdCacheMemo(config, (ldMemo) =>
     applyEdits(edits, {
       pid: state.pid,
       bundle: state.bundle,
@@ -64,10 +63,7 @@ export async function runHook(
       cudaCompat: config.cudaCompat,
       log,
       ldMemo,
-    });
-  } finally {
-    ldMemo?.close();
-  }
+    }));
   const t3 = performance.now();
   log.info("GPUs injected", {
     id: state.id,
@@ -94,8 +90,7 @@ export async function runEditsHook(
   const spec = readSpecFields(readLimited(specFile), specFile);
   const { procGpusFor } = await import("../edits/edits.ts");
   const { applyEdits } = await import("../apply/container.ts");
-  // Only gpuctl serve, on the host, has kept merges: the hook process itself starts in the container's namespaces.
-  const memo = callerPid === undefined ? null : (await import("./ldcache_memo.ts")).openLdCacheMemo;
+  const { withLdCacheMemo } = await import("./ldcache_memo.ts");
   const all: ProcGpu[] = a.gpus.map((g) => ({
     ...g,
     hostPath: `${config.procRoot}/driver/nvidia/gpus/${g.name}`,
@@ -106,8 +101,8 @@ export async function runEditsHook(
     procView: a.proc ? { gpus: procGpusFor(all, spec.devices), capabilities: null } : null,
     driverVersion: a.driverVersion,
   };
-  const ldMemo = memo?.(config) ?? null;
-  try {
+  // Only gpuctl serve, on the host, has kept merges: the hook process itself starts in the container's namespaces.
+  withLdCacheMemo(callerPid === undefined ? null : config, (ldMemo) =>
     applyEdits({ inside }, {
       pid: callerPid ?? state.pid,
       bundle: state.bundle,
@@ -118,10 +113,7 @@ export async function runEditsHook(
       cudaCompat: a.compat,
       log,
       ldMemo,
-    });
-  } finally {
-    ldMemo?.close();
-  }
+    }));
   log.info("container edits made", {
     id: state.id,
     gpus: (inside.procView?.gpus ?? []).map((g) => g.name),

@@ -44,6 +44,19 @@ export function memoSlot(image: Uint8Array, ours: string): string {
   return `ldcache-${Math.floor((h >>> 0) / (2 ** 32 / SLOTS)).toString(16).padStart(2, "0")}.bin`;
 }
 
+/**
+ * Runs `f` with the memo over `config`'s cacheDir, opened now on the host and closed after; with none when `config`
+ * is null (a process already in the container's namespaces must not look a path up) or cacheDir is not private.
+ */
+export function withLdCacheMemo<T>(config: Config | null, f: (memo: LdCacheMemo | null) => T): T {
+  const memo = config === null ? null : openLdCacheMemo(config);
+  try {
+    return f(memo);
+  } finally {
+    memo?.close();
+  }
+}
+
 /** A memo over `cacheDir`, opened now (null without a private cacheDir); closed by the caller once applied. */
 export function openLdCacheMemo(config: Config): (LdCacheMemo & { close(): void }) | null {
   const dir = openCacheDir(config);

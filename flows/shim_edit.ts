@@ -30,8 +30,7 @@ import {
 import { editArgs } from "../edits/hook_args.ts";
 import { InRoot } from "../apply/inroot.ts";
 import { libraryDirs } from "../apply/container.ts";
-import type { LdCacheMemo } from "../apply/ldcache.ts";
-import { openLdCacheMemo } from "./ldcache_memo.ts";
+import { withLdCacheMemo } from "./ldcache_memo.ts";
 
 /**
  * How config.json is replaced: atomically (runc never reads half a file), but not synced to disk — a bundle does
@@ -149,8 +148,9 @@ export async function editForGpu(
   let edits: ContainerEdits;
   try {
     edits = containerEdits(plan, libraryDirs(root));
-    if (b.command === "run") withLdMemo(config, (m) => prepareRootfs(root, edits, config.cudaCompat, log, m));
-    else prepareTargets(root, edits.spec, log);
+    if (b.command === "run") {
+      withLdCacheMemo(config, (m) => prepareRootfs(root, edits, config.cudaCompat, log, m));
+    } else prepareTargets(root, edits.spec, log);
   } catch (e) {
     root.close();
     throw e;
@@ -173,7 +173,7 @@ export async function editForGpu(
   if (b.command === "create") {
     const files = () => {
       try {
-        withLdMemo(config, (m) => prepareFiles(root, edits.inside, config.cudaCompat, log, m));
+        withLdCacheMemo(config, (m) => prepareFiles(root, edits.inside, config.cudaCompat, log, m));
       } finally {
         root.close();
       }
@@ -183,16 +183,6 @@ export async function editForGpu(
   }
   log.info("GPU container prepared", { ...prepared, ms: phases(prepared.ms) });
   return null;
-}
-
-/** Runs `f` with the kept linker-cache merges (flows/ldcache_memo.ts), closed after. */
-function withLdMemo(config: Config, f: (memo: LdCacheMemo | null) => void): void {
-  const memo = openLdCacheMemo(config);
-  try {
-    f(memo);
-  } finally {
-    memo?.close();
-  }
 }
 
 /** config.json with resolved CDI edits: nodes (with their cgroup rules), mounts, environment, hooks. */
