@@ -75,12 +75,12 @@ export function jsoncToJson(text: string): string {
  * JSONC text's value by the fast path, or `null` when it must go to the full parser: text that is not JSONC, or
  * that holds an escape. Escapes are left to the full parser because this Deno's JSON.parse (V8 15.0) can give an
  * escaped key the name of another one it parsed before (`{"x":0,"\\":1}` then `{"x":0,"\"":1}` gives `\`),
- * and a configuration needs none.
+ * and a configuration needs none. `json` is `jsoncToJson(text)`, where the caller has it already.
  */
-export function quickJsonc(text: string): unknown {
+export function quickJsonc(text: string, json?: string): unknown {
   if (text.includes("\\")) return null;
   try {
-    return JSON.parse(jsoncToJson(text));
+    return JSON.parse(json ?? jsoncToJson(text));
   } catch { // not JSON once comments are blanked: the full parser says where
     return null;
   }
@@ -91,14 +91,15 @@ export function quickJsonc(text: string): unknown {
  * key, a wrong type): the caller then asks the full parser to explain it.
  */
 export function quickConfig(text: string): Config | null {
-  if (jsoncToJson(text).trim() === "") return defaultConfig();
-  const doc = quickJsonc(text);
+  const json = jsoncToJson(text);
+  if (json.trim() === "") return defaultConfig();
+  const doc = quickJsonc(text, json);
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return null;
   const config = defaultConfig() as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(doc)) {
     if (!Object.hasOwn(SCHEMA, key)) return null;
     // A key given twice is the full parser's to judge (JSON.parse keeps the last; every one must be valid).
-    if ((jsoncToJson(text).match(new RegExp(`"${key}"\\s*:`, "g")) ?? []).length > 1) return null;
+    if ((json.match(new RegExp(`"${key}"\\s*:`, "g")) ?? []).length > 1) return null;
     if (!checkValue((SCHEMA as Record<string, KeySpec>)[key]!, value)) return null;
     config[key] = value;
   }
