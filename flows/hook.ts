@@ -32,7 +32,7 @@ export async function runHook(
   }
   const t0 = performance.now();
   const [{ editsForRequest }, { applyEdits }, { planThroughCache }, { withLdCacheMemo }] = await Promise.all([
-    import("./prepare.ts"),
+    import("./request_edits.ts"),
     import("../apply/container.ts"),
     import("./plan_cache.ts"),
     import("./ldcache_memo.ts"),

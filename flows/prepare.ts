@@ -1,14 +1,13 @@
 /**
- * Everything the plan needs, read from the host: plugins, the inventory, the driver's files and device nodes; and a
- * container's request turned into its edits. Used by `gpuctl list`, the hooks and the runtime shim; the plan itself
- * stays pure.
+ * Everything the plan needs, read from the host: plugins, the inventory, the driver's files and device nodes. Used
+ * by `gpuctl list`, `cdi generate`, and the hooks and the runtime shim when no kept plan fits their request
+ * (`request_edits.ts` turns a plan into a container's edits); the plan itself stays pure.
  * @module
  */
 import type { Config } from "../config/config.ts";
 import { discover, type SourceChoice } from "../devices/discover.ts";
 import { type HostDevices, readHostDevices } from "../devices/nodes.ts";
 import { type DeviceRequest, selectDevices } from "../devices/select.ts";
-import { isCdiName } from "../cdi/names.ts";
 import type { Inventory } from "../devices/types.ts";
 import type { Facts } from "../snapshot/snapshot.ts";
 import { type DriverFiles, locateDriverFiles } from "../driver/locate.ts";
@@ -16,8 +15,6 @@ import { BUILTIN, GATED_PLUGINS, pluginFiles, Registry } from "../plugins/regist
 import { buildPlan, IMEX_DIR, type Plan } from "../plan/plan.ts";
 import type { GpuRequest } from "../request/request.ts";
 import { checkRequirements, type HostFacts, requirementBrand } from "../request/requirements.ts";
-import { type ContainerEdits, containerEdits } from "../edits/edits.ts";
-import { GpuctlError } from "../errors/mod.ts";
 
 /** A request in NVIDIA's terms. */
 export interface PlanRequest {
@@ -168,61 +165,4 @@ export async function planForRequest(
       : selected.map((g) => ({ ...base, arch: g.architecture, brand: requirementBrand(g.brand) })),
   );
   return prepared;
-}
-
-/** The CDI names in a request, when it names devices that way (all or none of them: mixing is an error). */
-export function cdiNames(req: GpuRequest): string[] | null {
-  if (req.devices.kind !== "list") return null;
-  const cdi = req.devices.ids.filter(isCdiName);
-  if (cdi.length === 0) return null;
-  if (cdi.length !== req.devices.ids.length) {
-    throw new GpuctlError(
-      req.devicesSource,
-      "mixes CDI device names (vendor/class=name) with other device ids; use one kind",
-    );
-  }
-  return cdi;
-}
-
-/**
- * A GPU request's container edits, libraries placed as the image in the bundle's rootfs lays them out: from a plan,
- * or, for CDI device names, from the CDI specs on this host (no NVML then).
- */
-export async function editsForRequest(
-  config: Config,
-  req: GpuRequest,
-  opts: {
-    bundle: string;
-    rootPath: string | undefined;
-    warn: (m: string) => void;
-    /** The plan for a request that names no CDI devices (default: planned here, without a snapshot). */
-    plan?: () => Promise<Plan>;
-  },
-): Promise<{ edits: ContainerEdits; gpus: string[]; cdi: boolean }> {
-  const names = cdiNames(req);
-  if (names !== null) {
-    const [{ prepareYaml, resolveCdi }, { cdiToContainerEdits }] = await Promise.all([
-      import("../cdi/resolve.ts"),
-      import("../edits/from_cdi.ts"),
-    ]);
-    await prepareYaml(config.cdiSpecDirs);
-    const r = resolveCdi(config.cdiSpecDirs, names);
-    return { edits: cdiToContainerEdits(r, config.procRoot), gpus: names, cdi: true };
-  }
-  const plan = opts.plan ? await opts.plan() : (await planForRequest(config, req, opts.warn)).plan;
-  const { InRoot } = await import("../apply/inroot.ts");
-  const { libraryDirs } = await import("../apply/container.ts");
-  const root = InRoot.openRootfs(opts.bundle, opts.rootPath);
-  let dirs;
-  try {
-    dirs = libraryDirs(root);
-  } finally {
-    root.close();
-  }
-  for (const w of plan.warnings) opts.warn(w);
-  return {
-    edits: containerEdits(plan, dirs),
-    gpus: [...plan.gpus.map((g) => g.uuid), ...plan.migs.map((m) => m.uuid)],
-    cdi: false,
-  };
 }

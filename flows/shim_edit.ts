@@ -13,7 +13,7 @@ import { addToLists, type ListAddition, writeAtomic } from "../oci/edit.ts";
 import { member, parseJson } from "../oci/json.ts";
 import type { CdiEdits } from "../cdi/spec.ts";
 import type { OciSpec } from "../oci/spec.ts";
-import { cdiNames } from "./prepare.ts";
+import { cdiNames } from "./request_edits.ts";
 import type { GpuRequest } from "../request/request.ts";
 import { type ContainerEdits, containerEdits, type ProcView } from "../edits/edits.ts";
 import {

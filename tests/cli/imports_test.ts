@@ -89,6 +89,33 @@ Deno.test("a GPU container's path (shim or hook) loads no JSONC parser: only plu
   assertEquals(loaded.filter((m) => /jsonc-parser|koffi|config\/(config|jsonc)\.ts|declarative/.test(m)), []);
 });
 
+Deno.test("a GPU container with a kept plan loads no planner: no NVML, plugins, driver discovery or plan code", () => {
+  // Every module the shim's create and the prestart hook import on their way when the kept plan fits: the planner
+  // (flows/prepare.ts) is imported only when a plan must be made.
+  const loaded = rel(
+    staticClosure(
+      [
+        "cli/main.ts",
+        "cli/dispatch.ts",
+        "cli/runtime.ts",
+        "flows/shim.ts",
+        "flows/shim_edit.ts",
+        "flows/created.ts",
+      ]
+        .concat(["cli/hook.ts", "flows/hook.ts", "flows/request_edits.ts", "flows/plan_cache.ts"])
+        .concat(["apply/container.ts", "flows/ldcache_memo.ts", "ffi/libc.ts"]),
+    ),
+  );
+  assert(loaded.includes("edits/edits.ts") && loaded.includes("apply/inroot.ts"), loaded.join(" "));
+  assertEquals(
+    loaded.filter((m) =>
+      /^flows\/prepare|ffi\/nvml\.ts|^plugins\/|^devices\/(discover|nvml)|^driver\/locate|^snapshot\/facts/
+        .test(m)
+    ),
+    [],
+  );
+});
+
 Deno.test("the graph this test reads is the real one: a GPU container's path does load NVML and the plugins", () => {
   const loaded = rel(
     staticClosure(["cli/main.ts", "cli/dispatch.ts", "cli/hook.ts", "flows/hook.ts", "flows/prepare.ts"]),
