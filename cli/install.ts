@@ -36,9 +36,11 @@ again changes nothing; a file of those names that gpuctl did not create is never
 fronts hold the configuration's runtimes, swarmResource, cdiAnnotationPrefixes, cacheDir and
 nvmlTimeout: run install again after changing them.
 
---uninstall removes all of it, and nothing else, unless a Docker, containerd or CRI-O configuration
-or a CDI spec still names it: then it removes nothing and names each, with the command that removes
-the reference. --force removes it anyway, and names what now points nowhere.
+--uninstall removes all of it, and what gpuctl kept at run time in cacheDir (the driver snapshot,
+kept plans and linker caches, gpuctl serve's directory), and nothing else, unless a Docker, containerd
+or CRI-O configuration or a CDI spec still names it, or gpuctl serve runs: then it removes nothing and
+names each, with the command that removes the reference or stops the server. --force removes it
+anyway, and names what now points nowhere (a running server and its directory are left).
   --docker-config FILE      Docker's daemon.json (default /etc/docker/daemon.json)
   --containerd-config FILE  containerd's config.toml (default /etc/containerd/config.toml)
   --crio-config FILE        gpuctl's CRI-O drop-in (default /etc/crio/crio.conf.d/99-gpuctl.conf)

@@ -19,6 +19,8 @@ import { openCacheDir, readPrivateAt, writePrivateAt } from "../snapshot/snapsho
 const FORMAT = 1;
 /** Entries kept at once: a host runs a few images; an image's author cannot fill the disk. */
 export const SLOTS = 16;
+/** A kept merge's file name in `cacheDir` (uninstall removes them). */
+export const LDCACHE_FILE = /^ldcache-[0-9a-f]{2}\.bin$/;
 /** An entry's largest size: its header, the image's cache and the merge (the image's plus the injected entries). */
 const MAX_ENTRY = 2 * MEMO_MAX_IMAGE + (1 << 20);
 

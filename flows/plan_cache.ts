@@ -37,7 +37,8 @@ const FORMAT = 1;
 const MAX_ENTRY = 4 << 20;
 /** Request shapes kept at once: a host's containers ask in a few ways; an image's variables cannot fill a tmpfs. */
 export const MAX_ENTRIES = 64;
-const ENTRY = /^plan-[0-9a-f]{16}\.json$/;
+/** A kept plan's file name in `cacheDir` (uninstall removes them). */
+export const PLAN_FILE = /^plan-[0-9a-f]{16}\.json$/;
 
 interface Entry {
   format: number;
@@ -129,7 +130,7 @@ export function keepPlan(
     plan,
   };
   return writePrivate(config, entryName(config, shape), JSON.stringify(e), (dir) => {
-    const names = [...Deno.readDirSync(config.cacheDir!)].map((d) => d.name).filter((n) => ENTRY.test(n));
+    const names = [...Deno.readDirSync(config.cacheDir!)].map((d) => d.name).filter((n) => PLAN_FILE.test(n));
     if (names.length >= MAX_ENTRIES) { for (const n of names) libc().unlinkat(dir, n, 0); }
   });
 }

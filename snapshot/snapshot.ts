@@ -168,6 +168,20 @@ export function fileFor(config: Config): string {
   return `snapshot-${nameHash(JSON.stringify(facts))}.json`;
 }
 
+/** A snapshot's file name in `cacheDir`, as {@link fileFor} makes them (uninstall removes them). */
+export const SNAPSHOT_FILE = /^snapshot-[0-9a-f]{16}\.json$/;
+
+/** The temporary name {@link writePrivateAt} writes `name` under before renaming it into place. */
+export function privateTemp(name: string, pid = Deno.pid): string {
+  return `.${name}.${pid}`;
+}
+
+/** Whether `name` is a temporary file of {@link writePrivateAt}'s for a file that `final` names. */
+export function isPrivateTemp(name: string, final: RegExp): boolean {
+  const m = /^\.(.+)\.[0-9]{1,10}$/.exec(name);
+  return m !== null && final.test(m[1]!);
+}
+
 /** 16 hex digits naming a cache file by its contents' key (FNV-1a, twice; the key itself is compared in full). */
 export function nameHash(text: string): string {
   let a = 0x811c9dc5, b = 0x050c5d1f;
@@ -326,7 +340,7 @@ export function writePrivateAt(
   data: string | Uint8Array,
   before?: (dir: number) => void,
 ): string | null {
-  const tmp = `.${name}.${Deno.pid}`;
+  const tmp = privateTemp(name);
   try {
     before?.(dir);
     const fd = check(

@@ -7,7 +7,8 @@
  * An upgrade is the new gpuctl's install: every file is replaced by a rename, so a container starting meanwhile
  * runs the old gpuctl or the new one, never neither; the previous copy stays for what already started with it; a
  * running `gpuctl serve` is told to restart. `--uninstall` removes all of it, but never while an engine's
- * configuration or a CDI spec still names it (engines/references.ts), unless forced.
+ * configuration or a CDI spec still names it (engines/references.ts), nor while `gpuctl serve` runs, unless forced;
+ * what gpuctl kept at run time in `cacheDir` (the snapshot, kept plans and linker caches) goes with it.
  *
  * From source or the bundle there is no single executable: the fronts then run Deno on this checkout
  * (development and tests), and install says so.
@@ -24,7 +25,7 @@ import {
 } from "../serve/fronts.ts";
 import { type Config, DEFAULT_CONFIG_PATH } from "../config/schema.ts";
 import { nvidiaConfigPath } from "../config/nvidia.ts";
-import { answerTimeout, serveDir } from "../serve/protocol.ts";
+import { answerTimeout, runningServer, serveDir } from "../serve/protocol.ts";
 import { packTrailer, selfCommand, selfExecutable, VERSION } from "../version.ts";
 import {
   frontState,
@@ -34,6 +35,7 @@ import {
   lstat,
   NAMES,
   placeExecutable,
+  removeRunState,
   removeVersion,
   restartServer,
   RUNTIME_BASE,
@@ -318,6 +320,17 @@ export async function uninstall(io: InstallIo, o: UninstallOptions): Promise<num
     );
   }
 
+  // A running server is a process of what this removes: it would run on from deleted files, and its unit (or
+  // whoever started it) would start it again from nothing.
+  const sdir = serveDir(io.config.cacheDir);
+  const server = sdir === null ? null : runningServer(sdir);
+  if (server !== null && !o.force) {
+    throw new GpuctlError(
+      "install --uninstall",
+      `refused, nothing removed: gpuctl serve (pid ${server}) is running in ${sdir}; stop it (systemctl disable --now gpuctl-serve, or kill ${server}), then install --uninstall again (or add --force, which leaves it and its directory)`,
+    );
+  }
+
   for (const path of files) {
     Deno.removeSync(path);
     io.out(`removed ${path}\n`);
@@ -328,6 +341,11 @@ export async function uninstall(io: InstallIo, o: UninstallOptions): Promise<num
       Deno.removeSync(d); // only when empty
       io.out(`removed ${d}\n`);
     } catch { /* not there, or not empty */ }
+  }
+  // What gpuctl kept at run time: its driver snapshot, kept plans and linker caches, the server's directory.
+  removeRunState(io.config.cacheDir, (t) => io.out(t), server !== null);
+  if (server !== null) {
+    io.warn(`gpuctl serve (pid ${server}) still runs in ${sdir}, from removed files; stop it`);
   }
   for (const l of lines) io.warn(`now pointing at nothing: ${l}`);
   return 0;

@@ -7,7 +7,10 @@
 import { GpuctlError } from "../errors/mod.ts";
 import type { Config } from "../config/schema.ts";
 import { INSTALL_MARK, readFrontFile } from "../serve/fronts.ts";
-import { serveDir } from "../serve/protocol.ts";
+import { SERVE_FILES, serveDir } from "../serve/protocol.ts";
+import { isPrivateTemp, SNAPSHOT_FILE } from "../snapshot/snapshot.ts";
+import { PLAN_FILE } from "../flows/plan_cache.ts";
+import { LDCACHE_FILE } from "../flows/ldcache_memo.ts";
 import { packTrailer, VERSION } from "../version.ts";
 
 /** The fronts install writes. */
@@ -194,4 +197,49 @@ export function restartServer(out: (text: string) => void, config: Config): void
     Deno.kill(pid, "SIGHUP");
     out(`gpuctl serve (pid ${pid}) told to restart\n`);
   } catch { /* not running */ }
+}
+
+/**
+ * What gpuctl keeps at run time in `cacheDir`, removed: the driver snapshot, the kept plans and linker caches (and
+ * their temporary files), and, unless `keepServe`, `gpuctl serve`'s directory. Only those names, and only files:
+ * anything else there is left, and the directories with it; a serve directory that is a link is not followed.
+ */
+export function removeRunState(
+  cacheDir: string | null,
+  out: (text: string) => void,
+  keepServe: boolean,
+): void {
+  if (cacheDir === null) return;
+  const dir = cacheDir.replace(/\/+$/, "") || "/";
+  const kept = [SNAPSHOT_FILE, PLAN_FILE, LDCACHE_FILE];
+  let removed = 0;
+  const removeIn = (d: string, ours: (name: string) => boolean) => {
+    let names: Deno.DirEntry[];
+    try {
+      names = [...Deno.readDirSync(d)];
+    } catch { // not there
+      return;
+    }
+    for (const e of names) {
+      if (e.isDirectory || !ours(e.name)) continue;
+      try {
+        Deno.removeSync(`${d}/${e.name}`);
+        removed++;
+      } catch { /* gone meanwhile */ }
+    }
+  };
+  removeIn(dir, (n) => kept.some((r) => r.test(n) || isPrivateTemp(n, r)));
+  const serve = serveDir(dir)!;
+  const st = lstat(serve);
+  if (!keepServe && st?.isDirectory && !st.isSymlink) {
+    removeIn(serve, (n) => SERVE_FILES.test(n));
+    try {
+      Deno.removeSync(serve); // only when empty
+    } catch { /* something else is in it */ }
+  }
+  if (removed > 0) out(`removed ${removed} file${removed === 1 ? "" : "s"} gpuctl kept in ${dir}\n`);
+  try {
+    Deno.removeSync(dir); // only when empty
+    out(`removed ${dir}\n`);
+  } catch { /* not there, or not empty */ }
 }

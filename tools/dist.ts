@@ -254,7 +254,8 @@ Optional: keep gpuctl running (GPU containers start faster), and a CDI spec kept
   systemctl daemon-reload && systemctl enable --now gpuctl-serve gpuctl-cdi.service gpuctl-cdi.path
 
 Kubernetes: kubernetes/ (see the README's Kubernetes section). Remove: gpuctl configure docker --remove
-(and the others you configured), then gpuctl install --uninstall. Upgrade: the new gpuctl's install.
+(and the others you configured), systemctl disable --now gpuctl-serve if you enabled it, then
+gpuctl install --uninstall. Upgrade: the new gpuctl's install.
 `;
 
 const stage = await Deno.makeTempDir({ prefix: "gpuctl-dist-stage-" });
@@ -354,8 +355,9 @@ exit 0
     `${d}/DEBIAN/prerm`,
     `#!/bin/sh
 # gpuctl's prerm: on removal, gpuctl install --uninstall, which refuses (and so stops the removal) while an
-# engine's configuration or a CDI spec still names gpuctl, saying which and how to undo it. On upgrade nothing:
-# the new version's postinst switches every name over atomically.
+# engine's configuration or a CDI spec still names gpuctl, or gpuctl serve runs, saying which and how to undo
+# it; it removes what gpuctl kept at run time in its cacheDir. On upgrade nothing: the new version's postinst
+# switches every name over atomically.
 set -e
 case "$1" in
 remove | deconfigure) ${run} install --uninstall ${installArgs} ;;

@@ -52,6 +52,100 @@ Deno.test("install from source: the two names, running Deno on this checkout (an
   );
 });
 
+Deno.test("uninstall removes what gpuctl kept in cacheDir, and only that; refuses, removing nothing, while gpuctl serve runs", async () => {
+  using t = tempDir();
+  using c = tempDir();
+  const cache = `${c.path}/cache`, serve = `${cache}/serve`;
+  const config = `${c.path}/c.jsonc`;
+  Deno.writeTextFileSync(config, JSON.stringify({ cacheDir: cache, cdiSpecDirs: [`${c.path}/cdi`] }));
+  const gpuctl = (args: string[]) =>
+    run(args, { env: { GPUCTL_CONFIG: config }, entry: `${PROJECT}/cli/main.ts` });
+  const fill = () => {
+    Deno.mkdirSync(serve, { recursive: true });
+    const ours = [
+      "snapshot-0123456789abcdef.json",
+      "plan-fedcba9876543210.json",
+      "ldcache-0a.bin",
+      ".plan-fedcba9876543210.json.4242", // a writer's temporary, left by a crash
+      "serve/lock",
+      "serve/123.hook.argv",
+      "serve/123.hook.stdin",
+      "serve/.pid.77",
+    ];
+    for (const f of ours) Deno.writeTextFileSync(`${cache}/${f}`, "x");
+    for (const f of ["requests", "123.reply"]) {
+      if (lstat(`${serve}/${f}`) === null) {
+        assert(new Deno.Command("mkfifo", { args: [`${serve}/${f}`] }).outputSync().success);
+      }
+    }
+  };
+  // Not gpuctl's names (one only looks like a kept plan): left, and the directory with them.
+  const foreign = ["notes.txt", "plan-1.json", "snapshot-0123456789abcdef.json.bak", "ldcache-0a.bin.d"];
+  Deno.mkdirSync(cache, { recursive: true });
+  for (const f of foreign.slice(0, 3)) Deno.writeTextFileSync(`${cache}/${f}`, "keep");
+  Deno.mkdirSync(`${cache}/${foreign[3]}`);
+  const lstat = (p: string) => {
+    try {
+      return Deno.lstatSync(p);
+    } catch {
+      return null;
+    }
+  };
+  const listing = (d: string) => [...Deno.readDirSync(d)].map((e) => e.name).sort();
+
+  assertEquals((await gpuctl(["install", "--prefix", t.path])).code, 0);
+  fill();
+  // A server alive in it (this test's own process, its start time in the pid file as gpuctl serve writes it).
+  const stat = Deno.readTextFileSync(`/proc/${Deno.pid}/stat`);
+  Deno.writeTextFileSync(
+    `${serve}/pid`,
+    `${Deno.pid} ${stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[19]}\n`,
+  );
+  const before = listing(cache);
+  const refused = await gpuctl(["install", "--prefix", t.path, "--uninstall"]);
+  assertEquals(refused.code, 1);
+  assertStringIncludes(
+    refused.stderr,
+    `gpuctl serve (pid ${Deno.pid}) is running in ${serve}; stop it (systemctl disable --now gpuctl-serve, or kill ${Deno.pid})`,
+  );
+  assertEquals(listing(cache), before);
+  assert(Deno.statSync(`${t.path}/gpuctl-runtime`).isFile, "nothing removed");
+
+  // Forced: the run state goes, the live server's directory stays, and it says so.
+  const forced = await gpuctl(["install", "--prefix", t.path, "--uninstall", "--force"]);
+  assertEquals(forced.code, 0, forced.stderr);
+  assertStringIncludes(forced.stdout, `removed 4 files gpuctl kept in ${cache}\n`);
+  assertStringIncludes(
+    forced.stderr,
+    `gpuctl serve (pid ${Deno.pid}) still runs in ${serve}, from removed files`,
+  );
+  assertEquals(listing(cache), [...foreign, "serve"].sort());
+  assertEquals(listing(serve), [
+    ".pid.77",
+    "123.hook.argv",
+    "123.hook.stdin",
+    "123.reply",
+    "lock",
+    "pid",
+    "requests",
+  ]);
+
+  // No server (its pid file names a process that has ended): everything of gpuctl's goes, nothing else.
+  Deno.writeTextFileSync(`${serve}/pid`, "999999999 1\n");
+  fill();
+  const un = await gpuctl(["install", "--prefix", t.path, "--uninstall"]);
+  assertEquals(un.code, 0, un.stderr);
+  assertStringIncludes(un.stdout, `removed 11 files gpuctl kept in ${cache}\n`);
+  assertEquals(listing(cache), [...foreign].sort());
+  // With nothing else there, the directory goes too.
+  for (const f of foreign) Deno.removeSync(`${cache}/${f}`);
+  Deno.writeTextFileSync(`${cache}/ldcache-ff.bin`, "x");
+  const last = await gpuctl(["install", "--prefix", t.path, "--uninstall"]);
+  assertEquals(last.code, 0, last.stderr);
+  assertStringIncludes(last.stdout, `removed 1 file gpuctl kept in ${cache}\nremoved ${cache}\n`);
+  assert(!listing(c.path).includes("cache"));
+});
+
 Deno.test("install --cdi writes the CDI spec whose hook is the installed nvidia-container-runtime-hook; the systemd units run it", async () => {
   using t = tempDir();
   const d = await fakeDriver(standardSpec(2));

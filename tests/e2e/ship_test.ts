@@ -160,8 +160,19 @@ cat /tmp/install.out; rm /root/gpuctl2`);
           r2.stderr,
           `gpuctl: /etc/docker/daemon.json: Docker's runtime "nvidia", its default runtime → /usr/local/bin/gpuctl-runtime; run: gpuctl configure docker --remove\n`,
         );
-        const r3 = await sh("gpuctl configure docker --remove && gpuctl install --uninstall");
+        // A GPU container first, in the same host (its /run is fresh each time): what gpuctl keeps at run time in
+        // /run/gpuctl (the snapshot, the kept plan and linker cache) goes with the uninstall.
+        const r3 = await sh(`${RUN}
+run shim c9 /usr/local/bin/gpuctl-runtime >/dev/null && ls /run/gpuctl
+gpuctl configure docker --remove && gpuctl install --uninstall || exit 9
+ls -A /run/gpuctl 2>&1; exit 0`);
         assertEquals(r3.code, 0, r3.stderr);
+        assertMatch(r3.stdout, /^snapshot-[0-9a-f]{16}\.json$/m);
+        assertMatch(
+          r3.stdout,
+          /^removed [0-9]+ files gpuctl kept in \/run\/gpuctl\nremoved \/run\/gpuctl\n/m,
+        );
+        assertStringIncludes(r3.stdout, "ls: /run/gpuctl: No such file or directory");
         assertEquals(rootListing(root, ["root/gpuctl"]), pristine);
       },
     );
