@@ -8,6 +8,7 @@ import { GpuctlError } from "../errors/mod.ts";
 import type { Config } from "../config/schema.ts";
 import { INSTALL_MARK, readFrontFile } from "../serve/fronts.ts";
 import { SERVE_FILES, serveDir } from "../serve/protocol.ts";
+import { libc } from "../ffi/libc.ts";
 import { isPrivateTemp, SNAPSHOT_FILE } from "../snapshot/snapshot.ts";
 import { PLAN_FILE } from "../flows/plan_cache.ts";
 import { LDCACHE_FILE } from "../flows/ldcache_memo.ts";
@@ -200,9 +201,20 @@ export function restartServer(out: (text: string) => void, config: Config): void
 }
 
 /**
+ * Whether `path` is a directory as gpuctl keeps its run-time files in (`snapshot.ts`, `gpuctl serve`): not a link,
+ * this user's own, and writable by nobody else. gpuctl writes there only then, and so only then reads or removes.
+ */
+export function ownPrivateDir(path: string): boolean {
+  const st = lstat(path);
+  return st !== null && st.isDirectory && !st.isSymlink && st.uid === libc().geteuid() &&
+    (st.mode! & 0o022) === 0;
+}
+
+/**
  * What gpuctl keeps at run time in `cacheDir`, removed: the driver snapshot, the kept plans and linker caches (and
- * their temporary files), and, unless `keepServe`, `gpuctl serve`'s directory. Only those names, and only files:
- * anything else there is left, and the directories with it; a serve directory that is a link is not followed.
+ * their temporary files), and, unless `keepServe`, `gpuctl serve`'s directory. Only those names, only files, and
+ * only in a directory gpuctl would have written them in ({@link ownPrivateDir}): anything else there is left, and
+ * the directories with it.
  */
 export function removeRunState(
   cacheDir: string | null,
@@ -211,6 +223,7 @@ export function removeRunState(
 ): void {
   if (cacheDir === null) return;
   const dir = cacheDir.replace(/\/+$/, "") || "/";
+  if (!ownPrivateDir(dir)) return;
   const kept = [SNAPSHOT_FILE, PLAN_FILE, LDCACHE_FILE];
   let removed = 0;
   const removeIn = (d: string, ours: (name: string) => boolean) => {
@@ -230,8 +243,7 @@ export function removeRunState(
   };
   removeIn(dir, (n) => kept.some((r) => r.test(n) || isPrivateTemp(n, r)));
   const serve = serveDir(dir)!;
-  const st = lstat(serve);
-  if (!keepServe && st?.isDirectory && !st.isSymlink) {
+  if (!keepServe && ownPrivateDir(serve)) {
     removeIn(serve, (n) => SERVE_FILES.test(n));
     try {
       Deno.removeSync(serve); // only when empty

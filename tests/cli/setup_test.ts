@@ -144,6 +144,25 @@ Deno.test("uninstall removes what gpuctl kept in cacheDir, and only that; refuse
   assertEquals(last.code, 0, last.stderr);
   assertStringIncludes(last.stdout, `removed 1 file gpuctl kept in ${cache}\nremoved ${cache}\n`);
   assert(!listing(c.path).includes("cache"));
+
+  // Only in a directory gpuctl would have written in: one others can write, or a serve directory that is a link,
+  // is left as it is.
+  Deno.mkdirSync(serve, { recursive: true });
+  Deno.chmodSync(cache, 0o777);
+  Deno.writeTextFileSync(`${cache}/ldcache-00.bin`, "x");
+  Deno.writeTextFileSync(`${serve}/lock`, "x");
+  assertEquals((await gpuctl(["install", "--prefix", t.path, "--uninstall"])).code, 0);
+  assertEquals(listing(cache), ["ldcache-00.bin", "serve"]);
+  assertEquals(listing(serve), ["lock"]);
+  Deno.chmodSync(cache, 0o755);
+  Deno.removeSync(serve, { recursive: true });
+  Deno.mkdirSync(`${c.path}/elsewhere`);
+  Deno.writeTextFileSync(`${c.path}/elsewhere/lock`, "x");
+  Deno.symlinkSync(`${c.path}/elsewhere`, serve);
+  const linked = await gpuctl(["install", "--prefix", t.path, "--uninstall"]);
+  assertEquals(linked.code, 0, linked.stderr);
+  assertEquals(listing(cache), ["serve"]);
+  assertEquals(listing(`${c.path}/elsewhere`), ["lock"]);
 });
 
 Deno.test("install --cdi writes the CDI spec whose hook is the installed nvidia-container-runtime-hook; the systemd units run it", async () => {
