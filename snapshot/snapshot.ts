@@ -141,8 +141,11 @@ export function snapshotKey(config: Config): string {
   ].join("\n");
 }
 
-/** A private directory of this user's: owned by it, writable by nobody else. */
-function ownDir(path: string, euid: number): number | string {
+/**
+ * A private directory of this user's, opened (`O_PATH`, not through a link): owned by it, writable by nobody else;
+ * else why not. gpuctl keeps run-time files only in such a directory (and uninstall removes them only there).
+ */
+export function ownDir(path: string, euid = libc().geteuid()): number | string {
   let fd: number;
   try {
     fd = check(`open ${path}`, () => libc().open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0));
@@ -220,7 +223,7 @@ export function readPrivate(config: Config, name: string, max: number): { text: 
  */
 export function openCacheDir(config: Config): number | string {
   if (config.cacheDir === null) return "no cacheDir";
-  return ownDir(config.cacheDir, libc().geteuid());
+  return ownDir(config.cacheDir);
 }
 
 /** {@link readPrivate}'s checks and read, in the directory `dir` ({@link openCacheDir}); the file's bytes. */

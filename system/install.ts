@@ -31,10 +31,10 @@ import {
   frontState,
   isOurGpuctl,
   isOurs,
+  isOwnDir,
   linkTo,
   lstat,
   NAMES,
-  ownPrivateDir,
   placeExecutable,
   removeRunState,
   removeVersion,
@@ -324,7 +324,7 @@ export async function uninstall(io: InstallIo, o: UninstallOptions): Promise<num
   // A running server is a process of what this removes: it would run on from deleted files, and its unit (or
   // whoever started it) would start it again from nothing.
   const sdir = serveDir(io.config.cacheDir);
-  const server = sdir === null || !ownPrivateDir(sdir) ? null : runningServer(sdir);
+  const server = sdir === null || !isOwnDir(sdir) ? null : runningServer(sdir);
   if (server !== null && !o.force) {
     throw new GpuctlError(
       "install --uninstall",

@@ -9,7 +9,7 @@ import type { Config } from "../config/schema.ts";
 import { INSTALL_MARK, readFrontFile } from "../serve/fronts.ts";
 import { SERVE_FILES, serveDir } from "../serve/protocol.ts";
 import { libc } from "../ffi/libc.ts";
-import { isPrivateTemp, SNAPSHOT_FILE } from "../snapshot/snapshot.ts";
+import { isPrivateTemp, ownDir, SNAPSHOT_FILE } from "../snapshot/snapshot.ts";
 import { PLAN_FILE } from "../flows/plan_cache.ts";
 import { LDCACHE_FILE } from "../flows/ldcache_memo.ts";
 import { packTrailer, VERSION } from "../version.ts";
@@ -200,21 +200,19 @@ export function restartServer(out: (text: string) => void, config: Config): void
   } catch { /* not running */ }
 }
 
-/**
- * Whether `path` is a directory as gpuctl keeps its run-time files in (`snapshot.ts`, `gpuctl serve`): not a link,
- * this user's own, and writable by nobody else. gpuctl writes there only then, and so only then reads or removes.
- */
-export function ownPrivateDir(path: string): boolean {
-  const st = lstat(path);
-  return st !== null && st.isDirectory && !st.isSymlink && st.uid === libc().geteuid() &&
-    (st.mode! & 0o022) === 0;
+/** Whether `path` is a directory gpuctl keeps run-time files in (`snapshot.ts` `ownDir`: its rule, its check). */
+export function isOwnDir(path: string): boolean {
+  const fd = ownDir(path);
+  if (typeof fd === "string") return false;
+  libc().close(fd);
+  return true;
 }
 
 /**
  * What gpuctl keeps at run time in `cacheDir`, removed: the driver snapshot, the kept plans and linker caches (and
  * their temporary files), and, unless `keepServe`, `gpuctl serve`'s directory. Only those names, only files, and
- * only in a directory gpuctl would have written them in ({@link ownPrivateDir}): anything else there is left, and
- * the directories with it.
+ * only in a directory gpuctl would have written them in (`ownDir`), removed relative to it as they were written:
+ * anything else there is left, and the directories with it.
  */
 export function removeRunState(
   cacheDir: string | null,
@@ -223,28 +221,26 @@ export function removeRunState(
 ): void {
   if (cacheDir === null) return;
   const dir = cacheDir.replace(/\/+$/, "") || "/";
-  if (!ownPrivateDir(dir)) return;
   const kept = [SNAPSHOT_FILE, PLAN_FILE, LDCACHE_FILE];
   let removed = 0;
-  const removeIn = (d: string, ours: (name: string) => boolean) => {
-    let names: Deno.DirEntry[];
+  // Whether `d` is such a directory; its files that `ours` names removed if so.
+  const removeIn = (d: string, ours: (name: string) => boolean): boolean => {
+    const fd = ownDir(d);
+    if (typeof fd === "string") return false;
     try {
-      names = [...Deno.readDirSync(d)];
-    } catch { // not there
-      return;
+      for (const e of Deno.readDirSync(`/proc/self/fd/${fd}`)) {
+        if (!e.isDirectory && ours(e.name) && libc().unlinkat(fd, e.name, 0) === 0) removed++;
+      }
+    } catch {
+      /* unlistable: nothing more removed */
+    } finally {
+      libc().close(fd);
     }
-    for (const e of names) {
-      if (e.isDirectory || !ours(e.name)) continue;
-      try {
-        Deno.removeSync(`${d}/${e.name}`);
-        removed++;
-      } catch { /* gone meanwhile */ }
-    }
+    return true;
   };
-  removeIn(dir, (n) => kept.some((r) => r.test(n) || isPrivateTemp(n, r)));
+  if (!removeIn(dir, (n) => kept.some((r) => r.test(n) || isPrivateTemp(n, r)))) return;
   const serve = serveDir(dir)!;
-  if (!keepServe && ownPrivateDir(serve)) {
-    removeIn(serve, (n) => SERVE_FILES.test(n));
+  if (!keepServe && removeIn(serve, (n) => SERVE_FILES.test(n))) {
     try {
       Deno.removeSync(serve); // only when empty
     } catch { /* something else is in it */ }
