@@ -31,17 +31,22 @@ export interface Build {
 
 /** The file the packed launcher says it is, taken out of the environment by {@link adoptLauncher}. */
 let launcher: string | null = null;
+/** The Deno directory the packed launcher gave this run (its code cache's), taken out by {@link adoptLauncher}. */
+let launcherDenoDir: string | null = null;
 
 /**
  * Takes the packed launcher's variables out of this process's environment (nothing gpuctl starts inherits them),
  * keeping the file it names. Called first thing by the entry point.
  */
-export function adoptLauncher(): void {
-  const self = Deno.env.get("GPUCTL_SELF");
+export function adoptLauncher(
+  env: Pick<Deno.Env, "get" | "delete"> = Deno.env,
+): void {
+  const self = env.get("GPUCTL_SELF");
   if (self === undefined) return;
-  Deno.env.delete("GPUCTL_SELF");
-  Deno.env.delete("DENO_DIR");
-  Deno.env.delete("DENO_NO_UPDATE_CHECK");
+  env.delete("GPUCTL_SELF");
+  launcherDenoDir = env.get("DENO_DIR") ?? null;
+  env.delete("DENO_DIR");
+  env.delete("DENO_NO_UPDATE_CHECK");
   launcher = self;
 }
 
@@ -61,6 +66,37 @@ export function build(): Build {
     ? "source"
     : "bundle";
   return { kind, commit: stamp.commit ?? null, date: stamp.date ?? null, deno: Deno.version.deno };
+}
+
+/**
+ * Left in the packed launcher's Deno directory by a run about to end on its own: such a run waits for Deno to write
+ * the bundle's V8 code cache there (Deno writes it in the background; a run that exits early may cut that off).
+ */
+const CODE_CACHE_MARK = "gpuctl-code-cache-kept";
+
+/** The mark's path: only for a packed gpuctl, whose Deno directory is its own. */
+function codeCacheMark(): string | null {
+  return launcher !== null && launcherDenoDir !== null && launcherDenoDir.startsWith("/")
+    ? `${launcherDenoDir}/${CODE_CACHE_MARK}`
+    : null;
+}
+
+/**
+ * Whether a run of this packed gpuctl has ended on its own before, so that Deno holds the bundle's code cache and
+ * this run may end without Deno's orderly shutdown. `exists` is access(2), passed in: this module loads no FFI.
+ */
+export function codeCacheKept(exists: (path: string) => boolean): boolean {
+  const mark = codeCacheMark();
+  return mark !== null && exists(mark);
+}
+
+/** Leaves the mark, in a run about to end on its own; where the directory is not writable, there is no cache either. */
+export function markCodeCacheKept(exists: (path: string) => boolean): void {
+  const mark = codeCacheMark();
+  if (mark === null || exists(mark)) return;
+  try {
+    Deno.writeFileSync(mark, new Uint8Array(), { createNew: true, mode: 0o644 });
+  } catch { /* read-only, or another run made it */ }
 }
 
 /** `gpuctl --version`: the version, then how it was built. */

@@ -6,6 +6,7 @@
 import { GpuctlError, quote, UsageError } from "../errors/mod.ts";
 import type { Context } from "./context.ts";
 import { MAX_SPEC_BYTES } from "../oci/spec.ts";
+import { mayEndAtOnce } from "./finish.ts";
 
 export const HELP = `Usage: gpuctl hook prestart|poststart|poststop
        gpuctl hook container-edits --driver-version V [--link PATH::TARGET]... [--lib SONAME::PATH[::32]]...
@@ -77,6 +78,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   if (stage === "container-edits") {
     await runEditsHook(ctx.config, stdin, args.slice(args.indexOf(stage) + 1), ctx.log);
   } else await runHook(ctx.config, stdin, ctx.log, ctx.globals.configPath);
+  mayEndAtOnce();
   return 0;
 }
 

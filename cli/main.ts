@@ -13,6 +13,7 @@
 import { ARGV0_COMMANDS } from "./commands.ts";
 import { adoptLauncher } from "../version.ts";
 import { passThrough } from "./runtime.ts";
+import { finish } from "./finish.ts";
 
 /** The basename gpuctl was invoked as: the first NUL-terminated field of `/proc/self/cmdline`. */
 export function invokedAs(): string {
@@ -43,10 +44,9 @@ export async function main(args: string[], argv0: string): Promise<number> {
 }
 
 if (import.meta.main) {
-  // A natural exit, not Deno.exit(), and no top-level await: Deno saves this module's V8 code cache only when
-  // the program ends on its own, and every later start (the shim's exec'd pass-through included) then loads
-  // from it. Every command is synchronous at heart and leaves nothing pending.
-  main(Deno.args, invokedAs()).then((code) => {
-    Deno.exitCode = code;
-  });
+  // A natural exit, not Deno.exit(), and no top-level await: Deno writes this module's V8 code cache in the
+  // background once it has run, and only a program that ends on its own waits for that write, which every later
+  // start (the shim's exec'd pass-through included) then loads from. Every command is synchronous at heart and
+  // leaves nothing pending; a GPU container's ends at once where a run has already left the cache (finish.ts).
+  main(Deno.args, invokedAs()).then((code) => finish(code));
 }

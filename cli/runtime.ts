@@ -10,6 +10,7 @@ import { envConfigPath, plainConfig } from "../config/read.ts";
 import type { Config } from "../config/schema.ts";
 import { execve, exists } from "../ffi/libc.ts";
 import type { Context } from "./context.ts";
+import { mayEndAtOnce } from "./finish.ts";
 
 export const HELP = `Usage: gpuctl-runtime [runc global options] <command> [options] <container-id>
        gpuctl runtime ...  (the same)
@@ -144,7 +145,7 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
       );
       if (view !== null) {
         const { createThenView } = await import("../flows/created.ts");
-        return await createThenView(
+        const code = await createThenView(
           runtime,
           args,
           r,
@@ -153,6 +154,8 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
           passThroughEnv(Deno.env.toObject(), runtime),
           ctx.log,
         );
+        mayEndAtOnce();
+        return code;
       }
     }
     return execRuntime(runtime, args);

@@ -30,6 +30,7 @@ export const LIBC = {
   __errno_location: { params: [], result: "pointer" },
   strerror: { params: ["i32"], result: "cstring" },
   getpid: { params: [], result: "i32" },
+  _exit: { params: ["i32"], result: "void" },
   geteuid: { params: [], result: "u32" },
   open: { params: ["cstring", "i32", "u32"], result: "i32" },
   openat: { params: ["i32", "cstring", "i32", "u32"], result: "i32" },

@@ -104,6 +104,29 @@ echo ==hook; run hook c2 /usr/sbin/runc`);
     );
 
     await t.step(
+      "Deno's code cache is kept by a run that ends on its own, and the mark that lets GPU containers' gpuctl end at once",
+      async () => {
+        // The cache is Deno's, in the installed copy's own Deno directory. Install's first run left it and the mark
+        // (cli/finish.ts); with both gone, a GPU container's gpuctl ends on its own: Deno writes the cache again
+        // and gpuctl its mark. The containers before ended at once (the mark was there); all got their GPU.
+        const r = await sh(`${RUN}
+D=$(echo /usr/local/lib/gpuctl/*/.gpuctl-runtime/*/deno-dir); M=$D/gpuctl-code-cache-kept
+cache() { cat $D/v8_code_cache_v2 $D/v8_code_cache_v2-wal 2>/dev/null | wc -c; }
+[ -f $M ] && echo marked
+rm -f $D/v8_code_cache_v2* $M; echo "removed $(cache)"
+rm -rf /tmp/k1; cp -a /bundles/shim /tmp/k1; cp /tmp/k1/config.orig.json /tmp/k1/config.json
+/usr/local/bin/gpuctl-runtime --root /run/runc create -b /tmp/k1 --pid-file /tmp/k1.pid k1 </dev/null >/dev/null 2>&1
+echo create=$?; /usr/sbin/runc --root /run/runc delete -f k1
+echo "written $(cache)"; [ -f $M ] && echo marked again`);
+        assertEquals(r.code, 0, r.stdout + r.stderr);
+        assertStringIncludes(r.stdout, "marked\nremoved 0\ncreate=0\n");
+        // The bundle's cache alone is hundreds of KiB.
+        assert(Number(r.stdout.match(/^written (\d+)$/m)?.[1]) > 300_000, r.stdout);
+        assertStringIncludes(r.stdout, "marked again\n");
+      },
+    );
+
+    await t.step(
       "a second build installed over it while containers start in a loop: every one gets its GPU",
       async () => {
         const second = `${tmp.path}/second`;
