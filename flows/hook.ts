@@ -10,7 +10,7 @@
  */
 import type { Config } from "../config/schema.ts";
 import { parseState, readLimited, readSpecFields } from "../oci/spec.ts";
-import { readRequest } from "../request/request.ts";
+import { readRequest, readsAnnotation } from "../request/request.ts";
 import { type Logger, phases } from "../log/log.ts";
 import type { InsideEdits, ProcGpu } from "../edits/edits.ts";
 import { parseEditArgs } from "../edits/hook_args.ts";
@@ -24,7 +24,7 @@ export async function runHook(
 ): Promise<void> {
   const state = parseState(stateText);
   const specFile = `${state.bundle}/config.json`;
-  const spec = readSpecFields(readLimited(specFile), specFile);
+  const spec = readSpecFields(readLimited(specFile), specFile, readsAnnotation(config));
   const req = readRequest(spec, config);
   if (req === null) {
     log.debug("not a GPU container", { id: state.id });
@@ -87,7 +87,8 @@ export async function runEditsHook(
   const a = parseEditArgs(args);
   const state = parseState(stateText);
   const specFile = `${state.bundle}/config.json`;
-  const spec = readSpecFields(readLimited(specFile), specFile);
+  // Only the devices are read here: no annotation is kept.
+  const spec = readSpecFields(readLimited(specFile), specFile, () => false);
   const { procGpusFor } = await import("../edits/edits.ts");
   const { applyEdits } = await import("../apply/container.ts");
   const { withLdCacheMemo } = await import("./ldcache_memo.ts");

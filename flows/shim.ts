@@ -6,7 +6,7 @@
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/log.ts";
 import { parseSpec, readLimited } from "../oci/spec.ts";
-import { readRequest } from "../request/request.ts";
+import { readRequest, readsAnnotation } from "../request/request.ts";
 import type { ViewToMake } from "./shim_edit.ts";
 
 /**
@@ -22,7 +22,7 @@ export async function prepareBundle(
 ): Promise<ViewToMake | null> {
   const file = `${bundle.replace(/\/+$/, "")}/config.json`;
   const text = readLimited(file);
-  const spec = parseSpec(text, file);
+  const spec = parseSpec(text, file, readsAnnotation(config));
   const req = readRequest(spec, config);
   if (req === null) {
     log.debug("not a GPU container: config.json untouched", { bundle });

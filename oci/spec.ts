@@ -58,7 +58,10 @@ export interface SpecFields {
   /** `root.path` as written (may be relative to the bundle). */
   readonly rootPath: string | undefined;
   readonly mounts: readonly OciMount[];
-  /** `annotations` (a Go map: exact keys). */
+  /**
+   * `annotations` (a Go map: exact keys): those the reader asked to keep (all, unless it passed `keep`); every
+   * value is checked all the same.
+   */
   readonly annotations: ReadonlyMap<string, string>;
   readonly prestart: readonly OciHook[];
   /** Paths of `linux.devices`. */
@@ -182,8 +185,16 @@ function fieldsFrom<N>(
   return { env, bounding, rootPath, mounts, annotations, prestart, devices };
 }
 
-/** Parses config.json text, checking the types of the fields gpuctl reads as runc's decoder would. */
-export function parseSpec(text: string, file: string): OciSpec {
+/** Which annotations a reader keeps: gpuctl reads a few prefixes, and a config.json may hold any number. */
+export type KeepAnnotation = (key: string) => boolean;
+
+const ALL: KeepAnnotation = () => true;
+
+/**
+ * Parses config.json text, checking the types of the fields gpuctl reads as runc's decoder would. Only the
+ * annotations `keep` accepts are kept.
+ */
+export function parseSpec(text: string, file: string, keep: KeepAnnotation = ALL): OciSpec {
   // The annotations (any number, the image's author's choice) go straight into maps, one per top-level object
   // that could be runc's `annotations`, instead of into the tree.
   const collected = new Map<JNode, Collected>();
@@ -194,7 +205,7 @@ export function parseSpec(text: string, file: string): OciSpec {
       collected.set(node, c);
       return (k, v) => {
         if (v.t !== "str" && v.t !== "null") c.bad ??= k;
-        else c.map.set(k, v.t === "str" ? v.value : "");
+        else if (keep(k)) c.map.set(k, v.t === "str" ? v.value : "");
       };
     },
   });
@@ -216,10 +227,10 @@ export function parseSpec(text: string, file: string): OciSpec {
  * config.json's fields for a hook, which reads and never edits it: those {@link parseSpec} gives, found faster
  * where that is proven to give the same (see {@link fastSpecFields}), else by {@link parseSpec} itself.
  */
-export function readSpecFields(text: string, file: string): SpecFields {
-  const fast = fastSpecFields(text);
+export function readSpecFields(text: string, file: string, keep: KeepAnnotation = ALL): SpecFields {
+  const fast = fastSpecFields(text, keep);
   if (fast !== null) return fast;
-  const { tree: _, ...fields } = parseSpec(text, file);
+  const { tree: _, ...fields } = parseSpec(text, file, keep);
   return fields;
 }
 
@@ -274,7 +285,7 @@ const FAST_FIELDS = new Fields(PLAIN, () => {
  * of order, a deep or large text: `null`, and the error or the answer is {@link parseSpec}'s.
  * `tests/unit/spec_fast_test.ts` compares the two on a corpus and on random mutations.
  */
-export function fastSpecFields(text: string): SpecFields | null {
+export function fastSpecFields(text: string, keep: KeepAnnotation = ALL): SpecFields | null {
   if (text.length > FAST_MAX_CHARS) return null;
   try {
     const doc: unknown = JSON.parse(text);
@@ -296,7 +307,7 @@ export function fastSpecFields(text: string): SpecFields | null {
       const annotations = new Map<string, string>();
       for (const [k, v] of Object.entries(ann ?? {})) {
         if (INDEX_KEY.test(k) || (typeof v !== "string" && v !== null)) FAST_FIELDS.bad(k);
-        annotations.set(k, typeof v === "string" ? v : "");
+        if (keep(k)) annotations.set(k, typeof v === "string" ? v : "");
       }
       return annotations;
     });

@@ -208,6 +208,16 @@ interface Inputs {
  * Builds the request; `null` when the container asks for no GPU (then nothing else is read). Errors name the
  * variable and the fix.
  */
+/**
+ * The annotations {@link readRequest} reads (their keys under `cdiAnnotationPrefixes`): a reader of config.json
+ * need keep no others (`parseSpec`'s `keep`), however many the image's author wrote.
+ */
+export function readsAnnotation(
+  policy: Pick<RequestPolicy, "cdiAnnotationPrefixes">,
+): (key: string) => boolean {
+  return (k) => policy.cdiAnnotationPrefixes.some((p) => k.startsWith(p));
+}
+
 export function readRequest(spec: SpecFields, policy: RequestPolicy): GpuRequest | null {
   const env = envMap(spec);
   const privileged = isPrivileged(spec);
@@ -247,9 +257,7 @@ export function readRequest(spec: SpecFields, policy: RequestPolicy): GpuRequest
 function requestedDevices(i: Inputs): { devices: GpuRequest["devices"]; source: string } | null {
   const { spec, env, policy } = i;
   let devices: DeviceRequest = { kind: "void" }, source = "NVIDIA_VISIBLE_DEVICES";
-  const annotated = [...spec.annotations.keys()].filter((k) =>
-    policy.cdiAnnotationPrefixes.some((p) => k.startsWith(p))
-  ).sort();
+  const annotated = [...spec.annotations.keys()].filter(readsAnnotation(policy)).sort();
   const volumeDevices = i.volumes.filter((id) => !id.startsWith("imex/"));
   const annotatedNames = annotated.flatMap((k) => spec.annotations.get(k)!.split(",")).map((s) => s.trim())
     .filter((s) => s !== "");

@@ -240,6 +240,22 @@ Deno.test("readSpecFields(): the fast read steps aside where JSON.parse and runc
   assertEquals(readSpecFields(folded, "c").env, ["C=3"]);
 });
 
+Deno.test("readSpecFields() and parseSpec() keep only the annotations asked for, and check every one", () => {
+  const base = text(realistic(0));
+  const cdi = (k: string) => k.startsWith("cdi.k8s.io/");
+  const all = readSpecFields(base, "c");
+  for (const got of [fastSpecFields(base, cdi)!, readSpecFields(base, "c", cdi), parseSpec(base, "c", cdi)]) {
+    assertEquals([...got.annotations], [["cdi.k8s.io/gpu", "nvidia.com/gpu=0"]]);
+    assertEquals({ ...got, annotations: null, tree: null }, { ...all, annotations: null, tree: null });
+  }
+  assertEquals(readSpecFields(base, "c", () => false).annotations.size, 0);
+  // A value runc's decoder refuses is refused under a key not kept too, by both reads.
+  const bad = base.replace('"TRUE"', "true");
+  for (const read of [() => readSpecFields(bad, "c", cdi), () => parseSpec(bad, "c", cdi)]) {
+    assertThrows(read, GpuctlError, 'annotation "io.podman.annotations.autoremove" is not a string');
+  }
+});
+
 Deno.test("readSpecFields(): this Deno's JSON.parse misnaming of an escaped key cannot reach the fields", () => {
   // The pair quickJsonc's test pins (tests/unit/fuzz_test.ts): after the first, JSON.parse names the second's
   // escaped key after the first's.
