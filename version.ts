@@ -90,10 +90,13 @@ export function codeCacheKept(exists: (path: string) => boolean): boolean {
   return mark !== null && exists(mark);
 }
 
-/** Leaves the mark, in a run about to end on its own; where the directory is not writable, there is no cache either. */
-export function markCodeCacheKept(exists: (path: string) => boolean): void {
+/**
+ * Leaves the mark, in a run about to end on its own that found none ({@link codeCacheKept}); where the directory is
+ * not writable, there is no cache either.
+ */
+export function markCodeCacheKept(): void {
   const mark = codeCacheMark();
-  if (mark === null || exists(mark)) return;
+  if (mark === null) return;
   try {
     Deno.writeFileSync(mark, new Uint8Array(), { createNew: true, mode: 0o644 });
   } catch { /* read-only, or another run made it */ }

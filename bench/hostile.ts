@@ -96,8 +96,7 @@ export async function hostileTable(tmp: string, bundleJs: string, runs: number):
         samples[k]!.peak = Math.max(samples[k]!.peak, s.peakKiB);
       }
     }
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const normal = median(samples[0]!.ms);
+    const normal = med(samples[0]!.ms);
     const runcExtra = med(alone[1]!) - med(alone[0]!);
     // The server's peak so far: its whole life, every case it has served included.
     const serverPeak = path.startsWith("served")
@@ -107,7 +106,7 @@ export async function hostileTable(tmp: string, bundleJs: string, runs: number):
       const runcOwn = k === 3 ? runcExtra : 0;
       rows.push({
         name: `${path}: ${c.name}${runcOwn ? ` (runc's own +${runcOwn.toFixed(0)} ms in normal)` : ""}`,
-        ms: median(samples[k]!.ms),
+        ms: med(samples[k]!.ms),
         peakMiB: Math.max(samples[k]!.peak, serverPeak) / 1024,
         normalMs: normal + runcOwn,
       });

@@ -30,7 +30,8 @@ const HOST: FinishIo = { exists, endAtOnce: (code) => libc()._exit(code) };
  * on its own, leaving the mark that says a run has.
  */
 export function finish(code: number, io: FinishIo = HOST): void {
-  if (atOnce && codeCacheKept(io.exists)) io.endAtOnce(code);
-  markCodeCacheKept(io.exists);
+  const kept = codeCacheKept(io.exists);
+  if (atOnce && kept) io.endAtOnce(code);
+  if (!kept) markCodeCacheKept();
   Deno.exitCode = code;
 }

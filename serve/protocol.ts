@@ -27,15 +27,18 @@ import { VERSION } from "../version.ts";
  */
 export const PROTOCOL = `gpuctl-serve-2 ${VERSION}`;
 export const LOCK_EX = 2, LOCK_NB = 4;
-export const REQUEST = /^([0-9]{1,10})\.(runtime|view|hook) ([0-9]{1,12})$/;
+/** What a caller asks for: one name for the request line, its files and {@link SERVE_FILES}. */
+const KINDS = "runtime|view|hook";
+export const REQUEST = new RegExp(`^([0-9]{1,10})\\.(${KINDS}) ([0-9]{1,12})$`);
 export const SUFFIXES = [".argv", ".stdin", ".reply"] as const;
 
 /**
  * Every name in the serve directory: the server's `lock`, `pid` (and the temporary it is renamed from) and
  * `requests`, and a caller's files (uninstall removes them).
  */
-export const SERVE_FILES =
-  /^(?:lock|pid|requests|\.pid\.[0-9]{1,10}|[0-9]{1,10}\.(?:runtime|view|hook)\.(?:argv|stdin)|[0-9]{1,10}\.reply)$/;
+export const SERVE_FILES = new RegExp(
+  `^(?:lock|pid|requests|\\.pid\\.[0-9]{1,10}|[0-9]{1,10}\\.(?:${KINDS})\\.(?:argv|stdin)|[0-9]{1,10}\\.reply)$`,
+);
 
 /** Where the server listens: `<cacheDir>/serve`, or nowhere without a cacheDir. */
 export function serveDir(cacheDir: string | null): string | null {

@@ -175,8 +175,8 @@ export function fileFor(config: Config): string {
 export const SNAPSHOT_FILE = /^snapshot-[0-9a-f]{16}\.json$/;
 
 /** The temporary name {@link writePrivateAt} writes `name` under before renaming it into place. */
-export function privateTemp(name: string, pid = Deno.pid): string {
-  return `.${name}.${pid}`;
+function privateTemp(name: string): string {
+  return `.${name}.${Deno.pid}`;
 }
 
 /** Whether `name` is a temporary file of {@link writePrivateAt}'s for a file that `final` names. */
