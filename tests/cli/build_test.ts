@@ -141,6 +141,11 @@ Deno.test("dist/gpuctl's launcher: a short-lived gpuctl runs with its V8 options
   Deno.writeTextFileSync(`${t.path}/c.jsonc`, fixtureConfig(d, { cacheDir: `${t.path}/cache` }));
   const env = { GPUCTL_CONFIG: `${t.path}/c.jsonc` };
   const cmdline = (pid: number) => Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+  // Its options leave V8 without a JIT (tools/pack/build.ts), and so without WebAssembly: nothing bundled may use it.
+  assert(
+    !/\bWebAssembly\b/.test(Deno.readTextFileSync(a.js)),
+    `${a.js} uses WebAssembly, which --jitless turns off`,
+  );
   // A hook, waiting for the container's state on its stdin: Deno, by then, with its options.
   const hook = new Deno.Command(a.exe, { args: ["hook", "prestart"], env, stdin: "piped", stderr: "null" })
     .spawn();
