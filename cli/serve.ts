@@ -98,5 +98,5 @@ export async function run(ctx: Context, args: string[]): Promise<number> {
   server.log = ctx.log;
   announce(dir);
   ctx.log.info("gpuctl serve listening", { dir, timeout: answerTimeout(config) });
-  return await serveLines(dir, server);
+  return await serveLines(l.fifo, server);
 }

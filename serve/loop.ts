@@ -9,10 +9,24 @@ import { check, libc, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR, S_IFIFO, SyscallEr
 import { LOCK_EX, LOCK_NB, privateDir, SUFFIXES } from "./protocol.ts";
 import { Server } from "./server.ts";
 
-/** A server listening in `dir`: the lock taken, leftovers removed, the FIFO made. `close()` undoes it. */
-export function listen(dir: string): { server: (configPath: string | undefined) => Server; close(): void } {
+/** What {@link listen} holds: the FIFO, open for {@link serveLines}, and the server to hand it to. */
+export interface Listening {
+  fifo: Deno.FsFile;
+  server(configPath: string | undefined): Server;
+  /** Removes the FIFO and the pid file, closes the FIFO and gives the lock up. */
+  close(): void;
+}
+
+/**
+ * A server listening in `dir`: the lock taken, leftovers removed, the FIFO made and held open (read-write) from
+ * here on. A front sends once the pid file names the server, and a line written into a FIFO that no one else holds
+ * open is dropped when the writer closes it: held from its creation, no request sent after the pid file appears
+ * (while the server still warms up, or before it reads) is lost.
+ */
+export function listen(dir: string): Listening {
   const dirFd = privateDir(dir);
   let lock = -1;
+  let fifo: Deno.FsFile | null = null;
   try {
     lock = check(
       `open ${dir}/lock`,
@@ -36,16 +50,22 @@ export function listen(dir: string): { server: (configPath: string | undefined) 
       }
     }
     check("mkfifo requests", () => libc().mknodat(dirFd, "requests", S_IFIFO | 0o600, 0n));
+    // Read-write: the server is then always a writer too, and never sees end-of-file between callers.
+    fifo = Deno.openSync(`${dir}/requests`, { read: true, write: true });
   } catch (e) {
+    fifo?.close();
     if (lock >= 0) libc().close(lock);
     libc().close(dirFd);
     throw e;
   }
+  const held = fifo;
   return {
+    fifo: held,
     server: (configPath) => new Server(dir, dirFd, configPath),
     close() {
       libc().unlinkat(dirFd, "pid", 0);
       libc().unlinkat(dirFd, "requests", 0);
+      held.close();
       // Requests still queued: their callers time out and stop their containers.
       for (const e of Deno.readDirSync(dir)) {
         if (SUFFIXES.some((s) => e.name.endsWith(s))) libc().unlinkat(dirFd, e.name, 0);
@@ -76,11 +96,9 @@ async function collector(): Promise<(() => void) | null> {
   }
 }
 
-/** Reads request lines from the FIFO and serves them in order, until the process is stopped. */
-export async function serveLines(dir: string, server: Server): Promise<never> {
+/** Reads request lines from the FIFO {@link listen} holds and serves them in order, until the process is stopped. */
+export async function serveLines(fifo: Deno.FsFile, server: Server): Promise<never> {
   const gc = await collector();
-  // Read-write: the server is then always a writer too, and never sees end-of-file between callers.
-  const fifo = Deno.openSync(`${dir}/requests`, { read: true, write: true });
   const buf = new Uint8Array(64 << 10);
   const dec = new TextDecoder();
   let rest = "";
