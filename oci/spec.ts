@@ -238,8 +238,6 @@ export function readSpecFields(text: string, file: string, keep: KeepAnnotation 
 const FAST_MAX_CHARS = 1 << 20;
 /** Deeper documents are left to {@link parseSpec} (config.json nests 7 deep). */
 const FAST_MAX_DEPTH = Math.min(64, MAX_DEPTH);
-/** Every string of a valid JSON text (with the colon after it when it is a key) and every bracket, in order. */
-const TOKENS = /"(?:[^"\\]+|\\.)*"(?:[ \t\n\r]*:)?|[{}[\]]/g;
 /** Keys that a JavaScript object lists before all others, out of document order. */
 const INDEX_KEY = /^(?:0|[1-9][0-9]*)$/;
 
@@ -290,19 +288,8 @@ export function fastSpecFields(text: string, keep: KeepAnnotation = ALL): SpecFi
   try {
     const doc: unknown = JSON.parse(text);
     if (!isPlain(doc)) return null;
-    let keys = 0, depth = 0;
-    for (const t of text.match(TOKENS) ?? []) {
-      const c = t.charCodeAt(0);
-      if (c === 0x22) {
-        if (t.charCodeAt(t.length - 1) !== 0x3a) continue;
-        // This Deno's JSON.parse can give an escaped key another key's name (see config/read.ts quickJsonc).
-        if (t.includes("\\")) return null;
-        keys++;
-      } else if (c === 0x7b || c === 0x5b) {
-        if (++depth > FAST_MAX_DEPTH) return null;
-      } else depth--;
-    }
-    if (keysIn(doc) !== keys) return null;
+    const keys = keysInText(text);
+    if (keys === null || keysIn(doc, FAST_MAX_DEPTH) !== keys) return null;
     return fieldsFrom(FAST_FIELDS, doc, (ann) => {
       const annotations = new Map<string, string>();
       for (const [k, v] of Object.entries(ann ?? {})) {
@@ -316,17 +303,50 @@ export function fastSpecFields(text: string, keep: KeepAnnotation = ALL): SpecFi
   }
 }
 
-/** How many keys the objects in `v` have, all together. */
-function keysIn(v: unknown): number {
+/**
+ * How many keys a valid JSON text has (strings followed by a colon), or `null` where one holds an escape: this
+ * Deno's JSON.parse can give an escaped key another key's name (see config/read.ts quickJsonc). Found from quote to
+ * quote with the engine's string search rather than a regular expression or a loop over every character: in a
+ * short-lived gpuctl, V8 runs without its JIT (tools/pack/build.ts), and either would be interpreted.
+ */
+export function keysInText(text: string): number | null {
+  let keys = 0, at = 0, escape = text.indexOf("\\");
+  for (;;) {
+    const open = text.indexOf('"', at);
+    if (open < 0) return keys;
+    // The closing quote: the first one no backslash escapes (each escape is a backslash and the character after).
+    let close = text.indexOf('"', open + 1);
+    let escaped = false;
+    while (escape >= 0 && escape < close) {
+      escaped = true;
+      if (escape + 1 === close) close = text.indexOf('"', close + 1);
+      escape = text.indexOf("\\", escape + 2);
+    }
+    if (close < 0) return null; // not JSON: JSON.parse has refused it already
+    at = close + 1;
+    let c = text.charCodeAt(at);
+    while (c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d) c = text.charCodeAt(++at);
+    if (c === 0x3a) {
+      if (escaped) return null;
+      keys++;
+    }
+  }
+}
+
+/** How many keys the objects in `v` have, all together; -1 where arrays and objects nest deeper than `maxDepth`. */
+function keysIn(v: unknown, maxDepth: number): number {
   let n = 0;
-  const todo = [v];
+  const todo = [v], depths = [1];
   while (todo.length > 0) {
-    const x = todo.pop();
-    if (Array.isArray(x)) { for (const y of x) todo.push(y); }
-    else if (isPlain(x)) {
+    const x = todo.pop(), depth = depths.pop()!;
+    if (Array.isArray(x)) {
+      if (depth > maxDepth) return -1;
+      for (const y of x) todo.push(y), depths.push(depth + 1);
+    } else if (isPlain(x)) {
+      if (depth > maxDepth) return -1;
       const ks = Object.keys(x);
       n += ks.length;
-      for (const k of ks) todo.push(x[k]);
+      for (const k of ks) todo.push(x[k]), depths.push(depth + 1);
     }
   }
   return n;

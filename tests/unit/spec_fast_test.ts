@@ -6,7 +6,7 @@
  * what `parseSpec` does; where `parseSpec` refuses, `readSpecFields` refuses with its error.
  */
 import { assert, assertEquals, assertThrows } from "../assert.ts";
-import { fastSpecFields, parseSpec, readSpecFields, type SpecFields } from "../../oci/spec.ts";
+import { fastSpecFields, keysInText, parseSpec, readSpecFields, type SpecFields } from "../../oci/spec.ts";
 import { GpuctlError } from "../../errors/mod.ts";
 import { rng } from "../helpers.ts";
 
@@ -286,6 +286,44 @@ Deno.test("fuzz: readSpecFields() gives parseSpec's fields or error on mutated s
     fastAnswered > 300 && stepped > 300 && refused > 100,
     `${fastAnswered} fast, ${stepped} stepped aside, ${refused} refused`,
   );
+});
+
+Deno.test("fuzz: keysInText() counts a JSON text's keys as a tokenizer does, and steps aside for an escaped one", () => {
+  // The reference: every string (with the colon after it when it is a key) and bracket, by a regular expression.
+  const TOKENS = /"(?:[^"\\]+|\\.)*"(?:[ \t\n\r]*:)?|[{}[\]]/g;
+  const reference = (t: string) => {
+    let keys = 0;
+    for (const x of t.match(TOKENS) ?? []) {
+      if (x[0] !== '"' || !x.endsWith(":")) continue;
+      if (x.includes("\\")) return null;
+      keys++;
+    }
+    return keys;
+  };
+  const r = rng(7);
+  const parts = ["\\", '"', '":', '\\":', ":80", " : ", "\\\\", "\u0022", "x", "", "{", "]"];
+  const str = () => Array.from({ length: r.int(4) }, () => r.pick(parts)).join("");
+  const value = (depth: number): unknown => {
+    const roll = r.next();
+    if (depth > 4 || roll < 0.4) return r.next() < 0.8 ? str() : r.pick([1, null, true]);
+    if (roll < 0.6) return Array.from({ length: r.int(4) }, () => value(depth + 1));
+    return Object.fromEntries(
+      Array.from({ length: r.int(5) }, () => [r.next() < 0.8 ? `k${r.int(9)}` : str(), value(depth + 1)]),
+    );
+  };
+  let escapedKey = 0, counted = 0;
+  for (let i = 0; i < 3000; i++) {
+    const t = JSON.stringify(value(0), null, r.pick([0, 1, "\t", " \n "]));
+    const want = reference(t);
+    assertEquals(keysInText(t), want, t);
+    if (want === null) escapedKey++;
+    else if (want > 0) counted++;
+  }
+  for (let i = 0; i < 300; i++) { // and the config.json corpus, mutated
+    const t = text(mutate(r, realistic(i)));
+    assertEquals(keysInText(t), reference(t), t);
+  }
+  assert(escapedKey > 300 && counted > 300, `${escapedKey} with an escaped key, ${counted} counted`);
 });
 
 Deno.test("readSpecFields(): a huge array or a long escaped string stays within bounds", () => {
