@@ -465,9 +465,14 @@ export class InRoot {
     return fd;
   }
 
-  /** Creates (or replaces) the symlink `dir/name` → `target` inside the rootfs. A directory there is refused. */
+  /**
+   * Creates (or replaces) the symlink `dir/name` → `target` inside the rootfs. A directory there is refused. Made
+   * first and looked at only when something is in the way: in a fresh rootfs nothing is, and a failed look-up is an
+   * error thrown and caught.
+   */
   symlink(dirPath: string, name: string, target: string): void {
     const dir = this.parentDir(dirPath);
+    if (libc().symlinkat(target, dir, name) === 0) return;
     const st = this.lstatAt(dir, name);
     if (st !== null) {
       const t = fileType(st.mode);

@@ -61,6 +61,33 @@ for (const forceWalk of [false, true]) {
     assertEquals(snapshot(canary), before, "the host canary is unchanged");
   });
 
+  Deno.test(`[${mode}] InRoot's symlink replaces whatever is in the way but a directory, never following it`, () => {
+    using t = tempDir();
+    const root = `${t.path}/rootfs`, outside = `${t.path}/outside`;
+    Deno.mkdirSync(`${root}/usr/lib/x86_64-linux-gnu/libcuda.so.dir`, { recursive: true });
+    Deno.writeTextFileSync(outside, "host");
+    const lib = `${root}/usr/lib/x86_64-linux-gnu`;
+    Deno.symlinkSync(outside, `${lib}/libcuda.so`); // to a host path
+    Deno.writeTextFileSync(`${lib}/libnvidia-ml.so`, "image's file");
+    Deno.symlinkSync("/nonexistent", `${lib}/libnvidia-cfg.so`); // dangling
+    const r = InRoot.open(root, { forceWalk });
+    try {
+      for (const n of ["libcuda.so", "libnvidia-ml.so", "libnvidia-cfg.so", "libnew.so"]) {
+        r.symlink("/usr/lib/x86_64-linux-gnu", n, `${n}.1`);
+        assertEquals(Deno.readLinkSync(`${lib}/${n}`), `${n}.1`, n);
+      }
+      assertThrows(
+        () => r.symlink("/usr/lib/x86_64-linux-gnu", "libcuda.so.dir", "x"),
+        GpuctlError,
+        "is a directory; refusing to replace it by a symlink",
+      );
+      assert(Deno.lstatSync(`${lib}/libcuda.so.dir`).isDirectory);
+    } finally {
+      r.close();
+    }
+    assertEquals(Deno.readTextFileSync(outside), "host");
+  });
+
   Deno.test(`[${mode}] InRoot replaces a file whole, never writing the old one, and leaves no temporary file`, () => {
     using t = tempDir();
     const root = `${t.path}/rootfs`;
