@@ -28,15 +28,28 @@ export interface BundleOptions {
 
 let probe: string | null = null;
 
-/** The NVML probe, compiled once per process. */
+/**
+ * The NVML probe, compiled once per state of its source into the tests' cache (tests/.cache, as the artifact is),
+ * and shared by the test processes: one per process in a temporary directory was left behind by every one.
+ */
 async function probeBinary(): Promise<string> {
   if (probe) return probe;
-  const dir = Deno.makeTempDirSync({ prefix: "gpuctl-probe-" });
-  const out = await new Deno.Command("gcc", {
-    args: ["-O1", "-o", `${dir}/nvml-probe`, `${PROJECT}/tests/fixtures/fake-nvml/nvidia-smi.c`, "-ldl"],
-  }).output();
-  if (!out.success) throw new Error("gcc nvml-probe failed");
-  return (probe = `${dir}/nvml-probe`);
+  const src = `${PROJECT}/tests/fixtures/fake-nvml/nvidia-smi.c`;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", Deno.readFileSync(src)));
+  const key = [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const dir = `${PROJECT}/tests/.cache/nvml-probe`;
+  const exe = `${dir}/nvml-probe-${key}`;
+  try {
+    Deno.statSync(exe);
+    return (probe = exe);
+  } catch { /* not built yet */ }
+  Deno.mkdirSync(dir, { recursive: true });
+  // Built beside it and renamed over: a parallel test process finds the whole file or none.
+  const tmp = `${exe}.${Deno.pid}.tmp`;
+  const out = await new Deno.Command("gcc", { args: ["-O1", "-o", tmp, src, "-ldl"] }).output();
+  if (!out.success) throw new Error(`gcc nvml-probe failed: ${new TextDecoder().decode(out.stderr)}`);
+  Deno.renameSync(tmp, exe);
+  return (probe = exe);
 }
 
 /** Writes gpuctl's configuration for the fake driver `d` to `file`, logging everything to `log`; returns `file`. */
