@@ -205,10 +205,6 @@ interface Inputs {
 }
 
 /**
- * Builds the request; `null` when the container asks for no GPU (then nothing else is read). Errors name the
- * variable and the fix.
- */
-/**
  * The annotations {@link readRequest} reads (their keys under `cdiAnnotationPrefixes`): a reader of config.json
  * need keep no others (`parseSpec`'s `keep`), however many the image's author wrote.
  */
@@ -218,6 +214,10 @@ export function readsAnnotation(
   return (k) => policy.cdiAnnotationPrefixes.some((p) => k.startsWith(p));
 }
 
+/**
+ * Builds the request; `null` when the container asks for no GPU (then nothing else is read). Errors name the
+ * variable and the fix.
+ */
 export function readRequest(spec: SpecFields, policy: RequestPolicy): GpuRequest | null {
   const env = envMap(spec);
   const privileged = isPrivileged(spec);

@@ -301,7 +301,7 @@ Deno.test("fuzz: keysInText() counts a JSON text's keys as a tokenizer does, and
     return keys;
   };
   const r = rng(7);
-  const parts = ["\\", '"', '":', '\\":', ":80", " : ", "\\\\", "\u0022", "x", "", "{", "]"];
+  const parts = ["\\", '"', '":', '\\":', ":80", " : ", "\\\\", "\\u0022", "x", "", "{", "]"];
   const str = () => Array.from({ length: r.int(4) }, () => r.pick(parts)).join("");
   const value = (depth: number): unknown => {
     const roll = r.next();
